@@ -1,0 +1,639 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Sonde socket capture: syscall tracepoints only (no kprobes, no fentry), so it
+ * runs on kernels built without them.
+ *
+ * Each traced syscall has an enter program that stashes its arguments per
+ * thread (only when the fd is an AF_INET/AF_INET6 stream socket, decided from
+ * the fd's file) and an exit program that reads the return value and emits
+ * events to the ring buffer. Connections are tracked per (tgid, fd) and checked
+ * against the socket pointer, so a reused fd starts a new connection.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_helpers.h>
+
+#include "sonde_events.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define AF_INET 2
+#define AF_INET6 10
+#define SOCK_STREAM 1
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+#define EINPROGRESS 115
+/* sendmmsg/recvmmsg: messages followed per call; the rest are counted. */
+#define MAX_MMSG 8
+/* Upper bound of the per-call cap, whatever userspace sets. */
+#define MAX_BYTES_PER_CALL_LIMIT (1 << 20)
+
+/* Set by the loader (EbpfLoader::override_global). */
+volatile const __u32 sonde_self_tgid = 0;
+volatile const __u32 sonde_max_bytes_per_call = 32768;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 32 << 20); /* resized by the loader */
+} sonde_events SEC(".maps");
+
+struct conn_key {
+	__u32 tgid;
+	__s32 fd;
+};
+
+struct conn_state {
+	struct sonde_conn_id id;
+	__u64 sk;       /* struct sock *, to tell a reused fd from the same connection */
+	__u64 bytes[2]; /* stream positions, by enum sonde_direction */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct conn_key);
+	__type(value, struct conn_state);
+} sonde_conns SEC(".maps");
+
+/* Arguments of a syscall in flight, stashed at enter, read at exit. */
+struct active_call {
+	__u64 ts_enter;
+	__u64 buf;    /* user buffer, iovec array, msghdr or mmsghdr array */
+	__u64 count;  /* buffer size, iovec count or message count */
+	__u64 sk;
+	__s32 fd;
+	__u8 syscall; /* enum sonde_syscall */
+	__u8 pad[3];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64); /* pid_tgid */
+	__type(value, struct active_call);
+} sonde_active SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SONDE_STAT_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} sonde_stats SEC(".maps");
+
+/* Scratch space for building a data event (too large for the BPF stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sonde_data_event);
+} sonde_scratch SEC(".maps");
+
+/* One global counter: connection generations. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} sonde_generation SEC(".maps");
+
+static __always_inline void stat_add(__u32 which, __u64 n)
+{
+	__u64 *v = bpf_map_lookup_elem(&sonde_stats, &which);
+	if (v)
+		*v += n;
+}
+
+static __always_inline bool is_self(void)
+{
+	return (bpf_get_current_pid_tgid() >> 32) == sonde_self_tgid;
+}
+
+/* The struct sock of an AF_INET/AF_INET6 stream socket behind fd, or NULL. */
+static __always_inline struct sock *fd_to_inet_stream_sock(int fd)
+{
+	if (fd < 0)
+		return NULL;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	if (!fdt)
+		return NULL;
+	unsigned int max_fds = BPF_CORE_READ(fdt, max_fds);
+	if ((unsigned int)fd >= max_fds)
+		return NULL;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *file = NULL;
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+		return NULL;
+	umode_t mode = BPF_CORE_READ(file, f_inode, i_mode);
+	if ((mode & S_IFMT) != S_IFSOCK)
+		return NULL;
+	struct socket *sock = BPF_CORE_READ(file, private_data);
+	if (!sock)
+		return NULL;
+	if (BPF_CORE_READ(sock, type) != SOCK_STREAM)
+		return NULL;
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+	if (!sk)
+		return NULL;
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != AF_INET && family != AF_INET6)
+		return NULL;
+	return sk;
+}
+
+static __always_inline void stash(__u8 syscall, int fd, __u64 buf, __u64 count, struct sock *sk)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct active_call call = {
+		.ts_enter = bpf_ktime_get_ns(),
+		.buf = buf,
+		.count = count,
+		.sk = (__u64)sk,
+		.fd = fd,
+		.syscall = syscall,
+	};
+	if (bpf_map_update_elem(&sonde_active, &id, &call, BPF_ANY))
+		stat_add(SONDE_STAT_ACTIVE_MAP_FULL, 1);
+}
+
+/* Pops the stashed call of this thread into *out; false unless it is the
+ * syscall whose exit this is (an enter whose exit was never seen must not be
+ * mistaken for another syscall's arguments). */
+static __always_inline bool unstash(__u8 syscall, struct active_call *out)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct active_call *call = bpf_map_lookup_elem(&sonde_active, &id);
+	if (!call)
+		return false;
+	*out = *call;
+	bpf_map_delete_elem(&sonde_active, &id);
+	return out->syscall == syscall;
+}
+
+static __always_inline void fill_header(struct sonde_event_header *hdr, __u32 kind, __u64 ts,
+					const struct sonde_conn_id *conn)
+{
+	hdr->kind = kind;
+	hdr->cpu = bpf_get_smp_processor_id();
+	hdr->timestamp_ns = ts;
+	hdr->conn = *conn;
+}
+
+static __always_inline void emit_close(const struct conn_state *c)
+{
+	struct sonde_close_event ev = {};
+	fill_header(&ev.hdr, SONDE_EV_CLOSE, bpf_ktime_get_ns(), &c->id);
+	ev.bytes_egress = c->bytes[SONDE_DIR_EGRESS];
+	ev.bytes_ingress = c->bytes[SONDE_DIR_INGRESS];
+	if (bpf_ringbuf_output(&sonde_events, &ev, sizeof(ev), 0))
+		stat_add(SONDE_STAT_RING_FULL_EVENTS, 1);
+}
+
+/* Starts tracking a connection (replacing, and closing, whatever the fd held). */
+static __always_inline struct conn_state *conn_open(int fd, struct sock *sk, __u16 role)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct conn_key key = {.tgid = bpf_get_current_pid_tgid() >> 32, .fd = fd};
+
+	struct conn_state *old = bpf_map_lookup_elem(&sonde_conns, &key);
+	if (old)
+		emit_close(old);
+
+	__u32 zero = 0;
+	__u64 *gen = bpf_map_lookup_elem(&sonde_generation, &zero);
+	if (!gen)
+		return NULL;
+
+	struct conn_state c = {};
+	c.id.tgid = key.tgid;
+	c.id.fd = fd;
+	c.id.proc_start_ns = BPF_CORE_READ(task, group_leader, start_boottime);
+	c.id.generation = __sync_fetch_and_add(gen, 1) + 1;
+	c.sk = (__u64)sk;
+	if (bpf_map_update_elem(&sonde_conns, &key, &c, BPF_ANY)) {
+		stat_add(SONDE_STAT_CONN_MAP_FULL, 1);
+		return NULL;
+	}
+
+	struct sonde_open_event ev = {};
+	fill_header(&ev.hdr, SONDE_EV_OPEN, bpf_ktime_get_ns(), &c.id);
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	ev.family = family;
+	ev.role = role;
+	ev.sock_type = SOCK_STREAM;
+	ev.local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	ev.remote_port = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (family == AF_INET) {
+		BPF_CORE_READ_INTO(&ev.local_addr, sk, __sk_common.skc_rcv_saddr);
+		BPF_CORE_READ_INTO(&ev.remote_addr, sk, __sk_common.skc_daddr);
+	} else {
+		BPF_CORE_READ_INTO(&ev.local_addr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO(&ev.remote_addr, sk, __sk_common.skc_v6_daddr);
+	}
+	BPF_CORE_READ_INTO(&ev.comm, task, group_leader, comm);
+	if (bpf_ringbuf_output(&sonde_events, &ev, sizeof(ev), 0))
+		stat_add(SONDE_STAT_RING_FULL_EVENTS, 1);
+
+	return bpf_map_lookup_elem(&sonde_conns, &key);
+}
+
+/* The tracked connection on fd, opened now (role unknown) if it predates us. */
+static __always_inline struct conn_state *conn_get(int fd, struct sock *sk)
+{
+	struct conn_key key = {.tgid = bpf_get_current_pid_tgid() >> 32, .fd = fd};
+	struct conn_state *c = bpf_map_lookup_elem(&sonde_conns, &key);
+	if (c && c->sk == (__u64)sk)
+		return c;
+	return conn_open(fd, sk, SONDE_ROLE_UNKNOWN);
+}
+
+/* --- copying payloads: one bpf_loop iteration emits at most one chunk --- */
+
+struct copy_state {
+	struct sonde_conn_id conn;
+	__u64 ts;
+	__u64 position; /* stream position of the next byte */
+	__u64 call_end;
+	__u64 iov;      /* user address of the iovec array, 0 for a single buffer */
+	__u64 iov_count;
+	__u64 iov_index;
+	__u64 iov_offset;  /* offset within the current iovec (or buffer) */
+	__u64 single_base; /* single buffer */
+	__u64 remaining;   /* bytes still to copy under the cap */
+	__u64 copied;
+	__u8 direction;
+	__u8 syscall;
+	bool failed;
+};
+
+/* The copy state lives in a per-CPU map, not on the stack: values loaded from
+ * a map are unknown to the verifier, so the loop body is verified once instead
+ * of once per distinct (known) remaining length. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct copy_state);
+} sonde_copy SEC(".maps");
+
+static long copy_one_chunk(__u32 index, void *ctx)
+{
+	__u32 zero = 0;
+	struct copy_state *s = bpf_map_lookup_elem(&sonde_copy, &zero);
+	if (!s)
+		return 1;
+	if (s->remaining == 0 || s->failed)
+		return 1;
+
+	__u64 base, seg_len;
+	if (s->iov) {
+		if (s->iov_index >= s->iov_count)
+			return 1;
+		struct iovec v;
+		if (bpf_probe_read_user(&v, sizeof(v), (void *)(s->iov + s->iov_index * sizeof(struct iovec)))) {
+			s->failed = true;
+			return 1;
+		}
+		base = (__u64)v.iov_base;
+		seg_len = v.iov_len;
+	} else {
+		base = s->single_base;
+		seg_len = s->iov_offset + s->remaining;
+	}
+	if (s->iov_offset >= seg_len) {
+		s->iov_index++;
+		s->iov_offset = 0;
+		return 0;
+	}
+
+	__u64 n = seg_len - s->iov_offset;
+	if (n > s->remaining)
+		n = s->remaining;
+	if (n > SONDE_CHUNK_MAX)
+		n = SONDE_CHUNK_MAX;
+
+	struct sonde_data_event *ev = bpf_map_lookup_elem(&sonde_scratch, &zero);
+	if (!ev)
+		return 1;
+	fill_header(&ev->hdr, SONDE_EV_DATA, s->ts, &s->conn);
+	ev->position = s->position;
+	ev->call_end = s->call_end;
+	ev->direction = s->direction;
+	ev->syscall = s->syscall;
+
+	/* The masks restate the bound for the verifier: n <= SONDE_CHUNK_MAX. */
+	__u32 len = n & (2 * SONDE_CHUNK_MAX - 1);
+	if (len > SONDE_CHUNK_MAX)
+		return 1;
+	if (bpf_probe_read_user(ev->payload, len, (void *)(base + s->iov_offset))) {
+		s->failed = true;
+		return 1;
+	}
+	s->remaining -= len;
+	s->iov_offset += len;
+	s->position += len;
+	s->copied += len;
+	ev->copied = len;
+	ev->flags = s->remaining == 0 ? SONDE_DATA_LAST : 0;
+	if (s->position == s->call_end)
+		ev->flags = SONDE_DATA_LAST;
+	if (bpf_ringbuf_output(&sonde_events, ev, SONDE_DATA_HEADER_SIZE + len, 0)) {
+		stat_add(SONDE_STAT_RING_FULL_EVENTS, 1);
+		stat_add(SONDE_STAT_RING_FULL_BYTES, len);
+	}
+	return 0;
+}
+
+/* A header-only data event: tells userspace where a call ended when its tail
+ * (or all of it) was not copied. */
+static __always_inline void emit_tail(struct copy_state *s)
+{
+	__u32 zero = 0;
+	struct sonde_data_event *ev = bpf_map_lookup_elem(&sonde_scratch, &zero);
+	if (!ev)
+		return;
+	fill_header(&ev->hdr, SONDE_EV_DATA, s->ts, &s->conn);
+	ev->position = s->position;
+	ev->call_end = s->call_end;
+	ev->copied = 0;
+	ev->direction = s->direction;
+	ev->syscall = s->syscall;
+	ev->flags = SONDE_DATA_LAST;
+	if (bpf_ringbuf_output(&sonde_events, ev, SONDE_DATA_HEADER_SIZE, 0))
+		stat_add(SONDE_STAT_RING_FULL_EVENTS, 1);
+}
+
+/* Emits the first min(total, cap) bytes of a call, from a single buffer (iov == 0)
+ * or an iovec array, and accounts the whole call in the stream position. */
+static __always_inline void emit_data(struct conn_state *c, __u8 direction, __u8 syscall, __u64 ts,
+				      __u64 buf, __u64 iov, __u64 iov_count, __u64 total)
+{
+	__u32 cap = sonde_max_bytes_per_call;
+	if (cap > MAX_BYTES_PER_CALL_LIMIT)
+		cap = MAX_BYTES_PER_CALL_LIMIT;
+	__u64 start = __sync_fetch_and_add(&c->bytes[direction & 1], total);
+
+	__u32 zero = 0;
+	struct copy_state *s = bpf_map_lookup_elem(&sonde_copy, &zero);
+	if (!s)
+		return;
+	s->conn = c->id;
+	s->ts = ts;
+	s->position = start;
+	s->call_end = start + total;
+	s->iov = iov;
+	s->iov_count = iov_count;
+	s->iov_index = 0;
+	s->iov_offset = 0;
+	s->single_base = buf;
+	s->remaining = total < cap ? total : cap;
+	s->copied = 0;
+	s->direction = direction;
+	s->syscall = syscall;
+	s->failed = false;
+
+	if (s->remaining > 0) {
+		/* One iteration per chunk, plus one per iovec boundary crossed. */
+		__u32 loops = s->remaining / SONDE_CHUNK_MAX + 2;
+		if (iov)
+			loops += iov_count < 1024 ? iov_count : 1024;
+		bpf_loop(loops, copy_one_chunk, NULL, 0);
+	}
+	if (s->failed)
+		stat_add(SONDE_STAT_READ_FAILURES, 1);
+	if (s->copied < total) {
+		stat_add(SONDE_STAT_BYTES_NOT_COPIED, total - s->copied);
+		emit_tail(s);
+	}
+}
+
+/* --- connect / accept / close --- */
+
+SEC("tracepoint/syscalls/sys_enter_connect")
+int sys_enter_connect(struct trace_event_raw_sys_enter *ctx)
+{
+	if (is_self())
+		return 0;
+	int fd = ctx->args[0];
+	struct sock *sk = fd_to_inet_stream_sock(fd);
+	if (sk)
+		stash(SONDE_SYS_CONNECT, fd, 0, 0, sk);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int sys_exit_connect(struct trace_event_raw_sys_exit *ctx)
+{
+	struct active_call call;
+	if (!unstash(SONDE_SYS_CONNECT, &call))
+		return 0;
+	if (ctx->ret == 0 || ctx->ret == -EINPROGRESS)
+		conn_open(call.fd, (struct sock *)call.sk, SONDE_ROLE_CLIENT);
+	return 0;
+}
+
+static __always_inline int enter_accept(void)
+{
+	if (is_self())
+		return 0;
+	stash(SONDE_SYS_ACCEPT, -1, 0, 0, NULL);
+	return 0;
+}
+
+static __always_inline int exit_accept(long ret)
+{
+	struct active_call call;
+	if (!unstash(SONDE_SYS_ACCEPT, &call) || ret < 0)
+		return 0;
+	int fd = ret;
+	struct sock *sk = fd_to_inet_stream_sock(fd);
+	if (sk)
+		conn_open(fd, sk, SONDE_ROLE_SERVER);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_accept")
+int sys_enter_accept(struct trace_event_raw_sys_enter *ctx) { return enter_accept(); }
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int sys_exit_accept(struct trace_event_raw_sys_exit *ctx) { return exit_accept(ctx->ret); }
+
+SEC("tracepoint/syscalls/sys_enter_accept4")
+int sys_enter_accept4(struct trace_event_raw_sys_enter *ctx) { return enter_accept(); }
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int sys_exit_accept4(struct trace_event_raw_sys_exit *ctx) { return exit_accept(ctx->ret); }
+
+SEC("tracepoint/syscalls/sys_enter_close")
+int sys_enter_close(struct trace_event_raw_sys_enter *ctx)
+{
+	if (is_self())
+		return 0;
+	struct conn_key key = {.tgid = bpf_get_current_pid_tgid() >> 32, .fd = ctx->args[0]};
+	if (bpf_map_lookup_elem(&sonde_conns, &key))
+		stash(SONDE_SYS_CLOSE, key.fd, 0, 0, NULL);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_close")
+int sys_exit_close(struct trace_event_raw_sys_exit *ctx)
+{
+	struct active_call call;
+	if (!unstash(SONDE_SYS_CLOSE, &call) || ctx->ret != 0)
+		return 0;
+	struct conn_key key = {.tgid = bpf_get_current_pid_tgid() >> 32, .fd = call.fd};
+	struct conn_state *c = bpf_map_lookup_elem(&sonde_conns, &key);
+	if (c) {
+		emit_close(c);
+		bpf_map_delete_elem(&sonde_conns, &key);
+	}
+	return 0;
+}
+
+/* --- data syscalls --- */
+
+static __always_inline int enter_data(__u8 syscall, int fd, __u64 buf, __u64 count)
+{
+	if (is_self())
+		return 0;
+	struct sock *sk = fd_to_inet_stream_sock(fd);
+	if (sk)
+		stash(syscall, fd, buf, count, sk);
+	return 0;
+}
+
+/* Exit of read/write/recvfrom/sendto (single buffer) and readv/writev (iovec). */
+static __always_inline int exit_data(__u8 syscall, long ret, __u8 direction, bool vectored)
+{
+	struct active_call call;
+	if (!unstash(syscall, &call) || ret <= 0)
+		return 0;
+	struct conn_state *c = conn_get(call.fd, (struct sock *)call.sk);
+	if (!c)
+		return 0;
+	__u64 ts = direction == SONDE_DIR_EGRESS ? call.ts_enter : bpf_ktime_get_ns();
+	if (vectored)
+		emit_data(c, direction, call.syscall, ts, 0, call.buf, call.count, ret);
+	else
+		emit_data(c, direction, call.syscall, ts, call.buf, 0, 0, ret);
+	return 0;
+}
+
+/* Exit of sendmsg/recvmsg: the payload is in the msghdr's iovecs. */
+static __always_inline int exit_msg(__u8 syscall, long ret, __u8 direction)
+{
+	struct active_call call;
+	if (!unstash(syscall, &call) || ret <= 0)
+		return 0;
+	struct conn_state *c = conn_get(call.fd, (struct sock *)call.sk);
+	if (!c)
+		return 0;
+	struct user_msghdr msg;
+	__u64 ts = direction == SONDE_DIR_EGRESS ? call.ts_enter : bpf_ktime_get_ns();
+	if (bpf_probe_read_user(&msg, sizeof(msg), (void *)call.buf)) {
+		/* Nothing to copy from: the bytes still advance the stream. */
+		stat_add(SONDE_STAT_READ_FAILURES, 1);
+		emit_data(c, direction, call.syscall, ts, 0, 0, 0, ret);
+		return 0;
+	}
+	emit_data(c, direction, call.syscall, ts, 0, (__u64)msg.msg_iov, msg.msg_iovlen, ret);
+	return 0;
+}
+
+/* Exit of sendmmsg/recvmmsg: ret is the number of messages; each has its msg_len. */
+static __always_inline int exit_mmsg(__u8 syscall, long ret, __u8 direction)
+{
+	struct active_call call;
+	if (!unstash(syscall, &call) || ret <= 0)
+		return 0;
+	struct conn_state *c = conn_get(call.fd, (struct sock *)call.sk);
+	if (!c)
+		return 0;
+	__u64 ts = direction == SONDE_DIR_EGRESS ? call.ts_enter : bpf_ktime_get_ns();
+	if (ret > MAX_MMSG)
+		stat_add(SONDE_STAT_MMSG_TRUNCATED, ret - MAX_MMSG);
+	for (int i = 0; i < MAX_MMSG; i++) {
+		if (i >= ret)
+			break;
+		struct mmsghdr m;
+		if (bpf_probe_read_user(&m, sizeof(m), (void *)(call.buf + i * sizeof(struct mmsghdr)))) {
+			stat_add(SONDE_STAT_READ_FAILURES, 1);
+			break;
+		}
+		if (m.msg_len == 0)
+			continue;
+		emit_data(c, direction, call.syscall, ts, 0, (__u64)m.msg_hdr.msg_iov, m.msg_hdr.msg_iovlen,
+			  m.msg_len);
+	}
+	return 0;
+}
+
+#define DATA_PROBES(name, sys, exit_fn, dir, ...)                                            \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                                                   \
+	int sys_enter_##name(struct trace_event_raw_sys_enter *ctx)                                   \
+	{                                                                                             \
+		return enter_data(sys, ctx->args[0], ctx->args[1], ctx->args[2]);                     \
+	}                                                                                             \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                                                    \
+	int sys_exit_##name(struct trace_event_raw_sys_exit *ctx)                                     \
+	{                                                                                             \
+		return exit_fn(sys, ctx->ret, dir, ##__VA_ARGS__);                                    \
+	}
+
+DATA_PROBES(read, SONDE_SYS_READ, exit_data, SONDE_DIR_INGRESS, false)
+DATA_PROBES(write, SONDE_SYS_WRITE, exit_data, SONDE_DIR_EGRESS, false)
+DATA_PROBES(recvfrom, SONDE_SYS_RECVFROM, exit_data, SONDE_DIR_INGRESS, false)
+DATA_PROBES(sendto, SONDE_SYS_SENDTO, exit_data, SONDE_DIR_EGRESS, false)
+DATA_PROBES(readv, SONDE_SYS_READV, exit_data, SONDE_DIR_INGRESS, true)
+DATA_PROBES(writev, SONDE_SYS_WRITEV, exit_data, SONDE_DIR_EGRESS, true)
+DATA_PROBES(recvmsg, SONDE_SYS_RECVMSG, exit_msg, SONDE_DIR_INGRESS)
+DATA_PROBES(sendmsg, SONDE_SYS_SENDMSG, exit_msg, SONDE_DIR_EGRESS)
+DATA_PROBES(recvmmsg, SONDE_SYS_RECVMMSG, exit_mmsg, SONDE_DIR_INGRESS)
+DATA_PROBES(sendmmsg, SONDE_SYS_SENDMMSG, exit_mmsg, SONDE_DIR_EGRESS)
+
+/* sendfile(out_fd, in_fd, offset, count): the bytes come from a file, not user
+ * memory, so only their size is accounted (userspace sees a gap it can skip). */
+SEC("tracepoint/syscalls/sys_enter_sendfile64")
+int sys_enter_sendfile64(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter_data(SONDE_SYS_SENDFILE, ctx->args[0], 0, ctx->args[3]);
+}
+
+SEC("tracepoint/syscalls/sys_exit_sendfile64")
+int sys_exit_sendfile64(struct trace_event_raw_sys_exit *ctx)
+{
+	struct active_call call;
+	if (!unstash(SONDE_SYS_SENDFILE, &call) || ctx->ret <= 0)
+		return 0;
+	struct conn_state *c = conn_get(call.fd, (struct sock *)call.sk);
+	if (!c)
+		return 0;
+	stat_add(SONDE_STAT_SENDFILE_BYTES, ctx->ret);
+	__u32 zero = 0;
+	struct copy_state *s = bpf_map_lookup_elem(&sonde_copy, &zero);
+	if (!s)
+		return 0;
+	s->conn = c->id;
+	s->ts = call.ts_enter;
+	s->position = __sync_fetch_and_add(&c->bytes[SONDE_DIR_EGRESS], ctx->ret);
+	s->call_end = s->position + ctx->ret;
+	s->direction = SONDE_DIR_EGRESS;
+	s->syscall = SONDE_SYS_SENDFILE;
+	emit_tail(s);
+	return 0;
+}
+
+/* A process is gone: userspace finalizes and forgets its connections. */
+SEC("tracepoint/sched/sched_process_exit")
+int sched_process_exit(void *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	if ((__u32)id != (__u32)(id >> 32))
+		return 0; /* a thread, not the process */
+	struct sonde_conn_id conn = {.tgid = id >> 32, .fd = -1};
+	struct sonde_event_header ev = {};
+	fill_header(&ev, SONDE_EV_PROC_EXIT, bpf_ktime_get_ns(), &conn);
+	if (bpf_ringbuf_output(&sonde_events, &ev, sizeof(ev), 0))
+		stat_add(SONDE_STAT_RING_FULL_EVENTS, 1);
+	return 0;
+}

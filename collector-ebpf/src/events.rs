@@ -1,0 +1,338 @@
+//! `#[repr(C)]` mirrors of `bpf/sonde_events.h` and a safe decoder for the raw
+//! ring-buffer records. The sizes and offsets asserted here are the same ones the
+//! C header asserts with `_Static_assert`, so the two cannot drift apart silently.
+
+use std::mem::{offset_of, size_of};
+
+pub const CHUNK_MAX: usize = 8192;
+pub const COMM_LEN: usize = 16;
+
+pub const EV_OPEN: u32 = 1;
+pub const EV_DATA: u32 = 2;
+pub const EV_CLOSE: u32 = 3;
+pub const EV_PROC_EXIT: u32 = 4;
+
+pub const ROLE_UNKNOWN: u16 = 0;
+pub const ROLE_CLIENT: u16 = 1;
+pub const ROLE_SERVER: u16 = 2;
+
+pub const DIR_EGRESS: u8 = 0;
+pub const DIR_INGRESS: u8 = 1;
+
+pub const DATA_LAST: u16 = 0x1;
+
+pub const AF_INET: u16 = 2;
+pub const AF_INET6: u16 = 10;
+
+/// Kernel-side counters, by index in the `sonde_stats` per-CPU array:
+/// (index, counter name, help).
+pub const KERNEL_STATS: &[(u32, &str, &str)] = &[
+    (
+        0,
+        "kernel_ring_full_events",
+        "Events lost because the BPF ring buffer was full",
+    ),
+    (
+        1,
+        "kernel_ring_full_bytes",
+        "Payload bytes in data events lost to a full ring buffer",
+    ),
+    (
+        2,
+        "kernel_conn_map_full",
+        "Connections not tracked because the kernel connection map was full",
+    ),
+    (
+        3,
+        "kernel_active_map_full",
+        "Socket syscalls not traced because the in-flight syscall map was full",
+    ),
+    (
+        4,
+        "kernel_bytes_not_copied",
+        "Payload bytes over the per-call copy cap (accounted by size only)",
+    ),
+    (
+        5,
+        "kernel_read_failures",
+        "Failed reads of user memory (the bytes become a stream gap)",
+    ),
+    (
+        6,
+        "kernel_sendfile_bytes",
+        "Bytes sent with sendfile (no user buffer to copy; a gap the parsers skip)",
+    ),
+    (
+        7,
+        "kernel_mmsg_truncated",
+        "Messages of sendmmsg/recvmmsg beyond the per-call limit of 8",
+    ),
+];
+pub const KERNEL_STAT_COUNT: u32 = 8;
+
+/// Field order matters: connections sort by (tgid, fd, ...), so one process's
+/// connections, or one fd's generations, are a range.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId {
+    pub tgid: u32,
+    pub fd: i32,
+    pub proc_start_ns: u64,
+    pub generation: u64,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct EventHeader {
+    pub kind: u32,
+    pub cpu: u32,
+    pub timestamp_ns: u64,
+    pub conn: ConnId,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct OpenEvent {
+    pub hdr: EventHeader,
+    pub family: u16,
+    pub role: u16,
+    pub local_port: u16,
+    pub remote_port: u16,
+    pub local_addr: [u8; 16],
+    pub remote_addr: [u8; 16],
+    pub sock_type: u32,
+    pub pad: u32,
+    pub comm: [u8; COMM_LEN],
+}
+
+/// The fixed part of a data event; `copied` payload bytes follow it.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct DataEventHeader {
+    pub hdr: EventHeader,
+    pub position: u64,
+    pub call_end: u64,
+    pub copied: u32,
+    pub direction: u8,
+    pub syscall: u8,
+    pub flags: u16,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct CloseEvent {
+    pub hdr: EventHeader,
+    pub bytes_egress: u64,
+    pub bytes_ingress: u64,
+}
+
+// The same numbers as the _Static_asserts in sonde_events.h.
+const _: () = assert!(size_of::<ConnId>() == 24);
+const _: () = assert!(size_of::<EventHeader>() == 40);
+const _: () = assert!(size_of::<OpenEvent>() == 104);
+const _: () = assert!(offset_of!(OpenEvent, local_addr) == 48);
+const _: () = assert!(offset_of!(OpenEvent, comm) == 88);
+const _: () = assert!(size_of::<DataEventHeader>() == 64);
+const _: () = assert!(offset_of!(DataEventHeader, copied) == 56);
+const _: () = assert!(size_of::<CloseEvent>() == 56);
+
+/// Marker for the plain-old-data event structs above: every bit pattern is a
+/// valid value (integers and byte arrays only, no padding read as data).
+///
+/// # Safety
+/// Implement only for `#[repr(C)]` structs made of integers and integer arrays.
+pub unsafe trait Pod: Copy {}
+unsafe impl Pod for EventHeader {}
+unsafe impl Pod for OpenEvent {}
+unsafe impl Pod for DataEventHeader {}
+unsafe impl Pod for CloseEvent {}
+
+/// The raw bytes of an event, as the kernel would write them (for tests,
+/// benchmarks and replaying recorded streams).
+pub fn record_bytes<T: Pod>(value: &T, payload: &[u8]) -> Vec<u8> {
+    // SAFETY: T is Pod: plain integers with no padding, so every byte is initialised.
+    let head =
+        unsafe { std::slice::from_raw_parts((value as *const T).cast::<u8>(), size_of::<T>()) };
+    let mut bytes = Vec::with_capacity(head.len() + payload.len());
+    bytes.extend_from_slice(head);
+    bytes.extend_from_slice(payload);
+    bytes
+}
+
+/// Reads a `T` from the front of `bytes`, if it is long enough.
+fn read_pod<T: Pod>(bytes: &[u8]) -> Option<T> {
+    if bytes.len() < size_of::<T>() {
+        return None;
+    }
+    // SAFETY: the length is checked above, `T: Pod` accepts any bit pattern, and
+    // read_unaligned has no alignment requirement.
+    Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
+}
+
+/// One decoded ring-buffer record, borrowing the payload.
+#[derive(Debug, Clone, Copy)]
+pub enum Event<'a> {
+    Open(OpenEvent),
+    Data {
+        header: DataEventHeader,
+        payload: &'a [u8],
+    },
+    Close(CloseEvent),
+    ProcExit(EventHeader),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("record of {len} bytes is too short for its kind")]
+    Truncated { len: usize },
+    #[error("unknown event kind {kind}")]
+    UnknownKind { kind: u32 },
+    #[error("data event claims {copied} payload bytes but carries {available}")]
+    BadLength { copied: u32, available: usize },
+}
+
+impl<'a> Event<'a> {
+    /// Decodes one record; never panics, whatever the bytes.
+    pub fn decode(record: &'a [u8]) -> Result<Self, DecodeError> {
+        let truncated = DecodeError::Truncated { len: record.len() };
+        let header: EventHeader = read_pod(record).ok_or(truncated)?;
+        match header.kind {
+            EV_OPEN => read_pod(record).map(Event::Open).ok_or(truncated),
+            EV_CLOSE => read_pod(record).map(Event::Close).ok_or(truncated),
+            EV_PROC_EXIT => Ok(Event::ProcExit(header)),
+            EV_DATA => {
+                let data: DataEventHeader = read_pod(record).ok_or(truncated)?;
+                let available = record.len() - size_of::<DataEventHeader>();
+                let payload = record
+                    .get(size_of::<DataEventHeader>()..)
+                    .and_then(|rest| rest.get(..data.copied as usize))
+                    .ok_or(DecodeError::BadLength {
+                        copied: data.copied,
+                        available,
+                    })?;
+                Ok(Event::Data {
+                    header: data,
+                    payload,
+                })
+            }
+            kind => Err(DecodeError::UnknownKind { kind }),
+        }
+    }
+}
+
+/// The process name in an open event (NUL-terminated in the kernel).
+pub fn comm_str(comm: &[u8; COMM_LEN]) -> String {
+    let end = comm.iter().position(|&b| b == 0).unwrap_or(COMM_LEN);
+    String::from_utf8_lossy(comm.get(..end).unwrap_or_default()).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes_of<T: Pod>(value: &T) -> Vec<u8> {
+        record_bytes(value, &[])
+    }
+
+    fn header(kind: u32) -> EventHeader {
+        EventHeader {
+            kind,
+            cpu: 1,
+            timestamp_ns: 42,
+            conn: ConnId {
+                tgid: 7,
+                fd: 3,
+                proc_start_ns: 9,
+                generation: 11,
+            },
+        }
+    }
+
+    #[test]
+    fn decodes_data_with_payload() {
+        let data = DataEventHeader {
+            hdr: header(EV_DATA),
+            position: 100,
+            call_end: 105,
+            copied: 5,
+            direction: DIR_INGRESS,
+            syscall: 1,
+            flags: DATA_LAST,
+        };
+        let mut record = bytes_of(&data);
+        record.extend_from_slice(b"hello");
+        match Event::decode(&record).unwrap() {
+            Event::Data { header, payload } => {
+                assert_eq!(header.position, 100);
+                assert_eq!(header.hdr.conn.generation, 11);
+                assert_eq!(payload, b"hello");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn rejects_short_and_lying_records() {
+        assert_eq!(
+            Event::decode(&[1, 0, 0]).unwrap_err(),
+            DecodeError::Truncated { len: 3 }
+        );
+        let mut data = DataEventHeader {
+            hdr: header(EV_DATA),
+            position: 0,
+            call_end: 10,
+            copied: 10,
+            direction: DIR_EGRESS,
+            syscall: 2,
+            flags: 0,
+        };
+        let record = bytes_of(&data);
+        assert_eq!(
+            Event::decode(&record).unwrap_err(),
+            DecodeError::BadLength {
+                copied: 10,
+                available: 0
+            }
+        );
+        data.hdr.kind = 99;
+        assert_eq!(
+            Event::decode(&bytes_of(&data)).unwrap_err(),
+            DecodeError::UnknownKind { kind: 99 }
+        );
+    }
+
+    #[test]
+    fn never_panics_on_arbitrary_records() {
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        for len in 0..400 {
+            let record: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    seed as u8
+                })
+                .collect();
+            let _ = Event::decode(&record);
+            let mut typed = record.clone();
+            if typed.len() >= 4 {
+                typed[..4].copy_from_slice(&EV_DATA.to_ne_bytes());
+                let _ = Event::decode(&typed);
+            }
+        }
+    }
+
+    #[test]
+    fn object_is_embedded() {
+        assert_eq!(crate::BPF_OBJECT.get(..4), Some(&b"\x7fELF"[..]));
+        assert_eq!(crate::BPF_OBJECT.as_ptr() as usize % 32, 0);
+    }
+
+    #[test]
+    fn comm_stops_at_nul() {
+        let mut comm = [0u8; COMM_LEN];
+        comm[..4].copy_from_slice(b"curl");
+        assert_eq!(comm_str(&comm), "curl");
+        assert_eq!(comm_str(&[b'a'; COMM_LEN]), "aaaaaaaaaaaaaaaa");
+    }
+}

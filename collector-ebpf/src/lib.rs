@@ -1,0 +1,58 @@
+//! Sonde's kernel side: the compiled BPF object and the Rust mirrors of the
+//! events it sends (see `bpf/sonde_events.h`, the one definition of the layouts).
+
+pub mod events;
+
+/// The compiled BPF object (ELF), aligned as aya's object parser requires.
+pub static BPF_OBJECT: &[u8] = {
+    #[repr(C, align(32))]
+    struct Aligned<T: ?Sized>(T);
+    static ALIGNED: &Aligned<[u8]> =
+        &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/sonde.bpf.o")));
+    &ALIGNED.0
+};
+
+/// Names of the maps and globals in the object, shared by loader and tests.
+pub mod names {
+    pub const EVENTS_MAP: &str = "sonde_events";
+    pub const CONNS_MAP: &str = "sonde_conns";
+    pub const STATS_MAP: &str = "sonde_stats";
+    pub const SELF_TGID: &str = "sonde_self_tgid";
+    pub const MAX_BYTES_PER_CALL: &str = "sonde_max_bytes_per_call";
+}
+
+/// Every tracepoint program in the object: (program name, category, tracepoint).
+/// The program name is the C function name.
+pub const TRACEPOINTS: &[(&str, &str, &str)] = &[
+    ("sys_enter_connect", "syscalls", "sys_enter_connect"),
+    ("sys_exit_connect", "syscalls", "sys_exit_connect"),
+    ("sys_enter_accept", "syscalls", "sys_enter_accept"),
+    ("sys_exit_accept", "syscalls", "sys_exit_accept"),
+    ("sys_enter_accept4", "syscalls", "sys_enter_accept4"),
+    ("sys_exit_accept4", "syscalls", "sys_exit_accept4"),
+    ("sys_enter_close", "syscalls", "sys_enter_close"),
+    ("sys_exit_close", "syscalls", "sys_exit_close"),
+    ("sys_enter_read", "syscalls", "sys_enter_read"),
+    ("sys_exit_read", "syscalls", "sys_exit_read"),
+    ("sys_enter_write", "syscalls", "sys_enter_write"),
+    ("sys_exit_write", "syscalls", "sys_exit_write"),
+    ("sys_enter_recvfrom", "syscalls", "sys_enter_recvfrom"),
+    ("sys_exit_recvfrom", "syscalls", "sys_exit_recvfrom"),
+    ("sys_enter_sendto", "syscalls", "sys_enter_sendto"),
+    ("sys_exit_sendto", "syscalls", "sys_exit_sendto"),
+    ("sys_enter_readv", "syscalls", "sys_enter_readv"),
+    ("sys_exit_readv", "syscalls", "sys_exit_readv"),
+    ("sys_enter_writev", "syscalls", "sys_enter_writev"),
+    ("sys_exit_writev", "syscalls", "sys_exit_writev"),
+    ("sys_enter_recvmsg", "syscalls", "sys_enter_recvmsg"),
+    ("sys_exit_recvmsg", "syscalls", "sys_exit_recvmsg"),
+    ("sys_enter_sendmsg", "syscalls", "sys_enter_sendmsg"),
+    ("sys_exit_sendmsg", "syscalls", "sys_exit_sendmsg"),
+    ("sys_enter_recvmmsg", "syscalls", "sys_enter_recvmmsg"),
+    ("sys_exit_recvmmsg", "syscalls", "sys_exit_recvmmsg"),
+    ("sys_enter_sendmmsg", "syscalls", "sys_enter_sendmmsg"),
+    ("sys_exit_sendmmsg", "syscalls", "sys_exit_sendmmsg"),
+    ("sys_enter_sendfile64", "syscalls", "sys_enter_sendfile64"),
+    ("sys_exit_sendfile64", "syscalls", "sys_exit_sendfile64"),
+    ("sched_process_exit", "sched", "sched_process_exit"),
+];

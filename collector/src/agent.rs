@@ -1,0 +1,149 @@
+//! `sonde agent`: wires the store, the probes, the capture thread and the API.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context;
+use sonde_protocols::http::HttpConfig;
+use sonde_query::engine::QueryEngine;
+use sonde_query::schema::{CAPTURE_STATS, HTTP_EVENTS, capture_stats_schema, http_events_schema};
+use sonde_query::stats::StatsRegistry;
+use sonde_query::store::{StoreConfig, TableStore};
+use sonde_web::AppState;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+
+use crate::capture::{self, Capture};
+use crate::cli::AgentArgs;
+use crate::conntrack::{Tracker, TrackerConfig};
+use crate::counters::CaptureCounters;
+use crate::probes::{self, ProbeConfig};
+
+fn http_config(args: &AgentArgs) -> HttpConfig {
+    let mut config = HttpConfig::default();
+    config.body_prefix_bytes = usize::try_from(args.body_prefix_bytes).unwrap_or(usize::MAX);
+    if args.no_default_redaction {
+        config.redacted_headers.clear();
+    }
+    config
+        .redacted_headers
+        .extend(args.redact_headers.iter().map(|h| h.to_ascii_lowercase()));
+    config
+}
+
+fn store_config(args: &AgentArgs) -> StoreConfig {
+    StoreConfig {
+        budget_bytes: usize::try_from(args.store_budget_mib << 20).unwrap_or(usize::MAX),
+        // capture_stats is small; rows of traffic get the rest.
+        shares: vec![
+            (CAPTURE_STATS.to_string(), 0.02),
+            (HTTP_EVENTS.to_string(), 0.98),
+        ],
+    }
+}
+
+pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
+    let stats = Arc::new(StatsRegistry::new());
+    let store = Arc::new(TableStore::new(store_config(&args), stats.clone()));
+    store.register(HTTP_EVENTS, http_events_schema())?;
+    store.register(CAPTURE_STATS, capture_stats_schema())?;
+    let engine = Arc::new(QueryEngine::new(store.clone()));
+    let ready = Arc::new(AtomicBool::new(false));
+
+    // Bind first: a port already in use fails before any probe is loaded.
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+
+    let probe_config = ProbeConfig {
+        max_bytes_per_call: args.max_bytes_per_call,
+        ring_buffer_bytes: args.ring_buffer_mib << 20,
+    };
+    let (probes, ring) = probes::load_and_attach(&probe_config)?;
+    tracing::info!(
+        attached = probes.attached.len(),
+        failed = probes.failed.len(),
+        "probes attached; serving on http://{}",
+        args.listen
+    );
+    let probes_attached = stats.counter("probes_attached", "Tracepoint programs attached");
+    probes_attached.set(probes.attached.len() as u64);
+    stats
+        .counter(
+            "probes_failed",
+            "Tracepoint programs that could not be attached",
+        )
+        .set(probes.failed.len() as u64);
+
+    let tracker_config = TrackerConfig {
+        http: http_config(&args),
+        max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+        ..TrackerConfig::default()
+    };
+    let tracker = Tracker::new(tracker_config, CaptureCounters::register(&stats));
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let capture = Capture {
+        probes,
+        ring,
+        tracker,
+        store: store.clone(),
+        stats: stats.clone(),
+    };
+    let capture_thread = std::thread::Builder::new()
+        .name("sonde-capture".into())
+        .spawn(move || capture::run_blocking(capture, shutdown_rx))
+        .context("cannot start the capture thread")?;
+    ready.store(true, Ordering::SeqCst);
+
+    let app = sonde_web::router(AppState {
+        engine,
+        stats: stats.clone(),
+        ready: ready.clone(),
+    });
+    let mut server_shutdown = shutdown_tx.subscribe();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = server_shutdown.changed().await;
+            })
+            .await
+    });
+
+    wait_for_signal().await?;
+    tracing::info!("shutting down");
+    ready.store(false, Ordering::SeqCst);
+    let _ = shutdown_tx.send(true);
+    let capture_result = tokio::task::spawn_blocking(move || capture_thread.join())
+        .await
+        .context("joining the capture thread")?;
+    match capture_result {
+        Ok(result) => result?,
+        Err(_) => anyhow::bail!("the capture thread panicked"),
+    }
+    if let Ok(Err(err)) = server.await {
+        tracing::warn!(%err, "API server error at shutdown");
+    }
+    log_counters(&stats);
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+/// The same numbers as `capture_stats`, in the log, so loss is visible even
+/// when nobody queried the agent.
+fn log_counters(stats: &StatsRegistry) {
+    let lines: Vec<String> = stats
+        .snapshot()
+        .iter()
+        .map(|c| format!("  {:<32} {}", c.name, c.value))
+        .collect();
+    tracing::info!("capture statistics at shutdown:\n{}", lines.join("\n"));
+}

@@ -1,0 +1,143 @@
+//! The capture loop: ring buffer → tracker → table store, on its own thread so
+//! that queries never delay reading the ring buffer (and the reverse).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aya::maps::{MapData, RingBuf};
+use sonde_query::schema::{CAPTURE_STATS, HTTP_EVENTS};
+use sonde_query::stats::{Counter, StatsRegistry};
+use sonde_query::store::TableStore;
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+use tokio::sync::watch;
+
+use crate::clock::Clock;
+use crate::conntrack::Tracker;
+use crate::probes::{Probes, process_alive};
+
+/// Rows buffered before a flush even if the second has not passed.
+const FLUSH_ROWS: usize = 8192;
+/// Ticks (seconds) between sweeps of the kernel connection map.
+const SWEEP_EVERY_TICKS: u64 = 30;
+
+pub struct Capture {
+    pub probes: Probes,
+    pub ring: RingBuf<MapData>,
+    pub tracker: Tracker,
+    pub store: Arc<TableStore>,
+    pub stats: Arc<StatsRegistry>,
+}
+
+/// Runs until `shutdown` turns true; returns after a final flush.
+pub fn run_blocking(capture: Capture, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(capture, shutdown))
+}
+
+async fn run(capture: Capture, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let Capture {
+        mut probes,
+        ring,
+        mut tracker,
+        store,
+        stats,
+    } = capture;
+    let kernel_counters: Vec<Arc<Counter>> = sonde_ebpf::events::KERNEL_STATS
+        .iter()
+        .map(|&(_, name, help)| stats.counter(name, help))
+        .collect();
+    let records_read = stats.counter("ring_records_read", "Records read from the BPF ring buffer");
+    // SAFETY: the ring buffer's fd stays open and unchanged for as long as the AsyncFd owns it.
+    let mut ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
+        .map_err(|e| anyhow::anyhow!("cannot poll the ring buffer: {}", e.into_parts().1))?;
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks = 0u64;
+
+    loop {
+        tokio::select! {
+            ready = ring.readable_mut() => {
+                let mut guard = ready?;
+                drain(guard.get_inner_mut(), &mut tracker, &mut probes, &store, &records_read);
+                guard.clear_ready();
+            }
+            _ = ticker.tick() => {
+                ticks += 1;
+                // Wakeups can be coalesced; never leave records behind for long.
+                drain(ring.get_mut(), &mut tracker, &mut probes, &store, &records_read);
+                let gone = tracker.tick(Clock::monotonic_now(), process_alive);
+                probes.forget_connections(&gone);
+                if ticks % SWEEP_EVERY_TICKS == 0 {
+                    let swept = probes.sweep_dead_connections();
+                    if swept > 0 {
+                        tracing::debug!(swept, "removed kernel connection entries of exited processes");
+                    }
+                }
+                mirror_kernel_counters(&probes, &kernel_counters);
+                flush(&mut tracker, &store, &stats);
+            }
+            _ = shutdown.changed() => break,
+        }
+    }
+    drain(
+        ring.get_mut(),
+        &mut tracker,
+        &mut probes,
+        &store,
+        &records_read,
+    );
+    tracker.finish_all();
+    mirror_kernel_counters(&probes, &kernel_counters);
+    flush(&mut tracker, &store, &stats);
+    Ok(())
+}
+
+fn drain(
+    ring: &mut RingBuf<MapData>,
+    tracker: &mut Tracker,
+    probes: &mut Probes,
+    store: &TableStore,
+    records_read: &Counter,
+) {
+    let mut gone = Vec::new();
+    while let Some(record) = ring.next() {
+        records_read.inc();
+        gone.extend(tracker.handle_record(&record));
+        drop(record);
+        if tracker.pending_rows() >= FLUSH_ROWS {
+            flush_rows(tracker, store);
+        }
+    }
+    if !gone.is_empty() {
+        probes.forget_connections(&gone);
+    }
+}
+
+fn mirror_kernel_counters(probes: &Probes, counters: &[Arc<Counter>]) {
+    for (counter, value) in counters.iter().zip(probes.kernel_counters()) {
+        counter.set(value);
+    }
+}
+
+fn flush_rows(tracker: &mut Tracker, store: &TableStore) {
+    if let Some(batch) = tracker.take_http_batch()
+        && let Err(err) = store.append(HTTP_EVENTS, batch)
+    {
+        tracker.counters().store_append_failures.inc();
+        tracing::error!(%err, "http_events batch refused by the store");
+    }
+}
+
+fn flush(tracker: &mut Tracker, store: &TableStore, stats: &StatsRegistry) {
+    flush_rows(tracker, store);
+    {
+        let now = Clock::sample().to_unix_ns(Clock::monotonic_now());
+        if let Err(err) = store.append(CAPTURE_STATS, stats.to_record_batch(now)) {
+            tracker.counters().store_append_failures.inc();
+            tracing::error!(%err, "capture_stats batch refused by the store");
+        }
+    }
+}

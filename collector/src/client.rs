@@ -1,0 +1,157 @@
+//! `sonde query` and `sonde tables`: a thin client of the agent's HTTP API.
+
+use anyhow::{Context, bail};
+use comfy_table::{ContentArrangement, Table, presets};
+use serde_json::Value;
+
+use crate::cli::OutputFormat;
+
+fn endpoint(server: &str, format: &str) -> String {
+    format!(
+        "{}/api/v1/query?format={format}",
+        server.trim_end_matches('/')
+    )
+}
+
+async fn post_query(server: &str, sql: &str, format: &str) -> anyhow::Result<String> {
+    let client = reqwest::Client::new();
+    let response = client
+        .post(endpoint(server, format))
+        .json(&serde_json::json!({ "sql": sql }))
+        .send()
+        .await
+        .with_context(|| {
+            format!("cannot reach the Sonde agent at {server} (is `sonde agent` running?)")
+        })?;
+    let status = response.status();
+    let body = response
+        .text()
+        .await
+        .context("reading the agent's response")?;
+    if !status.is_success() {
+        let message = serde_json::from_str::<Value>(&body)
+            .ok()
+            .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_string))
+            .unwrap_or(body);
+        bail!("query failed ({status}): {message}");
+    }
+    Ok(body)
+}
+
+pub async fn query(server: &str, sql: &str, format: OutputFormat) -> anyhow::Result<()> {
+    match format {
+        OutputFormat::Csv => print!("{}", post_query(server, sql, "csv").await?),
+        OutputFormat::Json => println!("{}", post_query(server, sql, "json").await?),
+        OutputFormat::Table => {
+            let body: Value = serde_json::from_str(&post_query(server, sql, "json").await?)
+                .context("the agent returned invalid JSON")?;
+            println!("{}", render_table(&body));
+            let rows = body
+                .get("rows")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            let truncated = body
+                .get("truncated")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            eprintln!(
+                "{rows} row{}{}",
+                if rows == 1 { "" } else { "s" },
+                if truncated { " (truncated)" } else { "" }
+            );
+        }
+    }
+    Ok(())
+}
+
+pub async fn tables(server: &str) -> anyhow::Result<()> {
+    let sql = "SELECT table_name, column_name, data_type FROM information_schema.columns \
+               WHERE table_schema = 'public' ORDER BY table_name, ordinal_position";
+    let body: Value = serde_json::from_str(&post_query(server, sql, "json").await?)
+        .context("the agent returned invalid JSON")?;
+    let rows = body
+        .get("rows")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut current = String::new();
+    for row in rows {
+        let cell = |i: usize| {
+            row.get(i)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let (table, column, ty) = (cell(0), cell(1), cell(2));
+        if table != current {
+            println!("{}{table}", if current.is_empty() { "" } else { "\n" });
+            current = table;
+        }
+        println!("  {column:<16} {ty}");
+    }
+    Ok(())
+}
+
+fn render_table(body: &Value) -> Table {
+    let mut table = Table::new();
+    table
+        .load_preset(presets::UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Disabled);
+    let columns = body
+        .get("columns")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    table.set_header(columns.iter().map(|c| {
+        c.get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    }));
+    for row in body
+        .get("rows")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let cells = row.as_array().into_iter().flatten().map(|v| match v {
+            Value::Null => String::new(),
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        });
+        table.add_row(cells);
+    }
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_rows_in_column_order() {
+        let body = serde_json::json!({
+            "columns": [{"name": "req_method", "type": "Utf8"}, {"name": "resp_status", "type": "Int64"}],
+            "rows": [["GET", 200], [null, 404]]
+        });
+        let text = render_table(&body).to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[1].contains("req_method") && lines[1].contains("resp_status"),
+            "{text}"
+        );
+        assert!(
+            lines[3].contains("GET") && lines[3].contains("200"),
+            "{text}"
+        );
+        assert!(lines[4].contains("404"), "{text}");
+    }
+
+    #[test]
+    fn endpoint_tolerates_trailing_slash() {
+        assert_eq!(
+            endpoint("http://h:1/", "csv"),
+            "http://h:1/api/v1/query?format=csv"
+        );
+    }
+}

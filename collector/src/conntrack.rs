@@ -1,0 +1,936 @@
+//! Connection tracking: kernel events in, parsed rows out.
+//!
+//! Each connection (pid, process start, fd, generation) has two directions, each
+//! with a reassembler (order, gaps) and a window of unparsed bytes, and one
+//! protocol state. The protocol is inferred from the bytes and revised when the
+//! parser keeps failing.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use sonde_ebpf::events::{self, CloseEvent, ConnId, DataEventHeader, Event, OpenEvent};
+use sonde_protocols::http::HttpConfig;
+use sonde_protocols::{MessageKind, Protocol, detect};
+use sonde_query::records::{ConnFields, HttpEventsBuilder, TraceRole};
+
+use crate::clock::Clock;
+use crate::counters::CaptureCounters;
+use crate::http_session::{Dir, HttpSession, Outcome, RowSink};
+use crate::reassembly::{Chunk, Piece, PushStats, Reassembler};
+use crate::window::Window;
+
+/// Without a match, this many buffered bytes mean "not a protocol we parse".
+const DETECT_GIVE_UP_BYTES: usize = 256;
+
+#[derive(Debug, Clone)]
+pub struct TrackerConfig {
+    pub http: HttpConfig,
+    pub max_connections: usize,
+    /// Out-of-order bytes held per direction before the missing range is declared lost.
+    pub max_held_bytes_per_direction: usize,
+    /// All buffered bytes (windows + held) across connections; beyond, new data is dropped as a gap.
+    pub max_buffered_bytes: usize,
+    /// How long missing bytes are waited for before they become a gap.
+    pub reorder_wait_ns: u64,
+    /// Connections idle this long are dropped if their process is gone.
+    pub idle_check_ns: u64,
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        Self {
+            http: HttpConfig::default(),
+            max_connections: 65_536,
+            max_held_bytes_per_direction: 1 << 20,
+            max_buffered_bytes: 256 << 20,
+            reorder_wait_ns: 500_000_000,
+            idle_check_ns: 60_000_000_000,
+        }
+    }
+}
+
+enum ProtocolState {
+    /// Not identified yet: bytes are buffered (a little) and offered to `detect`.
+    Unknown,
+    Http(Box<HttpSession>),
+    /// Not parsed (e.g. after an HTTP upgrade): bytes are only counted.
+    Opaque,
+}
+
+#[derive(Default)]
+struct DirState {
+    reassembler: Option<Reassembler>,
+    window: Window,
+}
+
+struct Connection {
+    fields: ConnFields,
+    dirs: [DirState; 2],
+    protocol: ProtocolState,
+    last_seen_ns: u64,
+}
+
+impl Connection {
+    fn buffered(&self) -> usize {
+        self.dirs
+            .iter()
+            .map(|d| d.window.len() + d.reassembler.as_ref().map_or(0, Reassembler::held_bytes))
+            .sum()
+    }
+}
+
+/// Everything a connection needs from the tracker while it parses.
+struct Shared<'a> {
+    config: &'a TrackerConfig,
+    counters: &'a CaptureCounters,
+    clock: &'a Clock,
+    builder: &'a mut HttpEventsBuilder,
+}
+
+pub struct Tracker {
+    config: TrackerConfig,
+    counters: CaptureCounters,
+    clock: Clock,
+    conns: BTreeMap<ConnId, Connection>,
+    builder: HttpEventsBuilder,
+    buffered_bytes: usize,
+}
+
+impl Tracker {
+    pub fn new(config: TrackerConfig, counters: CaptureCounters) -> Self {
+        Self {
+            config,
+            counters,
+            clock: Clock::sample(),
+            conns: BTreeMap::new(),
+            builder: HttpEventsBuilder::new(),
+            buffered_bytes: 0,
+        }
+    }
+
+    pub fn counters(&self) -> &CaptureCounters {
+        &self.counters
+    }
+
+    #[cfg(test)]
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Decodes and handles one ring-buffer record. Returns the (tgid, fd) keys of
+    /// kernel connection-map entries to delete (after a process exit).
+    pub fn handle_record(&mut self, record: &[u8]) -> Vec<(u32, i32)> {
+        match Event::decode(record) {
+            Ok(Event::Open(open)) => {
+                self.counters.events_open.inc();
+                self.on_open(&open);
+            }
+            Ok(Event::Data { header, payload }) => {
+                self.counters.events_data.inc();
+                self.counters.bytes_captured.add(payload.len() as u64);
+                self.on_data(&header, payload);
+            }
+            Ok(Event::Close(close)) => {
+                self.counters.events_close.inc();
+                self.on_close(&close);
+            }
+            Ok(Event::ProcExit(header)) => {
+                self.counters.events_proc_exit.inc();
+                return self.on_process_exit(header.conn.tgid);
+            }
+            Err(err) => {
+                self.counters.events_malformed.inc();
+                tracing::debug!(%err, "malformed ring buffer record");
+            }
+        }
+        Vec::new()
+    }
+
+    fn on_open(&mut self, open: &OpenEvent) {
+        let id = open.hdr.conn;
+        // A new generation on the same fd replaces whatever was there.
+        if let Some(previous) = self.find_same_fd(&id) {
+            self.finish_connection(&previous);
+        }
+        if self.conns.len() >= self.config.max_connections {
+            self.counters.conns_table_full.inc();
+            return;
+        }
+        self.counters.conns_tracked.inc();
+        let fields = conn_fields_from_open(open);
+        self.conns
+            .insert(id, new_connection(fields, open.hdr.timestamp_ns));
+    }
+
+    fn find_same_fd(&self, id: &ConnId) -> Option<ConnId> {
+        let low = ConnId {
+            tgid: id.tgid,
+            fd: id.fd,
+            proc_start_ns: 0,
+            generation: 0,
+        };
+        let high = ConnId {
+            tgid: id.tgid,
+            fd: id.fd,
+            proc_start_ns: u64::MAX,
+            generation: u64::MAX,
+        };
+        self.conns
+            .range(low..=high)
+            .map(|(k, _)| *k)
+            .find(|k| k != id)
+    }
+
+    fn on_data(&mut self, header: &DataEventHeader, payload: &[u8]) {
+        let id = header.hdr.conn;
+        if !self.conns.contains_key(&id) {
+            // The open event was lost (ring buffer full): track with what we know.
+            self.counters.events_unknown_conn.inc();
+            if self.conns.len() >= self.config.max_connections {
+                self.counters.conns_table_full.inc();
+                return;
+            }
+            self.counters.conns_tracked.inc();
+            let fields = conn_fields_unknown(&id);
+            self.conns
+                .insert(id, new_connection(fields, header.hdr.timestamp_ns));
+        }
+        let over_budget = self.buffered_bytes > self.config.max_buffered_bytes;
+        let dir = if header.direction == events::DIR_EGRESS {
+            Dir::Egress
+        } else {
+            Dir::Ingress
+        };
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let before = conn.buffered();
+        conn.last_seen_ns = header.hdr.timestamp_ns;
+        let mut shared = Shared {
+            config: &self.config,
+            counters: &self.counters,
+            clock: &self.clock,
+            builder: &mut self.builder,
+        };
+        let bytes = if over_budget {
+            // Dropped as if never copied: the reassembler turns it into a gap.
+            shared
+                .counters
+                .stream_buffer_dropped_bytes
+                .add(payload.len() as u64);
+            &[][..]
+        } else {
+            payload
+        };
+        let chunk = Chunk {
+            position: header.position,
+            ts: header.hdr.timestamp_ns,
+            bytes,
+            call_end: header.call_end,
+            last: header.flags & events::DATA_LAST != 0 || over_budget,
+        };
+        let max_held = shared.config.max_held_bytes_per_direction;
+        let mut pieces = Vec::new();
+        let stats = conn.dirs[dir.index()]
+            .reassembler
+            .get_or_insert_with(|| Reassembler::new(max_held))
+            .push(chunk, &mut pieces);
+        record_push_stats(shared.counters, stats);
+        feed(conn, dir, pieces, &mut shared);
+        let after = conn.buffered();
+        self.buffered_bytes = (self.buffered_bytes + after).saturating_sub(before);
+    }
+
+    fn on_close(&mut self, close: &CloseEvent) {
+        let id = close.hdr.conn;
+        if self.conns.contains_key(&id) {
+            self.finish_connection(&id);
+        } else {
+            self.counters.events_unknown_conn.inc();
+        }
+    }
+
+    fn on_process_exit(&mut self, tgid: u32) -> Vec<(u32, i32)> {
+        let low = ConnId {
+            tgid,
+            fd: i32::MIN,
+            proc_start_ns: 0,
+            generation: 0,
+        };
+        let high = ConnId {
+            tgid,
+            fd: i32::MAX,
+            proc_start_ns: u64::MAX,
+            generation: u64::MAX,
+        };
+        let ids: Vec<ConnId> = self.conns.range(low..=high).map(|(k, _)| *k).collect();
+        ids.iter()
+            .map(|id| {
+                self.finish_connection(id);
+                (id.tgid, id.fd)
+            })
+            .collect()
+    }
+
+    /// Parses what is left, completes close-delimited messages, forgets the connection.
+    fn finish_connection(&mut self, id: &ConnId) {
+        let Some(mut conn) = self.conns.remove(id) else {
+            return;
+        };
+        self.buffered_bytes = self.buffered_bytes.saturating_sub(conn.buffered());
+        let mut shared = Shared {
+            config: &self.config,
+            counters: &self.counters,
+            clock: &self.clock,
+            builder: &mut self.builder,
+        };
+        // Whatever was waiting for missing bytes will not get them now.
+        for dir in [Dir::Egress, Dir::Ingress] {
+            let mut pieces = Vec::new();
+            if let Some(r) = conn.dirs[dir.index()].reassembler.as_mut() {
+                record_push_stats(shared.counters, r.expire(u64::MAX, 0, &mut pieces));
+            }
+            feed(&mut conn, dir, pieces, &mut shared);
+        }
+        let Connection {
+            fields, protocol, ..
+        } = &mut conn;
+        if let ProtocolState::Http(session) = protocol {
+            let mut sink = RowSink {
+                conn: fields,
+                clock: shared.clock,
+                builder: shared.builder,
+                counters: shared.counters,
+            };
+            session.finish(&mut sink);
+        }
+    }
+
+    /// Periodic work: resample the clock, time out missing bytes, drop connections
+    /// of processes that are gone. `process_alive` is injected for testing.
+    pub fn tick(&mut self, now_ns: u64, process_alive: impl Fn(u32) -> bool) -> Vec<(u32, i32)> {
+        self.clock = Clock::sample();
+        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        let mut dead = Vec::new();
+        for id in ids {
+            let Some(conn) = self.conns.get_mut(&id) else {
+                continue;
+            };
+            let idle = now_ns.saturating_sub(conn.last_seen_ns);
+            if idle >= self.config.idle_check_ns && !process_alive(id.tgid) {
+                dead.push(id);
+                continue;
+            }
+            let before = conn.buffered();
+            let mut shared = Shared {
+                config: &self.config,
+                counters: &self.counters,
+                clock: &self.clock,
+                builder: &mut self.builder,
+            };
+            for dir in [Dir::Egress, Dir::Ingress] {
+                let mut pieces = Vec::new();
+                if let Some(r) = conn.dirs[dir.index()].reassembler.as_mut() {
+                    let stats = r.expire(now_ns, shared.config.reorder_wait_ns, &mut pieces);
+                    record_push_stats(shared.counters, stats);
+                }
+                if !pieces.is_empty() {
+                    feed(conn, dir, pieces, &mut shared);
+                }
+            }
+            let after = conn.buffered();
+            self.buffered_bytes = (self.buffered_bytes + after).saturating_sub(before);
+        }
+        dead.iter()
+            .map(|id| {
+                self.counters.conns_expired.inc();
+                self.finish_connection(id);
+                (id.tgid, id.fd)
+            })
+            .collect()
+    }
+
+    /// Rows parsed since the last call, as one batch (None if there are none).
+    pub fn take_http_batch(&mut self) -> Option<arrow::record_batch::RecordBatch> {
+        if self.builder.is_empty() {
+            return None;
+        }
+        Some(self.builder.finish())
+    }
+
+    pub fn pending_rows(&self) -> usize {
+        self.builder.len()
+    }
+
+    /// Finishes every connection (agent shutdown).
+    pub fn finish_all(&mut self) {
+        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        for id in ids {
+            self.finish_connection(&id);
+        }
+    }
+}
+
+fn new_connection(fields: ConnFields, now_ns: u64) -> Connection {
+    Connection {
+        fields,
+        dirs: [DirState::default(), DirState::default()],
+        protocol: ProtocolState::Unknown,
+        last_seen_ns: now_ns,
+    }
+}
+
+fn record_push_stats(counters: &CaptureCounters, stats: PushStats) {
+    if stats.duplicate_bytes > 0 {
+        counters.stream_duplicate_bytes.add(stats.duplicate_bytes);
+    }
+}
+
+/// Hands reassembled pieces of one direction to the protocol layer.
+fn feed(conn: &mut Connection, dir: Dir, pieces: Vec<Piece<'_>>, shared: &mut Shared<'_>) {
+    for piece in pieces {
+        match piece {
+            Piece::Data { ts, bytes } => conn.dirs[dir.index()].window.append(ts, &bytes),
+            Piece::Gap { len, ts } => {
+                shared.counters.stream_gaps.inc();
+                shared.counters.stream_gap_bytes.add(len);
+                parse(conn, dir, shared);
+                apply_gap(conn, dir, len, ts, shared);
+            }
+        }
+    }
+    parse(conn, dir, shared);
+}
+
+fn apply_gap(conn: &mut Connection, dir: Dir, len: u64, ts: u64, shared: &mut Shared<'_>) {
+    let Connection {
+        fields,
+        dirs,
+        protocol,
+        ..
+    } = conn;
+    let window = &mut dirs[dir.index()].window;
+    match protocol {
+        ProtocolState::Http(session) => {
+            let mut sink = RowSink {
+                conn: fields,
+                clock: shared.clock,
+                builder: shared.builder,
+                counters: shared.counters,
+            };
+            session.gap(dir, len, ts, window, &mut sink);
+        }
+        ProtocolState::Unknown | ProtocolState::Opaque => window.clear_and_skip(len),
+    }
+}
+
+/// Runs the protocol layer over the window of `dir` (identifying the protocol first if needed).
+fn parse(conn: &mut Connection, dir: Dir, shared: &mut Shared<'_>) {
+    if matches!(conn.protocol, ProtocolState::Unknown) && !identify(conn, dir, shared) {
+        return;
+    }
+    let Connection {
+        fields,
+        dirs,
+        protocol,
+        ..
+    } = conn;
+    match protocol {
+        ProtocolState::Unknown => {}
+        ProtocolState::Opaque => {
+            let window = &mut dirs[dir.index()].window;
+            shared
+                .counters
+                .protocol_unknown_bytes
+                .add(window.len() as u64);
+            window.consume(window.len());
+        }
+        ProtocolState::Http(session) => {
+            let mut sink = RowSink {
+                conn: fields,
+                clock: shared.clock,
+                builder: shared.builder,
+                counters: shared.counters,
+            };
+            let window = &mut dirs[dir.index()].window;
+            match session.process(dir, window, &mut sink) {
+                Outcome::Continue => {}
+                Outcome::Abandon => {
+                    // The guess was wrong: forget it and look again at the next bytes.
+                    shared.counters.protocol_revisions.inc();
+                    session.finish(&mut sink);
+                    for d in dirs.iter_mut() {
+                        d.window.consume(d.window.len());
+                    }
+                    *protocol = ProtocolState::Unknown;
+                }
+                Outcome::Upgraded => {
+                    for d in dirs.iter_mut() {
+                        shared
+                            .counters
+                            .protocol_unknown_bytes
+                            .add(d.window.len() as u64);
+                        d.window.consume(d.window.len());
+                    }
+                    *protocol = ProtocolState::Opaque;
+                }
+            }
+        }
+    }
+}
+
+/// Tries to identify the protocol from the window of `dir`; true once identified.
+fn identify(conn: &mut Connection, dir: Dir, shared: &mut Shared<'_>) -> bool {
+    let window = &mut conn.dirs[dir.index()].window;
+    match detect(window.bytes()) {
+        Some(detection) if detection.protocol == Protocol::Http => {
+            let request_dir = match (detection.kind, dir) {
+                (MessageKind::Request, d) => d,
+                (MessageKind::Response, Dir::Egress) => Dir::Ingress,
+                (MessageKind::Response, Dir::Ingress) => Dir::Egress,
+            };
+            // HTTP says who is who: the side that sends requests is the client.
+            conn.fields.trace_role = if request_dir == Dir::Egress {
+                TraceRole::Client
+            } else {
+                TraceRole::Server
+            };
+            conn.protocol =
+                ProtocolState::Http(Box::new(HttpSession::new(request_dir, &shared.config.http)));
+            // The other direction may have bytes waiting from before the protocol was known.
+            let other = if dir == Dir::Egress {
+                Dir::Ingress
+            } else {
+                Dir::Egress
+            };
+            if !conn.dirs[other.index()].window.is_empty() {
+                parse(conn, other, shared);
+            }
+            true
+        }
+        detection => {
+            // Another protocol (not parsed yet), or no evidence after enough bytes:
+            // count and drop, and look again at the next bytes.
+            if detection.is_some() || window.len() >= DETECT_GIVE_UP_BYTES {
+                shared
+                    .counters
+                    .protocol_unknown_bytes
+                    .add(window.len() as u64);
+                window.consume(window.len());
+            }
+            false
+        }
+    }
+}
+
+fn ip_from(family: u16, raw: &[u8; 16]) -> IpAddr {
+    if family == events::AF_INET {
+        IpAddr::V4(Ipv4Addr::new(raw[0], raw[1], raw[2], raw[3]))
+    } else {
+        Ipv6Addr::from(*raw).to_canonical()
+    }
+}
+
+fn upid(id: &ConnId) -> String {
+    // Same unit as /proc/PID/stat's starttime (clock ticks since boot).
+    // SAFETY: sysconf has no preconditions.
+    let ticks_per_sec = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) })
+        .unwrap_or(100)
+        .max(1);
+    format!(
+        "{}:{}",
+        id.tgid,
+        id.proc_start_ns / (1_000_000_000 / ticks_per_sec)
+    )
+}
+
+fn conn_fields_from_open(open: &OpenEvent) -> ConnFields {
+    let id = open.hdr.conn;
+    ConnFields {
+        upid: upid(&id),
+        pid: id.tgid,
+        comm: events::comm_str(&open.comm),
+        remote_addr: ip_from(open.family, &open.remote_addr).to_string(),
+        remote_port: i64::from(open.remote_port),
+        local_addr: ip_from(open.family, &open.local_addr).to_string(),
+        local_port: i64::from(open.local_port),
+        trace_role: match open.role {
+            events::ROLE_CLIENT => TraceRole::Client,
+            events::ROLE_SERVER => TraceRole::Server,
+            _ => TraceRole::Unknown,
+        },
+        encrypted: false,
+    }
+}
+
+fn conn_fields_unknown(id: &ConnId) -> ConnFields {
+    let comm = std::fs::read_to_string(format!("/proc/{}/comm", id.tgid))
+        .map(|s| s.trim_end().to_string())
+        .unwrap_or_default();
+    ConnFields {
+        upid: upid(id),
+        pid: id.tgid,
+        comm,
+        remote_addr: String::new(),
+        remote_port: 0,
+        local_addr: String::new(),
+        local_port: 0,
+        trace_role: TraceRole::Unknown,
+        encrypted: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    use arrow::array::AsArray;
+    use arrow::datatypes::Int64Type;
+    use sonde_ebpf::events::{EventHeader, record_bytes};
+    use sonde_query::stats::StatsRegistry;
+
+    const TGID: u32 = 4242;
+
+    fn conn(fd: i32, generation: u64) -> ConnId {
+        ConnId {
+            tgid: TGID,
+            fd,
+            proc_start_ns: 1_000_000_000,
+            generation,
+        }
+    }
+
+    fn header(kind: u32, id: ConnId, ts: u64) -> EventHeader {
+        EventHeader {
+            kind,
+            cpu: 0,
+            timestamp_ns: ts,
+            conn: id,
+        }
+    }
+
+    fn open(id: ConnId, role: u16) -> Vec<u8> {
+        let mut comm = [0u8; events::COMM_LEN];
+        comm[..5].copy_from_slice(b"nginx");
+        let mut local = [0u8; 16];
+        local[..4].copy_from_slice(&[127, 0, 0, 1]);
+        let mut remote = [0u8; 16];
+        remote[..4].copy_from_slice(&[10, 1, 2, 3]);
+        let ev = OpenEvent {
+            hdr: header(events::EV_OPEN, id, 1),
+            family: events::AF_INET,
+            role,
+            local_port: 8080,
+            remote_port: 40000,
+            local_addr: local,
+            remote_addr: remote,
+            sock_type: 1,
+            pad: 0,
+            comm,
+        };
+        record_bytes(&ev, &[])
+    }
+
+    /// A data event carrying `bytes` at `position`; the call spans to `call_end`.
+    fn data(id: ConnId, dir: u8, ts: u64, position: u64, bytes: &[u8], call_end: u64) -> Vec<u8> {
+        let ev = DataEventHeader {
+            hdr: header(events::EV_DATA, id, ts),
+            position,
+            call_end,
+            copied: bytes.len() as u32,
+            direction: dir,
+            syscall: 1,
+            flags: events::DATA_LAST,
+        };
+        record_bytes(&ev, bytes)
+    }
+
+    fn close(id: ConnId) -> Vec<u8> {
+        let ev = CloseEvent {
+            hdr: header(events::EV_CLOSE, id, 999),
+            bytes_egress: 0,
+            bytes_ingress: 0,
+        };
+        record_bytes(&ev, &[])
+    }
+
+    fn tracker() -> (Tracker, Arc<StatsRegistry>) {
+        let stats = Arc::new(StatsRegistry::new());
+        let tracker = Tracker::new(TrackerConfig::default(), CaptureCounters::register(&stats));
+        (tracker, stats)
+    }
+
+    fn counter(stats: &StatsRegistry, name: &str) -> u64 {
+        stats
+            .snapshot()
+            .into_iter()
+            .find(|c| c.name == name)
+            .map_or(0, |c| c.value)
+    }
+
+    /// (role, method, path, status, req_body_size, resp_body_size, latency) per row.
+    fn rows(tracker: &mut Tracker) -> Vec<(String, String, String, i64, i64, i64, i64)> {
+        let Some(batch) = tracker.take_http_batch() else {
+            return Vec::new();
+        };
+        let text = |name: &str, i: usize| {
+            batch
+                .column_by_name(name)
+                .unwrap()
+                .as_string::<i32>()
+                .value(i)
+                .to_string()
+        };
+        let int = |name: &str, i: usize| {
+            batch
+                .column_by_name(name)
+                .unwrap()
+                .as_primitive::<Int64Type>()
+                .value(i)
+        };
+        (0..batch.num_rows())
+            .map(|i| {
+                (
+                    text("trace_role", i),
+                    text("req_method", i),
+                    text("req_path", i),
+                    int("resp_status", i),
+                    int("req_body_size", i),
+                    int("resp_body_size", i),
+                    int("latency", i),
+                )
+            })
+            .collect()
+    }
+
+    const IN: u8 = events::DIR_INGRESS;
+    const OUT: u8 = events::DIR_EGRESS;
+    const REQ: &[u8] = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n";
+    const RESP: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+    fn row(
+        role: &str,
+        method: &str,
+        path: &str,
+        status: i64,
+        req: i64,
+        resp: i64,
+        latency: i64,
+    ) -> (String, String, String, i64, i64, i64, i64) {
+        (
+            role.into(),
+            method.into(),
+            path.into(),
+            status,
+            req,
+            resp,
+            latency,
+        )
+    }
+
+    #[test]
+    fn server_request_and_response_make_one_row() {
+        let (mut t, stats) = tracker();
+        let id = conn(5, 1);
+        t.handle_record(&open(id, events::ROLE_SERVER));
+        t.handle_record(&data(id, IN, 1_000, 0, REQ, REQ.len() as u64));
+        t.handle_record(&data(id, OUT, 4_000, 0, RESP, RESP.len() as u64));
+        assert_eq!(
+            rows(&mut t),
+            vec![row("server", "GET", "/a", 200, 0, 2, 3_000)]
+        );
+        assert_eq!(counter(&stats, "http_rows"), 1);
+        let batch_fields = t.conns.get(&id).map(|c| c.fields.clone()).unwrap();
+        assert_eq!(batch_fields.local_addr, "127.0.0.1");
+        assert_eq!(batch_fields.remote_addr, "10.1.2.3");
+        assert_eq!(batch_fields.comm, "nginx");
+        assert_eq!(batch_fields.upid, "4242:100");
+    }
+
+    #[test]
+    fn unknown_role_is_inferred_from_the_request_direction() {
+        let (mut t, _) = tracker();
+        let id = conn(6, 2);
+        t.handle_record(&open(id, events::ROLE_UNKNOWN));
+        t.handle_record(&data(id, OUT, 10, 0, REQ, REQ.len() as u64));
+        t.handle_record(&data(id, IN, 50, 0, RESP, RESP.len() as u64));
+        assert_eq!(
+            rows(&mut t),
+            vec![row("client", "GET", "/a", 200, 0, 2, 40)]
+        );
+    }
+
+    #[test]
+    fn split_and_reordered_chunks_parse_the_same() {
+        let (mut t, stats) = tracker();
+        let id = conn(7, 3);
+        t.handle_record(&open(id, events::ROLE_SERVER));
+        let (a, b) = REQ.split_at(7);
+        // The second half arrives first (another CPU won the race to the ring buffer).
+        t.handle_record(&data(id, IN, 20, 7, b, REQ.len() as u64));
+        t.handle_record(&data(id, IN, 10, 0, a, 7));
+        for (i, byte) in RESP.iter().enumerate() {
+            t.handle_record(&data(
+                id,
+                OUT,
+                100 + i as u64,
+                i as u64,
+                &[*byte],
+                i as u64 + 1,
+            ));
+        }
+        let got = rows(&mut t);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].3, 200);
+        assert_eq!(counter(&stats, "stream_gaps"), 0);
+    }
+
+    #[test]
+    fn gap_inside_a_body_of_known_length_is_skipped() {
+        let (mut t, stats) = tracker();
+        let id = conn(8, 4);
+        t.handle_record(&open(id, events::ROLE_SERVER));
+        let head = b"POST /up HTTP/1.1\r\nContent-Length: 100000\r\n\r\n";
+        let mut first = head.to_vec();
+        first.extend_from_slice(&[b'x'; 1000]);
+        // The call moved head + 100000 bytes but only `first` was copied.
+        let call_end = (head.len() + 100_000) as u64;
+        t.handle_record(&data(id, IN, 10, 0, &first, call_end));
+        t.handle_record(&data(id, OUT, 90, 0, RESP, RESP.len() as u64));
+        assert_eq!(
+            rows(&mut t),
+            vec![row("server", "POST", "/up", 200, 100_000, 2, 80)]
+        );
+        assert_eq!(counter(&stats, "stream_gaps"), 1);
+        assert_eq!(counter(&stats, "stream_gap_bytes"), 99_000);
+        assert_eq!(counter(&stats, "http_messages_lost"), 0);
+    }
+
+    #[test]
+    fn gap_in_a_head_loses_one_message_and_resyncs() {
+        let (mut t, stats) = tracker();
+        let id = conn(9, 5);
+        t.handle_record(&open(id, events::ROLE_SERVER));
+        // First request's head is cut short by a gap (10 bytes copied of 28).
+        t.handle_record(&data(id, IN, 10, 0, &REQ[..10], REQ.len() as u64));
+        t.handle_record(&data(id, OUT, 20, 0, RESP, RESP.len() as u64));
+        let second = b"GET /b HTTP/1.1\r\n\r\n";
+        let pos = REQ.len() as u64;
+        t.handle_record(&data(id, IN, 30, pos, second, pos + second.len() as u64));
+        let pos = RESP.len() as u64;
+        t.handle_record(&data(id, OUT, 45, pos, RESP, pos + RESP.len() as u64));
+        assert_eq!(
+            rows(&mut t),
+            vec![row("server", "GET", "/b", 200, 0, 2, 15)]
+        );
+        assert_eq!(counter(&stats, "http_messages_lost"), 1);
+        assert_eq!(counter(&stats, "http_unmatched_responses"), 1);
+    }
+
+    #[test]
+    fn unknown_protocols_are_counted_not_parsed() {
+        let (mut t, stats) = tracker();
+        let id = conn(10, 6);
+        t.handle_record(&open(id, events::ROLE_CLIENT));
+        let junk = [0x16u8; 300];
+        t.handle_record(&data(id, OUT, 10, 0, &junk, 300));
+        assert!(rows(&mut t).is_empty());
+        assert_eq!(counter(&stats, "protocol_unknown_bytes"), 300);
+        // A later HTTP request on the same connection is still recognised.
+        t.handle_record(&data(id, OUT, 20, 300, REQ, 300 + REQ.len() as u64));
+        t.handle_record(&data(id, IN, 30, 0, RESP, RESP.len() as u64));
+        assert_eq!(rows(&mut t).len(), 1);
+    }
+
+    #[test]
+    fn close_completes_a_close_delimited_response() {
+        let (mut t, stats) = tracker();
+        let id = conn(11, 7);
+        t.handle_record(&open(id, events::ROLE_CLIENT));
+        let req = b"GET /old HTTP/1.0\r\n\r\n";
+        t.handle_record(&data(id, OUT, 10, 0, req, req.len() as u64));
+        let resp = b"HTTP/1.0 200 OK\r\n\r\nbody until close";
+        t.handle_record(&data(id, IN, 70, 0, resp, resp.len() as u64));
+        assert!(rows(&mut t).is_empty(), "not complete before close");
+        t.handle_record(&close(id));
+        assert_eq!(
+            rows(&mut t),
+            vec![row("client", "GET", "/old", 200, 0, 16, 60)]
+        );
+        assert_eq!(t.connection_count(), 0);
+        assert_eq!(counter(&stats, "http_unmatched_requests"), 0);
+    }
+
+    #[test]
+    fn process_exit_finishes_its_connections_only() {
+        let (mut t, stats) = tracker();
+        let mine = conn(12, 8);
+        let other = ConnId {
+            tgid: TGID + 1,
+            ..conn(12, 9)
+        };
+        t.handle_record(&open(mine, events::ROLE_CLIENT));
+        t.handle_record(&open(other, events::ROLE_CLIENT));
+        t.handle_record(&data(mine, OUT, 10, 0, REQ, REQ.len() as u64));
+        let exit = record_bytes(
+            &header(events::EV_PROC_EXIT, ConnId { fd: -1, ..mine }, 50),
+            &[],
+        );
+        assert_eq!(t.handle_record(&exit), vec![(TGID, 12)]);
+        assert_eq!(t.connection_count(), 1);
+        assert_eq!(counter(&stats, "http_unmatched_requests"), 1);
+    }
+
+    #[test]
+    fn fd_reuse_starts_a_new_connection() {
+        let (mut t, _) = tracker();
+        let first = conn(13, 10);
+        let second = conn(13, 11);
+        t.handle_record(&open(first, events::ROLE_SERVER));
+        t.handle_record(&data(first, IN, 10, 0, REQ, REQ.len() as u64));
+        t.handle_record(&open(second, events::ROLE_SERVER));
+        // The response on the new connection must not pair with the old request.
+        t.handle_record(&data(second, OUT, 20, 0, RESP, RESP.len() as u64));
+        assert!(rows(&mut t).is_empty());
+        assert_eq!(t.connection_count(), 1);
+    }
+
+    #[test]
+    fn malformed_records_are_counted() {
+        let (mut t, stats) = tracker();
+        t.handle_record(&[1, 2, 3]);
+        assert_eq!(counter(&stats, "events_malformed"), 1);
+    }
+
+    #[test]
+    fn waiting_for_lost_bytes_times_out_into_a_gap() {
+        let (mut t, stats) = tracker();
+        let id = conn(14, 12);
+        t.handle_record(&open(id, events::ROLE_SERVER));
+        // Bytes 0..50 were lost in the ring buffer; the next request starts at 50.
+        t.handle_record(&data(id, IN, 10, 50, REQ, 50 + REQ.len() as u64));
+        t.handle_record(&data(id, OUT, 20, 0, RESP, RESP.len() as u64));
+        assert!(rows(&mut t).is_empty());
+        t.tick(10 + 600_000_000, |_| true);
+        assert_eq!(counter(&stats, "stream_gaps"), 1);
+        // The request was parsed after the gap; the early response had no request.
+        assert_eq!(counter(&stats, "http_unmatched_responses"), 1);
+        let pos = RESP.len() as u64;
+        t.handle_record(&data(
+            id,
+            OUT,
+            700_000_000,
+            pos,
+            RESP,
+            pos + RESP.len() as u64,
+        ));
+        assert_eq!(rows(&mut t).len(), 1);
+        let _ = t.tick(u64::MAX, |_| false);
+        assert_eq!(
+            t.connection_count(),
+            0,
+            "idle connection of a dead process is dropped"
+        );
+    }
+}

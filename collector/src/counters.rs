@@ -1,0 +1,46 @@
+//! The agent's own counters. They land in `capture_stats` and on `/metrics`,
+//! so every loss is data a user can query.
+
+use std::sync::Arc;
+
+use sonde_query::stats::{Counter, StatsRegistry};
+
+macro_rules! capture_counters {
+    ($($field:ident => $help:literal,)*) => {
+        /// Userspace capture counters (kernel counters are mirrored separately).
+        pub struct CaptureCounters {
+            $(pub $field: Arc<Counter>,)*
+        }
+
+        impl CaptureCounters {
+            pub fn register(stats: &StatsRegistry) -> Self {
+                Self { $($field: stats.counter(stringify!($field), $help),)* }
+            }
+        }
+    };
+}
+
+capture_counters! {
+    events_open => "Connection open events received from the kernel",
+    events_data => "Data events received from the kernel",
+    events_close => "Connection close events received from the kernel",
+    events_proc_exit => "Process exit events received from the kernel",
+    events_malformed => "Ring buffer records that could not be decoded",
+    events_unknown_conn => "Data or close events for a connection whose open event was lost",
+    bytes_captured => "Payload bytes received from the kernel",
+    stream_gaps => "Gaps in reassembled streams (bytes lost or not copied)",
+    stream_gap_bytes => "Bytes missing from reassembled streams",
+    stream_duplicate_bytes => "Bytes received twice for the same stream position (ignored)",
+    stream_buffer_dropped_bytes => "Bytes dropped because the global stream buffer cap was reached",
+    conns_tracked => "Connections tracked since start",
+    conns_table_full => "Connections not tracked because the connection table was full",
+    conns_expired => "Idle connections expired from the connection table",
+    protocol_unknown_bytes => "Bytes of traffic no protocol parser recognised",
+    protocol_revisions => "Times a connection's inferred protocol was abandoned after parse failures",
+    http_parse_failures => "HTTP messages that failed to parse",
+    http_messages_lost => "HTTP messages lost to a stream gap",
+    http_unmatched_requests => "HTTP requests that never got a response (connection closed or queue full)",
+    http_unmatched_responses => "HTTP responses without a pending request",
+    http_rows => "Rows appended to http_events",
+    store_append_failures => "Batches the table store refused",
+}

@@ -1,0 +1,251 @@
+//! Loads the BPF object and attaches its tracepoints.
+//!
+//! What could not be attached is reported, not fatal, unless nothing could be
+//! (a kernel may lack a syscall, e.g. no `sendfile64` on some arches).
+
+use std::path::Path;
+
+use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
+use aya::programs::TracePoint;
+use aya::{Ebpf, EbpfLoader};
+use sonde_ebpf::{BPF_OBJECT, TRACEPOINTS, names};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error(
+        "sonde agent must run as root (or with CAP_BPF, CAP_PERFMON and CAP_SYS_RESOURCE) to load eBPF programs; \
+         try: sudo sonde agent"
+    )]
+    NotPrivileged,
+    #[error("cannot mount tracefs at /sys/kernel/tracing: {0}")]
+    Tracefs(std::io::Error),
+    #[error(
+        "the kernel refused the BPF object (is BPF with BTF available? kernel >= 5.8 needed): {0}"
+    )]
+    Load(#[source] aya::EbpfError),
+    #[error("no probe could be attached; first error: {first}")]
+    NothingAttached { first: String },
+    #[error("BPF object has no map `{0}`")]
+    MissingMap(&'static str),
+    #[error("BPF map `{name}`: {source}")]
+    Map {
+        name: &'static str,
+        #[source]
+        source: aya::maps::MapError,
+    },
+}
+
+/// Settings pushed into the kernel programs at load time.
+#[derive(Debug, Clone)]
+pub struct ProbeConfig {
+    pub max_bytes_per_call: u32,
+    pub ring_buffer_bytes: u32,
+}
+
+/// The attached probes and the maps the agent reads.
+pub struct Probes {
+    // Keeps programs and links alive: dropping it detaches everything.
+    _ebpf: Ebpf,
+    pub stats: PerCpuArray<MapData, u64>,
+    /// Key: tgid in the low 32 bits, fd in the high 32 (the C struct conn_key).
+    pub conns: BpfHashMap<MapData, u64, [u64; 6]>,
+    pub attached: Vec<String>,
+    pub failed: Vec<(String, String)>,
+}
+
+pub fn conn_map_key(tgid: u32, fd: i32) -> u64 {
+    u64::from(tgid) | (u64::from(fd as u32) << 32)
+}
+
+/// CAP_BPF (39) or CAP_SYS_ADMIN (21) in the effective set, or root.
+fn has_bpf_privileges() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .is_some_and(|caps| caps & (1 << 39) != 0 || caps & (1 << 21) != 0)
+}
+
+/// aya finds tracepoints under tracefs; fresh machines may not have it mounted.
+fn ensure_tracefs() -> Result<(), ProbeError> {
+    for dir in [
+        "/sys/kernel/tracing/events",
+        "/sys/kernel/debug/tracing/events",
+    ] {
+        if Path::new(dir).is_dir() {
+            return Ok(());
+        }
+    }
+    let target = c"/sys/kernel/tracing";
+    // SAFETY: all pointers are valid NUL-terminated strings; data is null.
+    let rc = unsafe {
+        libc::mount(
+            c"tracefs".as_ptr(),
+            target.as_ptr(),
+            c"tracefs".as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        return Err(ProbeError::Tracefs(std::io::Error::last_os_error()));
+    }
+    tracing::info!("mounted tracefs at /sys/kernel/tracing");
+    Ok(())
+}
+
+/// Older kernels charge BPF maps to RLIMIT_MEMLOCK; newer ones use memcg. Best effort.
+fn raise_memlock_limit() {
+    let limit = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: valid pointer to an initialised rlimit.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &limit) } != 0 {
+        tracing::debug!(
+            "could not raise RLIMIT_MEMLOCK: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+/// Returns the probes and, separately, the ring buffer (read on its own task).
+pub fn load_and_attach(config: &ProbeConfig) -> Result<(Probes, RingBuf<MapData>), ProbeError> {
+    if !has_bpf_privileges() {
+        return Err(ProbeError::NotPrivileged);
+    }
+    ensure_tracefs()?;
+    raise_memlock_limit();
+
+    let self_tgid = std::process::id();
+    let mut ebpf = EbpfLoader::new()
+        .override_global(names::SELF_TGID, &self_tgid, true)
+        .override_global(names::MAX_BYTES_PER_CALL, &config.max_bytes_per_call, true)
+        .map_max_entries(names::EVENTS_MAP, config.ring_buffer_bytes)
+        .load(BPF_OBJECT)
+        .map_err(|err| match &err {
+            aya::EbpfError::MapError(aya::maps::MapError::CreateError { io_error, .. })
+                if io_error.raw_os_error() == Some(libc::EPERM) =>
+            {
+                ProbeError::NotPrivileged
+            }
+            _ => ProbeError::Load(err),
+        })?;
+
+    let mut attached = Vec::new();
+    let mut failed = Vec::new();
+    for &(program, category, tracepoint) in TRACEPOINTS {
+        match attach_one(&mut ebpf, program, category, tracepoint) {
+            Ok(()) => attached.push(program.to_string()),
+            Err(err) => {
+                tracing::warn!(program, "probe not attached: {err}");
+                failed.push((program.to_string(), err));
+            }
+        }
+    }
+    if attached.is_empty() {
+        let first = failed
+            .first()
+            .map(|(p, e)| format!("{p}: {e}"))
+            .unwrap_or_default();
+        return Err(ProbeError::NothingAttached { first });
+    }
+
+    let ring = RingBuf::try_from(take_map(&mut ebpf, names::EVENTS_MAP)?).map_err(|source| {
+        ProbeError::Map {
+            name: names::EVENTS_MAP,
+            source,
+        }
+    })?;
+    let stats =
+        PerCpuArray::try_from(take_map(&mut ebpf, names::STATS_MAP)?).map_err(|source| {
+            ProbeError::Map {
+                name: names::STATS_MAP,
+                source,
+            }
+        })?;
+    let conns = BpfHashMap::try_from(take_map(&mut ebpf, names::CONNS_MAP)?).map_err(|source| {
+        ProbeError::Map {
+            name: names::CONNS_MAP,
+            source,
+        }
+    })?;
+    Ok((
+        Probes {
+            _ebpf: ebpf,
+            stats,
+            conns,
+            attached,
+            failed,
+        },
+        ring,
+    ))
+}
+
+fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, ProbeError> {
+    ebpf.take_map(name).ok_or(ProbeError::MissingMap(name))
+}
+
+fn attach_one(
+    ebpf: &mut Ebpf,
+    program: &str,
+    category: &str,
+    tracepoint: &str,
+) -> Result<(), String> {
+    let prog = ebpf
+        .program_mut(program)
+        .ok_or_else(|| "not in the BPF object".to_string())?;
+    let tp: &mut TracePoint = prog.try_into().map_err(|e| format!("{e}"))?;
+    tp.load().map_err(|e| format!("load: {e:#}"))?;
+    tp.attach(category, tracepoint)
+        .map_err(|e| format!("attach: {e:#}"))?;
+    Ok(())
+}
+
+impl Probes {
+    /// Sum over CPUs of each kernel counter, by index.
+    pub fn kernel_counters(&self) -> Vec<u64> {
+        (0..sonde_ebpf::events::KERNEL_STAT_COUNT)
+            .map(|i| {
+                self.stats
+                    .get(&i, 0)
+                    .map(|values| values.iter().sum())
+                    .unwrap_or(0)
+            })
+            .collect()
+    }
+
+    /// Forgets kernel connection entries (their process is gone).
+    pub fn forget_connections(&mut self, keys: &[(u32, i32)]) {
+        for &(tgid, fd) in keys {
+            // Already gone (closed in the kernel meanwhile) is fine.
+            let _ = self.conns.remove(&conn_map_key(tgid, fd));
+        }
+    }
+
+    /// Removes kernel connection entries whose process no longer exists (a lost
+    /// process-exit event would otherwise leak them). Returns how many.
+    pub fn sweep_dead_connections(&mut self) -> usize {
+        let dead: Vec<u64> = self
+            .conns
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|key| !process_alive((key & 0xffff_ffff) as u32))
+            .collect();
+        for key in &dead {
+            let _ = self.conns.remove(key);
+        }
+        dead.len()
+    }
+}
+
+pub fn process_alive(tgid: u32) -> bool {
+    Path::new(&format!("/proc/{tgid}")).exists()
+}

@@ -1,0 +1,322 @@
+//! Parsing of a complete message head (start line and header fields) with
+//! httparse, and the choice of body framing that follows from it.
+
+use super::body::{Body, Chunked};
+use super::{HttpConfig, HttpError, HttpMessage, REDACTED, header_value};
+use crate::MessageKind;
+
+/// A parsed head: its length in the input, the message without body, and how
+/// the body is framed.
+#[derive(Debug)]
+pub(super) struct Head {
+    pub len: usize,
+    pub message: HttpMessage,
+    pub body: Body,
+}
+
+/// Parses the head at the start of `input`. `Ok(None)` means it is not
+/// complete yet (and still within the size cap).
+pub(super) fn parse(
+    input: &[u8],
+    kind: MessageKind,
+    config: &HttpConfig,
+    request_method: Option<&str>,
+) -> Result<Option<Head>, HttpError> {
+    let mut headers = vec![httparse::EMPTY_HEADER; config.max_headers];
+    let mut parser = httparse::ParserConfig::default();
+    // Leniency that real servers and clients show: an observer gains nothing
+    // by rejecting what the peer accepted.
+    parser
+        .allow_multiple_spaces_in_request_line_delimiters(true)
+        .allow_multiple_spaces_in_response_status_delimiters(true)
+        .allow_spaces_after_header_name_in_responses(true)
+        .allow_obsolete_multiline_headers_in_responses(true);
+
+    // Only the first `max_head_bytes` are parsed. Besides bounding the work,
+    // this makes the outcome independent of how the stream was split: a head
+    // that does not end within the cap is HeadTooLarge even if a malformed
+    // byte follows later, whether or not those later bytes have arrived.
+    let window = input.get(..config.max_head_bytes).unwrap_or(input);
+    let (status, start) = match kind {
+        MessageKind::Request => {
+            let mut req = httparse::Request::new(&mut headers);
+            let status = parser.parse_request(&mut req, window).map_err(map_error)?;
+            let start = StartLine {
+                minor_version: req.version.unwrap_or(1),
+                method: req.method.unwrap_or_default().to_owned(),
+                path: req.path.unwrap_or_default().to_owned(),
+                status: 0,
+                reason: String::new(),
+            };
+            (status, (start, req.headers.len()))
+        }
+        MessageKind::Response => {
+            let mut resp = httparse::Response::new(&mut headers);
+            let status = parser
+                .parse_response(&mut resp, window)
+                .map_err(map_error)?;
+            let reason = match resp.reason {
+                // httparse hands out "" when the phrase has non-ASCII bytes;
+                // recover them lossily rather than losing the phrase.
+                Some("") | None => raw_reason(window),
+                Some(reason) => reason.to_owned(),
+            };
+            let start = StartLine {
+                minor_version: resp.version.unwrap_or(1),
+                method: String::new(),
+                path: String::new(),
+                status: resp.code.unwrap_or(0),
+                reason,
+            };
+            (status, (start, resp.headers.len()))
+        }
+    };
+    let len = match status {
+        httparse::Status::Complete(len) => len,
+        // No end of head within the window: too large if more bytes than the
+        // cap are already there, else wait for them.
+        httparse::Status::Partial if input.len() > config.max_head_bytes => {
+            return Err(HttpError::HeadTooLarge);
+        }
+        httparse::Status::Partial => return Ok(None),
+    };
+    let (start, header_count) = start;
+    // httparse shrinks the slice it was given to the parsed headers only on
+    // Complete; `header_count` is that length.
+    let raw_headers = headers.get(..header_count).unwrap_or_default();
+
+    let body = framing(kind, start.status, request_method, raw_headers)?;
+    let headers: Vec<(String, String)> = raw_headers
+        .iter()
+        .map(|h| (h.name.to_owned(), header_text(h, config)))
+        .collect();
+    let content_type = header_value(&headers, "content-type")
+        .unwrap_or_default()
+        .to_owned();
+    let message = HttpMessage {
+        kind,
+        minor_version: start.minor_version,
+        method: start.method,
+        path: start.path,
+        status: start.status,
+        reason: start.reason,
+        headers,
+        content_type,
+        body: Vec::new(),
+        body_size: 0,
+        body_incomplete: false,
+    };
+    Ok(Some(Head { len, message, body }))
+}
+
+struct StartLine {
+    minor_version: u8,
+    method: String,
+    path: String,
+    status: u16,
+    reason: String,
+}
+
+fn map_error(err: httparse::Error) -> HttpError {
+    match err {
+        httparse::Error::TooManyHeaders => HttpError::TooManyHeaders,
+        _ => HttpError::InvalidHead,
+    }
+}
+
+fn header_text(header: &httparse::Header<'_>, config: &HttpConfig) -> String {
+    let secret = config
+        .redacted_headers
+        .iter()
+        .any(|name| name.eq_ignore_ascii_case(header.name));
+    if secret {
+        REDACTED.to_owned()
+    } else {
+        String::from_utf8_lossy(header.value).into_owned()
+    }
+}
+
+/// Decides how the body ends (RFC 9112 6.3). `raw_headers` are the headers as
+/// received, so redaction settings cannot disturb framing.
+fn framing(
+    kind: MessageKind,
+    status: u16,
+    request_method: Option<&str>,
+    raw_headers: &[httparse::Header<'_>],
+) -> Result<Body, HttpError> {
+    const NO_BODY: Body = Body::Length { remaining: 0 };
+    if kind == MessageKind::Response {
+        let bodiless_status = matches!(status, 100..=199 | 204 | 304);
+        let is_head = request_method == Some("HEAD");
+        // A 2xx to CONNECT turns the connection into a tunnel; what follows
+        // is not this message's body.
+        let tunnel = request_method == Some("CONNECT") && (200..300).contains(&status);
+        if bodiless_status || is_head || tunnel {
+            return Ok(NO_BODY);
+        }
+    }
+    // Transfer-Encoding overrides Content-Length (RFC 9112 6.1), so a
+    // Content-Length next to it is not even validated.
+    match final_transfer_coding(raw_headers) {
+        Some(coding) if coding.eq_ignore_ascii_case(b"chunked") => {
+            return Ok(Body::Chunked(Chunked::start()));
+        }
+        // Not chunked last: a request cannot be delimited (the server must
+        // reject it), a response runs until close.
+        Some(_) if kind == MessageKind::Request => return Err(HttpError::InvalidHead),
+        Some(_) => return Ok(Body::UntilClose),
+        None => {}
+    }
+    match content_length(raw_headers)? {
+        Some(remaining) => Ok(Body::Length { remaining }),
+        None if kind == MessageKind::Request => Ok(NO_BODY),
+        None => Ok(Body::UntilClose),
+    }
+}
+
+/// The last transfer coding named by any Transfer-Encoding field, without
+/// parameters; `Some(b"")` if the fields are present but name nothing.
+fn final_transfer_coding<'a>(headers: &[httparse::Header<'a>]) -> Option<&'a [u8]> {
+    let mut last = None;
+    for header in headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("transfer-encoding"))
+    {
+        last = Some(last.unwrap_or_default());
+        for coding in header.value.split(|&b| b == b',') {
+            let name = coding.split(|&b| b == b';').next().unwrap_or_default();
+            let name = trim_ows(name);
+            if !name.is_empty() {
+                last = Some(name);
+            }
+        }
+    }
+    last
+}
+
+/// The body length from Content-Length fields. Repeated fields or list
+/// members must all agree (RFC 9110 8.6): a disagreement means the framing is
+/// unknowable, so it is an error instead of a guess.
+fn content_length(headers: &[httparse::Header<'_>]) -> Result<Option<u64>, HttpError> {
+    let mut found = None;
+    for header in headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("content-length"))
+    {
+        for member in header.value.split(|&b| b == b',') {
+            let value = parse_decimal(trim_ows(member)).ok_or(HttpError::InvalidContentLength)?;
+            if found.is_some_and(|prev| prev != value) {
+                return Err(HttpError::InvalidContentLength);
+            }
+            found = Some(value);
+        }
+    }
+    Ok(found)
+}
+
+/// `1*DIGIT` as u64; None on anything else, including overflow.
+fn parse_decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |acc, &b| {
+        let digit = char::from(b).to_digit(10)?;
+        acc.checked_mul(10)?.checked_add(u64::from(digit))
+    })
+}
+
+fn trim_ows(bytes: &[u8]) -> &[u8] {
+    let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = bytes.iter().position(|b| !is_ows(b)).unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !is_ows(b))
+        .map_or(start, |i| i + 1);
+    bytes.get(start..end).unwrap_or_default()
+}
+
+/// The reason phrase read straight from the status line, lossily decoded.
+/// Only called after httparse accepted the line, but written to cope with
+/// anything.
+fn raw_reason(input: &[u8]) -> String {
+    let start = input
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(input.len());
+    let line = input.get(start..).unwrap_or_default();
+    let line = line.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    // "HTTP/1.x" SP+ 3DIGIT SP+ reason
+    let after_version = line.get(8..).unwrap_or_default();
+    let after_code = trim_leading_spaces(after_version)
+        .get(3..)
+        .unwrap_or_default();
+    String::from_utf8_lossy(trim_leading_spaces(after_code)).into_owned()
+}
+
+fn trim_leading_spaces(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|&b| b != b' ').unwrap_or(bytes.len());
+    bytes.get(start..).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimal() {
+        let cases: &[(&[u8], Option<u64>)] = &[
+            (b"0", Some(0)),
+            (b"0042", Some(42)),
+            (b"18446744073709551615", Some(u64::MAX)),
+            (b"18446744073709551616", None),
+            (b"", None),
+            (b"-1", None),
+            (b"+1", None),
+            (b"1 2", None),
+            (b"0x10", None),
+        ];
+        for (input, want) in cases {
+            assert_eq!(parse_decimal(input), *want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn ows() {
+        assert_eq!(trim_ows(b" \t a b\t "), b"a b");
+        assert_eq!(trim_ows(b"  "), b"");
+        assert_eq!(trim_ows(b""), b"");
+    }
+
+    #[test]
+    fn transfer_coding() {
+        let h = |value: &'static [u8]| httparse::Header {
+            name: "Transfer-Encoding",
+            value,
+        };
+        let cases: &[(&[httparse::Header<'static>], Option<&[u8]>)] = &[
+            (&[], None),
+            (&[h(b"chunked")], Some(b"chunked")),
+            (&[h(b"gzip, chunked")], Some(b"chunked")),
+            (&[h(b"chunked"), h(b"gzip")], Some(b"gzip")),
+            (&[h(b"gzip"), h(b" Chunked ;x=1 ,")], Some(b"Chunked")),
+            (&[h(b"")], Some(b"")),
+        ];
+        for (headers, want) in cases {
+            assert_eq!(final_transfer_coding(headers), *want, "{headers:?}");
+        }
+    }
+
+    #[test]
+    fn reason_from_raw_line() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"HTTP/1.1 200 OK\r\n", "OK"),
+            (b"\r\nHTTP/1.1  404  Not \xffFound\r\n", "Not \u{fffd}Found"),
+            (b"HTTP/1.1 200\r\n", ""),
+            (b"HTTP", ""),
+        ];
+        for (input, want) in cases {
+            assert_eq!(raw_reason(input), *want);
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! Sonde's query side: table schemas, the row builders that fill them, the
+//! in-memory table store with its byte budget, the DataFusion table provider
+//! over it, the read-only SQL facade, and the agent's own counters.
+//!
+//! Data flows one way: records → store → provider → engine. Nothing here
+//! knows about eBPF or HTTP serving.
+
+pub mod engine;
+pub mod provider;
+pub mod records;
+pub mod schema;
+pub mod stats;
+pub mod store;
+
+mod read_only;
+mod time_filter;
+
+pub use engine::{QueryEngine, QueryError, QueryResult};
+pub use stats::{Counter, CounterSnapshot, StatsRegistry};
+pub use store::{StoreConfig, StoreError, TableStats, TableStore};

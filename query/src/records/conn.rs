@@ -1,0 +1,121 @@
+//! The connection identity shared by every protocol table (the columns of
+//! [`crate::schema::common_fields`]) and a builder for them.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BooleanBuilder, Int64Builder, StringBuilder, TimestampNanosecondBuilder,
+    UInt32Builder,
+};
+
+/// Which side of the connection the traced process is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TraceRole {
+    Client,
+    Server,
+    Unknown,
+}
+
+impl TraceRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TraceRole::Client => "client",
+            TraceRole::Server => "server",
+            TraceRole::Unknown => "unknown",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnFields {
+    /// `pid:start_time`, unique across pid reuse.
+    pub upid: String,
+    pub pid: u32,
+    pub comm: String,
+    pub remote_addr: String,
+    pub remote_port: i64,
+    pub local_addr: String,
+    pub local_port: i64,
+    pub trace_role: TraceRole,
+    pub encrypted: bool,
+}
+
+/// Fixed-width bytes per row in the common columns: time_ 8, pid 4,
+/// two ports 8 each, encrypted ~1, plus a 4-byte offset per string column (5).
+const FIXED_ROW_BYTES: usize = 8 + 4 + 8 + 8 + 1 + 5 * 4;
+
+/// Builds the common first columns (`time_` … `encrypted`) of any protocol
+/// table; protocol builders append their own columns after these.
+#[derive(Debug)]
+pub struct ConnColumnsBuilder {
+    time: TimestampNanosecondBuilder,
+    upid: StringBuilder,
+    pid: UInt32Builder,
+    comm: StringBuilder,
+    remote_addr: StringBuilder,
+    remote_port: Int64Builder,
+    local_addr: StringBuilder,
+    local_port: Int64Builder,
+    trace_role: StringBuilder,
+    encrypted: BooleanBuilder,
+}
+
+impl Default for ConnColumnsBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ConnColumnsBuilder {
+    pub fn new() -> Self {
+        Self {
+            time: TimestampNanosecondBuilder::new().with_timezone("UTC"),
+            upid: StringBuilder::new(),
+            pid: UInt32Builder::new(),
+            comm: StringBuilder::new(),
+            remote_addr: StringBuilder::new(),
+            remote_port: Int64Builder::new(),
+            local_addr: StringBuilder::new(),
+            local_port: Int64Builder::new(),
+            trace_role: StringBuilder::new(),
+            encrypted: BooleanBuilder::new(),
+        }
+    }
+
+    /// Appends one row; returns the approximate bytes it added.
+    pub fn append(&mut self, time_ns: i64, conn: &ConnFields) -> usize {
+        self.time.append_value(time_ns);
+        self.upid.append_value(&conn.upid);
+        self.pid.append_value(conn.pid);
+        self.comm.append_value(&conn.comm);
+        self.remote_addr.append_value(&conn.remote_addr);
+        self.remote_port.append_value(conn.remote_port);
+        self.local_addr.append_value(&conn.local_addr);
+        self.local_port.append_value(conn.local_port);
+        let role = conn.trace_role.as_str();
+        self.trace_role.append_value(role);
+        self.encrypted.append_value(conn.encrypted);
+        FIXED_ROW_BYTES
+            + conn.upid.len()
+            + conn.comm.len()
+            + conn.remote_addr.len()
+            + conn.local_addr.len()
+            + role.len()
+    }
+
+    /// The finished columns in schema order; resets the builder.
+    pub fn finish(&mut self) -> Vec<ArrayRef> {
+        vec![
+            Arc::new(self.time.finish()),
+            Arc::new(self.upid.finish()),
+            Arc::new(self.pid.finish()),
+            Arc::new(self.comm.finish()),
+            Arc::new(self.remote_addr.finish()),
+            Arc::new(self.remote_port.finish()),
+            Arc::new(self.local_addr.finish()),
+            Arc::new(self.local_port.finish()),
+            Arc::new(self.trace_role.finish()),
+            Arc::new(self.encrypted.finish()),
+        ]
+    }
+}

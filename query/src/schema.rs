@@ -1,0 +1,124 @@
+//! Table names and Arrow schemas. Names and column order follow Pixie's
+//! socket-tracer tables so that queries written for Pixie carry over.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+pub const HTTP_EVENTS: &str = "http_events";
+pub const CAPTURE_STATS: &str = "capture_stats";
+
+/// Name of the event-time column every table has; the store prunes on it.
+pub const TIME_COLUMN: &str = "time_";
+
+/// Type of `time_`: nanoseconds since the Unix epoch, UTC.
+pub fn time_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))
+}
+
+/// The columns every protocol table starts with, in order: `time_` (the
+/// response's time, or the event's for one-sided rows) and the connection's
+/// identity. DNS/MySQL/Redis tables reuse these.
+pub fn common_fields() -> Vec<Field> {
+    vec![
+        Field::new(TIME_COLUMN, time_type(), false),
+        Field::new("upid", DataType::Utf8, false),
+        Field::new("pid", DataType::UInt32, false),
+        Field::new("comm", DataType::Utf8, false),
+        Field::new("remote_addr", DataType::Utf8, false),
+        Field::new("remote_port", DataType::Int64, false),
+        Field::new("local_addr", DataType::Utf8, false),
+        Field::new("local_port", DataType::Int64, false),
+        Field::new("trace_role", DataType::Utf8, false),
+        Field::new("encrypted", DataType::Boolean, false),
+    ]
+}
+
+/// `latency` is the last column of every protocol table (nanoseconds).
+fn latency_field() -> Field {
+    Field::new("latency", DataType::Int64, false)
+}
+
+pub fn http_events_schema() -> SchemaRef {
+    let mut fields = common_fields();
+    fields.extend([
+        Field::new("major_version", DataType::Int64, false),
+        Field::new("minor_version", DataType::Int64, false),
+        Field::new("content_type", DataType::Utf8, false),
+        Field::new("req_headers", DataType::Utf8, false),
+        Field::new("req_method", DataType::Utf8, false),
+        Field::new("req_path", DataType::Utf8, false),
+        Field::new("req_body", DataType::Utf8, false),
+        Field::new("req_body_size", DataType::Int64, false),
+        Field::new("resp_headers", DataType::Utf8, false),
+        Field::new("resp_status", DataType::Int64, false),
+        Field::new("resp_message", DataType::Utf8, false),
+        Field::new("resp_body", DataType::Utf8, false),
+        Field::new("resp_body_size", DataType::Int64, false),
+        latency_field(),
+    ]);
+    Arc::new(Schema::new(fields))
+}
+
+/// One row per counter per sampling instant; `value` is the cumulative
+/// counter value at `time_`, so rates are differences between samples.
+pub fn capture_stats_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new(TIME_COLUMN, time_type(), false),
+        Field::new("name", DataType::Utf8, false),
+        Field::new("value", DataType::Int64, false),
+    ]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(schema: &Schema) -> Vec<&str> {
+        schema.fields().iter().map(|f| f.name().as_str()).collect()
+    }
+
+    #[test]
+    fn http_events_columns_in_pixie_order() {
+        let schema = http_events_schema();
+        assert_eq!(
+            names(&schema),
+            [
+                "time_",
+                "upid",
+                "pid",
+                "comm",
+                "remote_addr",
+                "remote_port",
+                "local_addr",
+                "local_port",
+                "trace_role",
+                "encrypted",
+                "major_version",
+                "minor_version",
+                "content_type",
+                "req_headers",
+                "req_method",
+                "req_path",
+                "req_body",
+                "req_body_size",
+                "resp_headers",
+                "resp_status",
+                "resp_message",
+                "resp_body",
+                "resp_body_size",
+                "latency",
+            ]
+        );
+        assert!(schema.fields().iter().all(|f| !f.is_nullable()));
+        assert_eq!(schema.field(0).data_type(), &time_type());
+        assert_eq!(schema.field(2).data_type(), &DataType::UInt32);
+    }
+
+    #[test]
+    fn capture_stats_columns() {
+        let schema = capture_stats_schema();
+        assert_eq!(names(&schema), ["time_", "name", "value"]);
+        assert!(schema.fields().iter().all(|f| !f.is_nullable()));
+    }
+}

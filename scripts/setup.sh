@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs what Sonde needs to build, run and test on Debian/Ubuntu. Idempotent:
+# packages already present are not reinstalled.
+set -euo pipefail
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# clang + libbpf-dev: compile the BPF programs (build.rs). nginx, curl, python3:
+# real servers and clients for the end-to-end tests.
+packages=(clang llvm libbpf-dev curl python3 ca-certificates)
+command -v nginx >/dev/null 2>&1 || packages+=(nginx)
+
+missing=()
+for pkg in "${packages[@]}"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "setup: no Rust toolchain found. Install one with rustup (https://rustup.rs), Rust >= 1.95, then rerun." >&2
+    exit 1
+fi
+rustc_minor=$(rustc --version | sed -E 's/^rustc 1\.([0-9]+).*/\1/')
+if [ "$rustc_minor" -lt 95 ]; then
+    echo "setup: Rust >= 1.95 is required, found $(rustc --version). Run: rustup update stable" >&2
+    exit 1
+fi
+if [ ! -e /sys/kernel/btf/vmlinux ]; then
+    echo "setup: warning: this kernel has no BTF (/sys/kernel/btf/vmlinux); the agent needs Linux >= 5.8 with BTF." >&2
+fi
+echo "setup: ok ($(rustc --version), $(clang --version | head -n1))"

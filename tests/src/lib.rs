@@ -1,0 +1,372 @@
+//! Harness for Sonde's end-to-end tests: start the real agent (real probes, as
+//! root), real servers and clients on loopback, and query rows through the API.
+//!
+//! Without root or eBPF the tests skip with a message that says why, unless
+//! `SONDE_REQUIRE_EBPF=1` (set by CI), in which case they fail.
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A free TCP port on loopback (bound and released; fine for tests on one host).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Directory of the test binaries' target profile (target/debug or target/release).
+fn target_profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test-binary>
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf()
+}
+
+pub fn sonde_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("SONDE_BIN") {
+        return PathBuf::from(path);
+    }
+    target_profile_dir().join("sonde")
+}
+
+/// A unique scratch directory under the target dir, kept for inspection after failures.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let dir = target_profile_dir()
+        .join("e2e")
+        .join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// Why eBPF tests cannot run here, if they cannot.
+fn ebpf_unavailable_reason() -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("not running as root".into());
+    }
+    if !Path::new("/sys/kernel/btf/vmlinux").exists() {
+        return Some("the kernel has no BTF (/sys/kernel/btf/vmlinux)".into());
+    }
+    if !sonde_binary().exists() {
+        return Some(format!(
+            "{} is not built (cargo build -p sonde)",
+            sonde_binary().display()
+        ));
+    }
+    None
+}
+
+/// Returns false (after saying why) when the test should skip; panics instead
+/// when SONDE_REQUIRE_EBPF=1.
+pub fn ebpf_available() -> bool {
+    match ebpf_unavailable_reason() {
+        None => true,
+        Some(reason) if std::env::var("SONDE_REQUIRE_EBPF").as_deref() == Ok("1") => {
+            panic!("eBPF end-to-end tests required (SONDE_REQUIRE_EBPF=1) but cannot run: {reason}")
+        }
+        Some(reason) => {
+            eprintln!("SKIPPED: eBPF end-to-end test cannot run: {reason}");
+            false
+        }
+    }
+}
+
+/// A running `sonde agent`, stopped (SIGTERM) on drop.
+pub struct Agent {
+    child: Child,
+    pub url: String,
+    log_path: PathBuf,
+    http: reqwest::blocking::Client,
+}
+
+impl Agent {
+    pub fn start(name: &str) -> Agent {
+        Self::start_with(name, &[])
+    }
+
+    pub fn start_with(name: &str, extra_args: &[&str]) -> Agent {
+        let port = free_port();
+        let dir = scratch_dir(&format!("agent-{name}"));
+        let log_path = dir.join("agent.log");
+        let log = std::fs::File::create(&log_path).expect("agent log");
+        let child = Command::new(sonde_binary())
+            .args([
+                "agent",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--log",
+                "info",
+            ])
+            .args(extra_args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn sonde agent");
+        let mut agent = Agent {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            log_path,
+            http: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("client"),
+        };
+        agent.wait_ready(Duration::from_secs(60));
+        agent
+    }
+
+    fn wait_ready(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("sonde agent exited early ({status}):\n{}", self.log());
+            }
+            if let Ok(resp) = self.http.get(format!("{}/readyz", self.url)).send()
+                && resp.status().is_success()
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sonde agent not ready in {timeout:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Runs SQL; returns (status, body).
+    pub fn query_raw(&self, sql: &str, format: &str) -> (u16, String) {
+        let resp = self
+            .http
+            .post(format!("{}/api/v1/query?format={format}", self.url))
+            .json(&serde_json::json!({ "sql": sql }))
+            .send()
+            .expect("query request");
+        let status = resp.status().as_u16();
+        (status, resp.text().unwrap_or_default())
+    }
+
+    /// Runs SQL and returns the rows (panics on an error status).
+    pub fn query(&self, sql: &str) -> Vec<Vec<Value>> {
+        let (status, body) = self.query_raw(sql, "json");
+        assert_eq!(status, 200, "query failed: {sql}\n{body}");
+        let value: Value = serde_json::from_str(&body).expect("json body");
+        value["rows"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| r.as_array().cloned().unwrap_or_default())
+            .collect()
+    }
+
+    /// Polls until `sql` returns at least `count` rows (rows are flushed every second).
+    pub fn wait_rows(&self, sql: &str, count: usize, timeout: Duration) -> Vec<Vec<Value>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let rows = self.query(sql);
+            if rows.len() >= count {
+                // One more flush period so late rows (a second copy) would show up too.
+                std::thread::sleep(Duration::from_millis(1500));
+                return self.query(sql);
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "expected {count} rows, got {}: {sql}\nrows: {rows:?}\ncapture_stats: {:?}\nagent log:\n{}",
+                    rows.len(),
+                    self.capture_stats(),
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// Latest value of every capture counter.
+    pub fn capture_stats(&self) -> Vec<(String, i64)> {
+        self.query("SELECT name, max(value) FROM capture_stats GROUP BY name ORDER BY name")
+            .into_iter()
+            .map(|r| {
+                (
+                    r[0].as_str().unwrap_or_default().to_string(),
+                    r[1].as_i64().unwrap_or(-1),
+                )
+            })
+            .collect()
+    }
+
+    pub fn counter(&self, name: &str) -> i64 {
+        self.capture_stats()
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map_or(0, |(_, v)| v)
+    }
+
+    /// Stops the agent with SIGTERM and returns its log.
+    pub fn stop(mut self) -> String {
+        self.terminate();
+        self.log()
+    }
+
+    fn terminate(&mut self) {
+        // SAFETY: kill with a valid pid and signal.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.terminate();
+    }
+}
+
+/// A server process killed on drop.
+pub struct Server {
+    child: Child,
+    pub port: u16,
+}
+
+impl Server {
+    /// Spawns `cmd` and waits until `port` accepts connections.
+    pub fn spawn(mut cmd: Command, port: u16) -> Server {
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn server");
+        let mut server = Server { child, port };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                let mut err = String::new();
+                if let Some(mut stderr) = server.child.stderr.take() {
+                    let _ = stderr.read_to_string(&mut err);
+                }
+                panic!("server exited early ({status}): {err}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server on port {port} did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// nginx with a config of our own on `port`, in a scratch directory.
+pub fn start_nginx(name: &str, port: u16) -> Server {
+    let dir = scratch_dir(&format!("nginx-{name}"));
+    std::fs::create_dir_all(dir.join("html")).expect("html dir");
+    std::fs::write(dir.join("html/static.txt"), "x".repeat(5000)).expect("static file");
+    let config = format!(
+        r#"worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    sendfile on;
+    keepalive_requests 100000;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        root {dir}/html;
+        location = /hello {{ default_type text/plain; return 200 "hello from nginx\n"; }}
+        location = /created {{ default_type application/json; return 201 '{{"id":1}}'; }}
+        location = /missing {{ return 404; }}
+        location = /fail {{ return 503; }}
+        location = /empty {{ return 204; }}
+        location /static.txt {{ }}
+    }}
+}}
+"#,
+        dir = dir.display()
+    );
+    let conf_path = dir.join("nginx.conf");
+    std::fs::write(&conf_path, config).expect("nginx.conf");
+    let mut cmd = Command::new(nginx_binary());
+    cmd.args([
+        "-c",
+        &conf_path.display().to_string(),
+        "-p",
+        &dir.display().to_string(),
+    ]);
+    Server::spawn(cmd, port)
+}
+
+fn nginx_binary() -> String {
+    for candidate in ["/usr/sbin/nginx", "/usr/bin/nginx"] {
+        if Path::new(candidate).exists() {
+            return candidate.to_string();
+        }
+    }
+    "nginx".to_string()
+}
+
+/// Runs a command to completion, panicking with its output if it fails.
+pub fn run(cmd: &mut Command) -> String {
+    let output = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        output.status.success(),
+        "{cmd:?} failed ({}):\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn curl(args: &[&str]) -> String {
+    run(Command::new("curl")
+        .args(["-sS", "--max-time", "10"])
+        .args(args))
+}
+
+/// Path of a fixture script in tests/fixtures.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
+}
