@@ -44,7 +44,13 @@ pub fn run_http(kind: MessageKind, data: &[u8]) {
     assert_eq!(whole, split_up, "split at {split} changed the result");
 
     // With a gap between the parts: only invariants, and resync is exercised.
-    feed(kind, &config, method, &[first, second], Some(u64::from(ctl)));
+    feed(
+        kind,
+        &config,
+        method,
+        &[first, second],
+        Some(u64::from(ctl)),
+    );
 }
 
 /// Runs the caller loop over `parts`. Without a gap it stops at the first

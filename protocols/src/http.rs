@@ -207,6 +207,10 @@ impl HttpDecoder {
                 });
             }
             State::Body { message, body } => (message, body, 0),
+            idle @ (State::Idle | State::HeadStarted) if input.is_empty() => {
+                self.state = idle;
+                return Ok(Decoded::NeedMore);
+            }
             State::Idle | State::HeadStarted => {
                 let method = match self.kind {
                     MessageKind::Request => None,
@@ -215,9 +219,7 @@ impl HttpDecoder {
                 match head::parse(input, self.kind, &self.config, method)? {
                     Some(head) => (head.message, head.body, head.len),
                     None => {
-                        if !input.is_empty() {
-                            self.state = State::HeadStarted;
-                        }
+                        self.state = State::HeadStarted;
                         return Ok(Decoded::NeedMore);
                     }
                 }

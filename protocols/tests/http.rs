@@ -566,3 +566,23 @@ fn config_defaults() {
         ]
     );
 }
+
+#[test]
+fn idle_tracking() {
+    let mut d = HttpDecoder::new(Request, HttpConfig::default());
+    assert!(d.is_idle());
+    assert_eq!(d.kind(), Request);
+    assert_eq!(d.decode(b"", None), Ok(Decoded::NeedMore));
+    assert!(d.is_idle(), "no bytes seen yet");
+    assert_eq!(d.decode(b"GET / HT", None), Ok(Decoded::NeedMore));
+    assert!(!d.is_idle(), "partial head held by the caller");
+    assert_eq!(d.decode(b"", None), Ok(Decoded::NeedMore));
+    assert!(!d.is_idle(), "still the same partial head");
+    let whole = b"GET / HTTP/1.1\r\nContent-Length: 2\r\n\r\na";
+    assert_eq!(d.decode(whole, None), progress(whole.len(), None));
+    assert!(!d.is_idle(), "inside the body");
+    assert_eq!(d.decode(b"", None), Ok(Decoded::NeedMore));
+    let want = request("GET", "/", &[("Content-Length", "2")], b"ab");
+    assert_eq!(d.decode(b"bGET", None), progress(1, Some(want)));
+    assert!(d.is_idle());
+}

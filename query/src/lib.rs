@@ -17,4 +17,4 @@ mod time_filter;
 
 pub use engine::{QueryEngine, QueryError, QueryResult};
 pub use stats::{Counter, CounterSnapshot, StatsRegistry};
-pub use store::{StoreConfig, StoreError, TableStats, TableStore};
+pub use store::{StoreConfig, StoreError, TableSnapshot, TableStats, TableStore};
