@@ -20,8 +20,10 @@ use crate::counters::CaptureCounters;
 use crate::probes::{self, ProbeConfig};
 
 fn http_config(args: &AgentArgs) -> HttpConfig {
-    let mut config = HttpConfig::default();
-    config.body_prefix_bytes = usize::try_from(args.body_prefix_bytes).unwrap_or(usize::MAX);
+    let mut config = HttpConfig {
+        body_prefix_bytes: usize::try_from(args.body_prefix_bytes).unwrap_or(usize::MAX),
+        ..HttpConfig::default()
+    };
     if args.no_default_redaction {
         config.redacted_headers.clear();
     }

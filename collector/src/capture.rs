@@ -70,7 +70,7 @@ async fn run(capture: Capture, mut shutdown: watch::Receiver<bool>) -> anyhow::R
                 drain(ring.get_mut(), &mut tracker, &mut probes, &store, &records_read);
                 let gone = tracker.tick(Clock::monotonic_now(), process_alive);
                 probes.forget_connections(&gone);
-                if ticks % SWEEP_EVERY_TICKS == 0 {
+                if ticks.is_multiple_of(SWEEP_EVERY_TICKS) {
                     let swept = probes.sweep_dead_connections();
                     if swept > 0 {
                         tracing::debug!(swept, "removed kernel connection entries of exited processes");

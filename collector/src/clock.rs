@@ -30,7 +30,7 @@ impl Clock {
         u64::try_from(now_ns(libc::CLOCK_MONOTONIC)).unwrap_or(0)
     }
 
-    pub fn to_unix_ns(&self, monotonic_ns: u64) -> i64 {
+    pub fn to_unix_ns(self, monotonic_ns: u64) -> i64 {
         i64::try_from(i128::from(monotonic_ns) + self.offset_ns).unwrap_or(i64::MAX)
     }
 }

@@ -61,7 +61,7 @@ impl Default for HttpConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpMessage {
     pub kind: MessageKind,
-    /// HTTP/1.<minor>; the major version is always 1.
+    /// The `x` of `HTTP/1.x`; the major version is always 1.
     pub minor_version: u8,
     /// Request method; "" for responses.
     pub method: String,
