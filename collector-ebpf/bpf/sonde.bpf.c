@@ -20,6 +20,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define AF_INET 2
 #define AF_INET6 10
 #define SOCK_STREAM 1
+#define SOCK_DGRAM 2
 #define S_IFMT 00170000
 #define S_IFSOCK 0140000
 #define EINPROGRESS 115
@@ -60,6 +61,7 @@ struct active_call {
 	__u64 ts_enter;
 	__u64 buf;    /* user buffer, iovec array, msghdr or mmsghdr array */
 	__u64 count;  /* buffer size, iovec count or message count */
+	__u64 addr;   /* sendto/recvfrom: user sockaddr of the peer */
 	__u64 sk;
 	__s32 fd;
 	__u8 syscall; /* enum sonde_syscall */
@@ -108,8 +110,8 @@ static __always_inline bool is_self(void)
 	return (bpf_get_current_pid_tgid() >> 32) == sonde_self_tgid;
 }
 
-/* The struct sock of an AF_INET/AF_INET6 stream socket behind fd, or NULL. */
-static __always_inline struct sock *fd_to_inet_stream_sock(int fd)
+/* The struct sock of an AF_INET/AF_INET6 TCP or UDP socket behind fd, or NULL. */
+static __always_inline struct sock *fd_to_inet_sock(int fd)
 {
 	if (fd < 0)
 		return NULL;
@@ -130,7 +132,8 @@ static __always_inline struct sock *fd_to_inet_stream_sock(int fd)
 	struct socket *sock = BPF_CORE_READ(file, private_data);
 	if (!sock)
 		return NULL;
-	if (BPF_CORE_READ(sock, type) != SOCK_STREAM)
+	short type = BPF_CORE_READ(sock, type);
+	if (type != SOCK_STREAM && type != SOCK_DGRAM)
 		return NULL;
 	struct sock *sk = BPF_CORE_READ(sock, sk);
 	if (!sk)
@@ -141,13 +144,14 @@ static __always_inline struct sock *fd_to_inet_stream_sock(int fd)
 	return sk;
 }
 
-static __always_inline void stash(__u8 syscall, int fd, __u64 buf, __u64 count, struct sock *sk)
+static __always_inline void stash(__u8 syscall, int fd, __u64 buf, __u64 count, __u64 addr, struct sock *sk)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct active_call call = {
 		.ts_enter = bpf_ktime_get_ns(),
 		.buf = buf,
 		.count = count,
+		.addr = addr,
 		.sk = (__u64)sk,
 		.fd = fd,
 		.syscall = syscall,
@@ -220,7 +224,7 @@ static __always_inline struct conn_state *conn_open(int fd, struct sock *sk, __u
 	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	ev.family = family;
 	ev.role = role;
-	ev.sock_type = SOCK_STREAM;
+	ev.sock_type = BPF_CORE_READ(sk, sk_type);
 	ev.local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
 	ev.remote_port = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	if (family == AF_INET) {
@@ -261,6 +265,7 @@ struct copy_state {
 	__u64 single_base; /* single buffer */
 	__u64 remaining;   /* bytes still to copy under the cap */
 	__u64 copied;
+	struct sonde_peer peer;
 	__u8 direction;
 	__u8 syscall;
 	bool failed;
@@ -320,6 +325,7 @@ static long copy_one_chunk(__u32 index, void *ctx)
 	ev->call_end = s->call_end;
 	ev->direction = s->direction;
 	ev->syscall = s->syscall;
+	ev->peer = s->peer;
 
 	/* The masks restate the bound for the verifier: n <= SONDE_CHUNK_MAX. */
 	__u32 len = n & (2 * SONDE_CHUNK_MAX - 1);
@@ -358,15 +364,42 @@ static __always_inline void emit_tail(struct copy_state *s)
 	ev->copied = 0;
 	ev->direction = s->direction;
 	ev->syscall = s->syscall;
+	ev->peer = s->peer;
 	ev->flags = SONDE_DATA_LAST;
 	if (bpf_ringbuf_output(&sonde_events, ev, SONDE_DATA_HEADER_SIZE, 0))
 		stat_add(SONDE_STAT_RING_FULL_EVENTS, 1);
 }
 
+/* Reads a user sockaddr (AF_INET or AF_INET6) into *peer; leaves family 0 otherwise. */
+static __always_inline void read_peer(__u64 uaddr, struct sonde_peer *peer)
+{
+	peer->family = 0;
+	if (!uaddr)
+		return;
+	__u16 family = 0;
+	if (bpf_probe_read_user(&family, sizeof(family), (void *)uaddr))
+		return;
+	if (family == AF_INET) {
+		struct sockaddr_in sin;
+		if (bpf_probe_read_user(&sin, sizeof(sin), (void *)uaddr))
+			return;
+		peer->port = __builtin_bswap16(sin.sin_port);
+		__builtin_memcpy(peer->addr, &sin.sin_addr, 4);
+		peer->family = AF_INET;
+	} else if (family == AF_INET6) {
+		struct sockaddr_in6 sin6;
+		if (bpf_probe_read_user(&sin6, sizeof(sin6), (void *)uaddr))
+			return;
+		peer->port = __builtin_bswap16(sin6.sin6_port);
+		__builtin_memcpy(peer->addr, &sin6.sin6_addr, 16);
+		peer->family = AF_INET6;
+	}
+}
+
 /* Emits the first min(total, cap) bytes of a call, from a single buffer (iov == 0)
  * or an iovec array, and accounts the whole call in the stream position. */
 static __always_inline void emit_data(struct conn_state *c, __u8 direction, __u8 syscall, __u64 ts,
-				      __u64 buf, __u64 iov, __u64 iov_count, __u64 total)
+				      __u64 buf, __u64 iov, __u64 iov_count, __u64 total, __u64 peer_addr)
 {
 	__u32 cap = sonde_max_bytes_per_call;
 	if (cap > MAX_BYTES_PER_CALL_LIMIT)
@@ -391,6 +424,7 @@ static __always_inline void emit_data(struct conn_state *c, __u8 direction, __u8
 	s->direction = direction;
 	s->syscall = syscall;
 	s->failed = false;
+	read_peer(peer_addr, &s->peer);
 
 	if (s->remaining > 0) {
 		/* One iteration per chunk, plus one per iovec boundary crossed. */
@@ -415,9 +449,9 @@ int sys_enter_connect(struct trace_event_raw_sys_enter *ctx)
 	if (is_self())
 		return 0;
 	int fd = ctx->args[0];
-	struct sock *sk = fd_to_inet_stream_sock(fd);
+	struct sock *sk = fd_to_inet_sock(fd);
 	if (sk)
-		stash(SONDE_SYS_CONNECT, fd, 0, 0, sk);
+		stash(SONDE_SYS_CONNECT, fd, 0, 0, 0, sk);
 	return 0;
 }
 
@@ -436,7 +470,7 @@ static __always_inline int enter_accept(void)
 {
 	if (is_self())
 		return 0;
-	stash(SONDE_SYS_ACCEPT, -1, 0, 0, NULL);
+	stash(SONDE_SYS_ACCEPT, -1, 0, 0, 0, NULL);
 	return 0;
 }
 
@@ -446,7 +480,7 @@ static __always_inline int exit_accept(long ret)
 	if (!unstash(SONDE_SYS_ACCEPT, &call) || ret < 0)
 		return 0;
 	int fd = ret;
-	struct sock *sk = fd_to_inet_stream_sock(fd);
+	struct sock *sk = fd_to_inet_sock(fd);
 	if (sk)
 		conn_open(fd, sk, SONDE_ROLE_SERVER);
 	return 0;
@@ -471,7 +505,7 @@ int sys_enter_close(struct trace_event_raw_sys_enter *ctx)
 		return 0;
 	struct conn_key key = {.tgid = bpf_get_current_pid_tgid() >> 32, .fd = ctx->args[0]};
 	if (bpf_map_lookup_elem(&sonde_conns, &key))
-		stash(SONDE_SYS_CLOSE, key.fd, 0, 0, NULL);
+		stash(SONDE_SYS_CLOSE, key.fd, 0, 0, 0, NULL);
 	return 0;
 }
 
@@ -492,13 +526,13 @@ int sys_exit_close(struct trace_event_raw_sys_exit *ctx)
 
 /* --- data syscalls --- */
 
-static __always_inline int enter_data(__u8 syscall, int fd, __u64 buf, __u64 count)
+static __always_inline int enter_data(__u8 syscall, int fd, __u64 buf, __u64 count, __u64 addr)
 {
 	if (is_self())
 		return 0;
-	struct sock *sk = fd_to_inet_stream_sock(fd);
+	struct sock *sk = fd_to_inet_sock(fd);
 	if (sk)
-		stash(syscall, fd, buf, count, sk);
+		stash(syscall, fd, buf, count, addr, sk);
 	return 0;
 }
 
@@ -513,9 +547,9 @@ static __always_inline int exit_data(__u8 syscall, long ret, __u8 direction, boo
 		return 0;
 	__u64 ts = direction == SONDE_DIR_EGRESS ? call.ts_enter : bpf_ktime_get_ns();
 	if (vectored)
-		emit_data(c, direction, call.syscall, ts, 0, call.buf, call.count, ret);
+		emit_data(c, direction, call.syscall, ts, 0, call.buf, call.count, ret, 0);
 	else
-		emit_data(c, direction, call.syscall, ts, call.buf, 0, 0, ret);
+		emit_data(c, direction, call.syscall, ts, call.buf, 0, 0, ret, call.addr);
 	return 0;
 }
 
@@ -533,10 +567,10 @@ static __always_inline int exit_msg(__u8 syscall, long ret, __u8 direction)
 	if (bpf_probe_read_user(&msg, sizeof(msg), (void *)call.buf)) {
 		/* Nothing to copy from: the bytes still advance the stream. */
 		stat_add(SONDE_STAT_READ_FAILURES, 1);
-		emit_data(c, direction, call.syscall, ts, 0, 0, 0, ret);
+		emit_data(c, direction, call.syscall, ts, 0, 0, 0, ret, 0);
 		return 0;
 	}
-	emit_data(c, direction, call.syscall, ts, 0, (__u64)msg.msg_iov, msg.msg_iovlen, ret);
+	emit_data(c, direction, call.syscall, ts, 0, (__u64)msg.msg_iov, msg.msg_iovlen, ret, (__u64)msg.msg_name);
 	return 0;
 }
 
@@ -563,16 +597,16 @@ static __always_inline int exit_mmsg(__u8 syscall, long ret, __u8 direction)
 		if (m.msg_len == 0)
 			continue;
 		emit_data(c, direction, call.syscall, ts, 0, (__u64)m.msg_hdr.msg_iov, m.msg_hdr.msg_iovlen,
-			  m.msg_len);
+			  m.msg_len, (__u64)m.msg_hdr.msg_name);
 	}
 	return 0;
 }
 
-#define DATA_PROBES(name, sys, exit_fn, dir, ...)                                            \
+#define DATA_PROBES(name, sys, addr_arg, exit_fn, dir, ...)                                  \
 	SEC("tracepoint/syscalls/sys_enter_" #name)                                                   \
 	int sys_enter_##name(struct trace_event_raw_sys_enter *ctx)                                   \
 	{                                                                                             \
-		return enter_data(sys, ctx->args[0], ctx->args[1], ctx->args[2]);                     \
+		return enter_data(sys, ctx->args[0], ctx->args[1], ctx->args[2], addr_arg);           \
 	}                                                                                             \
 	SEC("tracepoint/syscalls/sys_exit_" #name)                                                    \
 	int sys_exit_##name(struct trace_event_raw_sys_exit *ctx)                                     \
@@ -580,23 +614,23 @@ static __always_inline int exit_mmsg(__u8 syscall, long ret, __u8 direction)
 		return exit_fn(sys, ctx->ret, dir, ##__VA_ARGS__);                                    \
 	}
 
-DATA_PROBES(read, SONDE_SYS_READ, exit_data, SONDE_DIR_INGRESS, false)
-DATA_PROBES(write, SONDE_SYS_WRITE, exit_data, SONDE_DIR_EGRESS, false)
-DATA_PROBES(recvfrom, SONDE_SYS_RECVFROM, exit_data, SONDE_DIR_INGRESS, false)
-DATA_PROBES(sendto, SONDE_SYS_SENDTO, exit_data, SONDE_DIR_EGRESS, false)
-DATA_PROBES(readv, SONDE_SYS_READV, exit_data, SONDE_DIR_INGRESS, true)
-DATA_PROBES(writev, SONDE_SYS_WRITEV, exit_data, SONDE_DIR_EGRESS, true)
-DATA_PROBES(recvmsg, SONDE_SYS_RECVMSG, exit_msg, SONDE_DIR_INGRESS)
-DATA_PROBES(sendmsg, SONDE_SYS_SENDMSG, exit_msg, SONDE_DIR_EGRESS)
-DATA_PROBES(recvmmsg, SONDE_SYS_RECVMMSG, exit_mmsg, SONDE_DIR_INGRESS)
-DATA_PROBES(sendmmsg, SONDE_SYS_SENDMMSG, exit_mmsg, SONDE_DIR_EGRESS)
+DATA_PROBES(read, SONDE_SYS_READ, 0, exit_data, SONDE_DIR_INGRESS, false)
+DATA_PROBES(write, SONDE_SYS_WRITE, 0, exit_data, SONDE_DIR_EGRESS, false)
+DATA_PROBES(recvfrom, SONDE_SYS_RECVFROM, ctx->args[4], exit_data, SONDE_DIR_INGRESS, false)
+DATA_PROBES(sendto, SONDE_SYS_SENDTO, ctx->args[4], exit_data, SONDE_DIR_EGRESS, false)
+DATA_PROBES(readv, SONDE_SYS_READV, 0, exit_data, SONDE_DIR_INGRESS, true)
+DATA_PROBES(writev, SONDE_SYS_WRITEV, 0, exit_data, SONDE_DIR_EGRESS, true)
+DATA_PROBES(recvmsg, SONDE_SYS_RECVMSG, 0, exit_msg, SONDE_DIR_INGRESS)
+DATA_PROBES(sendmsg, SONDE_SYS_SENDMSG, 0, exit_msg, SONDE_DIR_EGRESS)
+DATA_PROBES(recvmmsg, SONDE_SYS_RECVMMSG, 0, exit_mmsg, SONDE_DIR_INGRESS)
+DATA_PROBES(sendmmsg, SONDE_SYS_SENDMMSG, 0, exit_mmsg, SONDE_DIR_EGRESS)
 
 /* sendfile(out_fd, in_fd, offset, count): the bytes come from a file, not user
  * memory, so only their size is accounted (userspace sees a gap it can skip). */
 SEC("tracepoint/syscalls/sys_enter_sendfile64")
 int sys_enter_sendfile64(struct trace_event_raw_sys_enter *ctx)
 {
-	return enter_data(SONDE_SYS_SENDFILE, ctx->args[0], 0, ctx->args[3]);
+	return enter_data(SONDE_SYS_SENDFILE, ctx->args[0], 0, ctx->args[3], 0);
 }
 
 SEC("tracepoint/syscalls/sys_exit_sendfile64")

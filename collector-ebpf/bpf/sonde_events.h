@@ -96,6 +96,16 @@ struct sonde_open_event {
 	char comm[SONDE_COMM_LEN];
 };
 
+/* The peer of one datagram (sendto/recvfrom/sendmsg/recvmsg address), so a UDP
+ * socket talking to several peers gets each datagram attributed right.
+ * family 0: no address given (stream sockets, connected UDP): use the connection's. */
+struct sonde_peer {
+	__u16 family;
+	__u16 port; /* host byte order */
+	__u32 pad;
+	__u8 addr[16];
+};
+
 struct sonde_data_event {
 	struct sonde_event_header hdr;
 	__u64 position; /* stream offset of payload[0] in this direction */
@@ -104,6 +114,7 @@ struct sonde_data_event {
 	__u8 direction; /* enum sonde_direction */
 	__u8 syscall;   /* enum sonde_syscall */
 	__u16 flags;    /* SONDE_DATA_* */
+	struct sonde_peer peer;
 	__u8 payload[SONDE_CHUNK_MAX];
 };
 
@@ -113,7 +124,7 @@ struct sonde_close_event {
 	__u64 bytes_ingress;
 };
 
-#define SONDE_DATA_HEADER_SIZE 64
+#define SONDE_DATA_HEADER_SIZE 88
 
 _Static_assert(sizeof(struct sonde_conn_id) == 24, "sonde_conn_id layout");
 _Static_assert(sizeof(struct sonde_event_header) == 40, "sonde_event_header layout");
@@ -122,6 +133,8 @@ _Static_assert(__builtin_offsetof(struct sonde_open_event, local_addr) == 48, "o
 _Static_assert(__builtin_offsetof(struct sonde_open_event, comm) == 88, "open.comm");
 _Static_assert(__builtin_offsetof(struct sonde_data_event, payload) == SONDE_DATA_HEADER_SIZE, "data header");
 _Static_assert(__builtin_offsetof(struct sonde_data_event, copied) == 56, "data.copied");
+_Static_assert(__builtin_offsetof(struct sonde_data_event, peer) == 64, "data.peer");
+_Static_assert(sizeof(struct sonde_peer) == 24, "sonde_peer layout");
 _Static_assert(sizeof(struct sonde_close_event) == 56, "sonde_close_event layout");
 
 #endif /* SONDE_EVENTS_H */

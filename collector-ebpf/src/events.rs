@@ -24,6 +24,9 @@ pub const DATA_LAST: u16 = 0x1;
 pub const AF_INET: u16 = 2;
 pub const AF_INET6: u16 = 10;
 
+pub const SOCK_STREAM: u32 = 1;
+pub const SOCK_DGRAM: u32 = 2;
+
 /// Kernel-side counters, by index in the `sonde_stats` per-CPU array:
 /// (index, counter name, help).
 pub const KERNEL_STATS: &[(u32, &str, &str)] = &[
@@ -105,6 +108,16 @@ pub struct OpenEvent {
     pub comm: [u8; COMM_LEN],
 }
 
+/// The peer of one datagram; `family == 0` means "the connection's peer".
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Peer {
+    pub family: u16,
+    pub port: u16,
+    pub pad: u32,
+    pub addr: [u8; 16],
+}
+
 /// The fixed part of a data event; `copied` payload bytes follow it.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
@@ -116,6 +129,7 @@ pub struct DataEventHeader {
     pub direction: u8,
     pub syscall: u8,
     pub flags: u16,
+    pub peer: Peer,
 }
 
 #[repr(C)]
@@ -132,8 +146,10 @@ const _: () = assert!(size_of::<EventHeader>() == 40);
 const _: () = assert!(size_of::<OpenEvent>() == 104);
 const _: () = assert!(offset_of!(OpenEvent, local_addr) == 48);
 const _: () = assert!(offset_of!(OpenEvent, comm) == 88);
-const _: () = assert!(size_of::<DataEventHeader>() == 64);
+const _: () = assert!(size_of::<DataEventHeader>() == 88);
 const _: () = assert!(offset_of!(DataEventHeader, copied) == 56);
+const _: () = assert!(offset_of!(DataEventHeader, peer) == 64);
+const _: () = assert!(size_of::<Peer>() == 24);
 const _: () = assert!(size_of::<CloseEvent>() == 56);
 
 /// Marker for the plain-old-data event structs above: every bit pattern is a
@@ -258,6 +274,7 @@ mod tests {
             direction: DIR_INGRESS,
             syscall: 1,
             flags: DATA_LAST,
+            peer: Peer::default(),
         };
         let mut record = bytes_of(&data);
         record.extend_from_slice(b"hello");
@@ -285,6 +302,7 @@ mod tests {
             direction: DIR_EGRESS,
             syscall: 2,
             flags: 0,
+            peer: Peer::default(),
         };
         let record = bytes_of(&data);
         assert_eq!(

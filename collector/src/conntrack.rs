@@ -642,6 +642,7 @@ mod tests {
             direction: dir,
             syscall: 1,
             flags: events::DATA_LAST,
+            peer: events::Peer::default(),
         };
         record_bytes(&ev, bytes)
     }

@@ -233,7 +233,9 @@ impl HttpSession {
             sink.counters.http_unmatched_responses.inc();
             return Outcome::Continue;
         };
-        let upgraded = message.status == 101;
+        // After 101, or a 2xx to CONNECT, the connection carries another protocol (or a tunnel).
+        let upgraded = message.status == 101
+            || (request.message.method.eq_ignore_ascii_case("CONNECT") && (200..300).contains(&message.status));
         sink.builder
             .append(&build_row(&request, &message, end_ts, sink));
         sink.counters.http_rows.inc();
