@@ -6,7 +6,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Context;
 use sonde_protocols::http::HttpConfig;
 use sonde_query::engine::QueryEngine;
-use sonde_query::schema::{CAPTURE_STATS, HTTP_EVENTS, capture_stats_schema, http_events_schema};
+use sonde_query::schema::{
+    CAPTURE_STATS, CONN_STATS, DNS_EVENTS, HTTP_EVENTS, MYSQL_EVENTS, REDIS_EVENTS,
+    capture_stats_schema, conn_stats_schema, dns_events_schema, http_events_schema,
+    mysql_events_schema, redis_events_schema,
+};
 use sonde_query::stats::StatsRegistry;
 use sonde_query::store::{StoreConfig, TableStore};
 use sonde_web::AppState;
@@ -47,8 +51,16 @@ fn store_config(args: &AgentArgs) -> StoreConfig {
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let stats = Arc::new(StatsRegistry::new());
     let store = Arc::new(TableStore::new(store_config(&args), stats.clone()));
-    store.register(HTTP_EVENTS, http_events_schema())?;
-    store.register(CAPTURE_STATS, capture_stats_schema())?;
+    for (name, schema) in [
+        (HTTP_EVENTS, http_events_schema()),
+        (DNS_EVENTS, dns_events_schema()),
+        (MYSQL_EVENTS, mysql_events_schema()),
+        (REDIS_EVENTS, redis_events_schema()),
+        (CONN_STATS, conn_stats_schema()),
+        (CAPTURE_STATS, capture_stats_schema()),
+    ] {
+        store.register(name, schema)?;
+    }
     let engine = Arc::new(QueryEngine::new(store.clone()));
     let ready = Arc::new(AtomicBool::new(false));
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aya::maps::{MapData, RingBuf};
-use sonde_query::schema::{CAPTURE_STATS, HTTP_EVENTS};
+use sonde_query::schema::CAPTURE_STATS;
 use sonde_query::stats::{Counter, StatsRegistry};
 use sonde_query::store::TableStore;
 use tokio::io::Interest;
@@ -123,11 +123,11 @@ fn mirror_kernel_counters(probes: &Probes, counters: &[Arc<Counter>]) {
 }
 
 fn flush_rows(tracker: &mut Tracker, store: &TableStore) {
-    if let Some(batch) = tracker.take_http_batch()
-        && let Err(err) = store.append(HTTP_EVENTS, batch)
-    {
-        tracker.counters().store_append_failures.inc();
-        tracing::error!(%err, "http_events batch refused by the store");
+    for (table, batch) in tracker.take_batches() {
+        if let Err(err) = store.append(table, batch) {
+            tracker.counters().store_append_failures.inc();
+            tracing::error!(%err, table, "batch refused by the store");
+        }
     }
 }
 

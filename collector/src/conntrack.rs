@@ -10,17 +10,21 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use sonde_ebpf::events::{self, CloseEvent, ConnId, DataEventHeader, Event, OpenEvent};
 use sonde_protocols::http::HttpConfig;
-use sonde_protocols::{MessageKind, Protocol, detect};
-use sonde_query::records::{ConnFields, HttpEventsBuilder, TraceRole};
+use sonde_protocols::{Detection, MessageKind, Protocol, detect};
+use sonde_query::records::{ConnFields, ConnStatsRow, TraceRole};
 
 use crate::clock::Clock;
 use crate::counters::CaptureCounters;
-use crate::http_session::{Dir, HttpSession, Outcome, RowSink};
+use crate::http_session::HttpSession;
 use crate::reassembly::{Chunk, Piece, PushStats, Reassembler};
+use crate::rows::RowBuilders;
+use crate::session::{Dir, Outcome, ProtocolSession, RowSink, protocol_name};
 use crate::window::Window;
 
 /// Without a match, this many buffered bytes mean "not a protocol we parse".
 const DETECT_GIVE_UP_BYTES: usize = 256;
+/// Open connections with new traffic get a conn_stats row this often.
+const CONN_STATS_INTERVAL_NS: u64 = 10_000_000_000;
 
 #[derive(Debug, Clone)]
 pub struct TrackerConfig {
@@ -34,6 +38,8 @@ pub struct TrackerConfig {
     pub reorder_wait_ns: u64,
     /// Connections idle this long are dropped if their process is gone.
     pub idle_check_ns: u64,
+    /// Open connections with new traffic get a conn_stats row this often.
+    pub conn_stats_interval_ns: u64,
 }
 
 impl Default for TrackerConfig {
@@ -45,6 +51,7 @@ impl Default for TrackerConfig {
             max_buffered_bytes: 256 << 20,
             reorder_wait_ns: 500_000_000,
             idle_check_ns: 60_000_000_000,
+            conn_stats_interval_ns: CONN_STATS_INTERVAL_NS,
         }
     }
 }
@@ -52,9 +59,15 @@ impl Default for TrackerConfig {
 enum ProtocolState {
     /// Not identified yet: bytes are buffered (a little) and offered to `detect`.
     Unknown,
-    Http(Box<HttpSession>),
+    Session(Box<dyn ProtocolSession>),
     /// Not parsed (e.g. after an HTTP upgrade): bytes are only counted.
     Opaque,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    Tcp,
+    Udp,
 }
 
 #[derive(Default)]
@@ -65,9 +78,18 @@ struct DirState {
 
 struct Connection {
     fields: ConnFields,
+    transport: Transport,
     dirs: [DirState; 2],
     protocol: ProtocolState,
+    /// The protocol last identified (kept after an upgrade, for conn_stats).
+    last_protocol: Option<Protocol>,
+    opened_ns: u64,
     last_seen_ns: u64,
+    /// Bytes moved each way (the highest stream position seen).
+    bytes: [u64; 2],
+    /// `bytes` at the last conn_stats row, and when it was written.
+    reported_bytes: [u64; 2],
+    reported_ns: u64,
 }
 
 impl Connection {
@@ -84,7 +106,18 @@ struct Shared<'a> {
     config: &'a TrackerConfig,
     counters: &'a CaptureCounters,
     clock: &'a Clock,
-    builder: &'a mut HttpEventsBuilder,
+    rows: &'a mut RowBuilders,
+}
+
+impl Shared<'_> {
+    fn sink<'b>(&'b mut self, conn: &'b ConnFields) -> RowSink<'b> {
+        RowSink {
+            conn,
+            clock: self.clock,
+            rows: self.rows,
+            counters: self.counters,
+        }
+    }
 }
 
 pub struct Tracker {
@@ -92,7 +125,7 @@ pub struct Tracker {
     counters: CaptureCounters,
     clock: Clock,
     conns: BTreeMap<ConnId, Connection>,
-    builder: HttpEventsBuilder,
+    rows: RowBuilders,
     buffered_bytes: usize,
 }
 
@@ -103,7 +136,7 @@ impl Tracker {
             counters,
             clock: Clock::sample(),
             conns: BTreeMap::new(),
-            builder: HttpEventsBuilder::new(),
+            rows: RowBuilders::default(),
             buffered_bytes: 0,
         }
     }
@@ -158,8 +191,13 @@ impl Tracker {
         }
         self.counters.conns_tracked.inc();
         let fields = conn_fields_from_open(open);
+        let transport = if open.sock_type == events::SOCK_DGRAM {
+            Transport::Udp
+        } else {
+            Transport::Tcp
+        };
         self.conns
-            .insert(id, new_connection(fields, open.hdr.timestamp_ns));
+            .insert(id, new_connection(fields, transport, open.hdr.timestamp_ns));
     }
 
     fn find_same_fd(&self, id: &ConnId) -> Option<ConnId> {
@@ -192,8 +230,10 @@ impl Tracker {
             }
             self.counters.conns_tracked.inc();
             let fields = conn_fields_unknown(&id);
-            self.conns
-                .insert(id, new_connection(fields, header.hdr.timestamp_ns));
+            self.conns.insert(
+                id,
+                new_connection(fields, Transport::Tcp, header.hdr.timestamp_ns),
+            );
         }
         let over_budget = self.buffered_bytes > self.config.max_buffered_bytes;
         let dir = if header.direction == events::DIR_EGRESS {
@@ -206,11 +246,12 @@ impl Tracker {
         };
         let before = conn.buffered();
         conn.last_seen_ns = header.hdr.timestamp_ns;
+        conn.bytes[dir.index()] = conn.bytes[dir.index()].max(header.call_end);
         let mut shared = Shared {
             config: &self.config,
             counters: &self.counters,
             clock: &self.clock,
-            builder: &mut self.builder,
+            rows: &mut self.rows,
         };
         let bytes = if over_budget {
             // Dropped as if never copied: the reassembler turns it into a gap.
@@ -222,6 +263,11 @@ impl Tracker {
         } else {
             payload
         };
+        if conn.transport == Transport::Udp {
+            // Datagrams are messages of their own: no stream to reassemble.
+            on_datagram(conn, dir, header, bytes, &mut shared);
+            return;
+        }
         let chunk = Chunk {
             position: header.position,
             ts: header.hdr.timestamp_ns,
@@ -282,7 +328,7 @@ impl Tracker {
             config: &self.config,
             counters: &self.counters,
             clock: &self.clock,
-            builder: &mut self.builder,
+            rows: &mut self.rows,
         };
         // Whatever was waiting for missing bytes will not get them now.
         for dir in [Dir::Egress, Dir::Ingress] {
@@ -295,15 +341,11 @@ impl Tracker {
         let Connection {
             fields, protocol, ..
         } = &mut conn;
-        if let ProtocolState::Http(session) = protocol {
-            let mut sink = RowSink {
-                conn: fields,
-                clock: shared.clock,
-                builder: shared.builder,
-                counters: shared.counters,
-            };
-            session.finish(&mut sink);
+        if let ProtocolState::Session(session) = protocol {
+            session.finish(&mut shared.sink(fields));
         }
+        let closed = conn.last_seen_ns;
+        report_conn_stats(&mut conn, Some(closed), &mut shared);
     }
 
     /// Periodic work: resample the clock, time out missing bytes, drop connections
@@ -326,7 +368,7 @@ impl Tracker {
                 config: &self.config,
                 counters: &self.counters,
                 clock: &self.clock,
-                builder: &mut self.builder,
+                rows: &mut self.rows,
             };
             for dir in [Dir::Egress, Dir::Ingress] {
                 let mut pieces = Vec::new();
@@ -340,6 +382,12 @@ impl Tracker {
             }
             let after = conn.buffered();
             self.buffered_bytes = (self.buffered_bytes + after).saturating_sub(before);
+            let due =
+                now_ns.saturating_sub(conn.reported_ns) >= shared.config.conn_stats_interval_ns;
+            if due && conn.bytes != conn.reported_bytes {
+                report_conn_stats(conn, None, &mut shared);
+                conn.reported_ns = now_ns;
+            }
         }
         dead.iter()
             .map(|id| {
@@ -350,16 +398,13 @@ impl Tracker {
             .collect()
     }
 
-    /// Rows parsed since the last call, as one batch (None if there are none).
-    pub fn take_http_batch(&mut self) -> Option<arrow::record_batch::RecordBatch> {
-        if self.builder.is_empty() {
-            return None;
-        }
-        Some(self.builder.finish())
+    /// Rows parsed since the last call, one batch per table that has some.
+    pub fn take_batches(&mut self) -> Vec<(&'static str, arrow::record_batch::RecordBatch)> {
+        self.rows.take_batches()
     }
 
     pub fn pending_rows(&self) -> usize {
-        self.builder.len()
+        self.rows.pending_rows()
     }
 
     /// Finishes every connection (agent shutdown).
@@ -371,13 +416,56 @@ impl Tracker {
     }
 }
 
-fn new_connection(fields: ConnFields, now_ns: u64) -> Connection {
+fn new_connection(fields: ConnFields, transport: Transport, now_ns: u64) -> Connection {
     Connection {
         fields,
+        transport,
         dirs: [DirState::default(), DirState::default()],
         protocol: ProtocolState::Unknown,
+        last_protocol: None,
+        opened_ns: now_ns,
         last_seen_ns: now_ns,
+        bytes: [0; 2],
+        reported_bytes: [0; 2],
+        reported_ns: now_ns,
     }
+}
+
+/// A conn_stats row for the connection; `closed_ns` is set when it closed.
+fn report_conn_stats(conn: &mut Connection, closed_ns: Option<u64>, shared: &mut Shared<'_>) {
+    let clock = shared.clock;
+    let to_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    let row = ConnStatsRow {
+        time_ns: clock.to_unix_ns(closed_ns.unwrap_or(conn.last_seen_ns)),
+        conn: conn.fields.clone(),
+        transport: match conn.transport {
+            Transport::Tcp => "tcp".into(),
+            Transport::Udp => "udp".into(),
+        },
+        protocol: protocol_name(conn.last_protocol).into(),
+        conn_open_ns: clock.to_unix_ns(conn.opened_ns),
+        conn_close_ns: closed_ns.map_or(0, |ts| clock.to_unix_ns(ts)),
+        bytes_sent: to_i64(conn.bytes[Dir::Egress.index()]),
+        bytes_recv: to_i64(conn.bytes[Dir::Ingress.index()]),
+    };
+    shared.rows.conn_stats.append(&row);
+    conn.reported_bytes = conn.bytes;
+}
+
+/// One UDP datagram. Datagram protocols (DNS) are parsed per datagram; until
+/// a parser claims them the bytes are counted as unknown.
+fn on_datagram(
+    conn: &mut Connection,
+    _dir: Dir,
+    _header: &DataEventHeader,
+    payload: &[u8],
+    shared: &mut Shared<'_>,
+) {
+    let _ = conn;
+    shared
+        .counters
+        .protocol_unknown_bytes
+        .add(payload.len() as u64);
 }
 
 fn record_push_stats(counters: &CaptureCounters, stats: PushStats) {
@@ -411,14 +499,8 @@ fn apply_gap(conn: &mut Connection, dir: Dir, len: u64, ts: u64, shared: &mut Sh
     } = conn;
     let window = &mut dirs[dir.index()].window;
     match protocol {
-        ProtocolState::Http(session) => {
-            let mut sink = RowSink {
-                conn: fields,
-                clock: shared.clock,
-                builder: shared.builder,
-                counters: shared.counters,
-            };
-            session.gap(dir, len, ts, window, &mut sink);
+        ProtocolState::Session(session) => {
+            session.gap(dir, len, ts, window, &mut shared.sink(fields))
         }
         ProtocolState::Unknown | ProtocolState::Opaque => window.clear_and_skip(len),
     }
@@ -445,19 +527,14 @@ fn parse(conn: &mut Connection, dir: Dir, shared: &mut Shared<'_>) {
                 .add(window.len() as u64);
             window.consume(window.len());
         }
-        ProtocolState::Http(session) => {
-            let mut sink = RowSink {
-                conn: fields,
-                clock: shared.clock,
-                builder: shared.builder,
-                counters: shared.counters,
-            };
+        ProtocolState::Session(session) => {
+            let mut sink = shared.sink(fields);
             let window = &mut dirs[dir.index()].window;
             match session.process(dir, window, &mut sink) {
                 Outcome::Continue => {}
                 Outcome::Abandon => {
                     // The guess was wrong: forget it and look again at the next bytes.
-                    shared.counters.protocol_revisions.inc();
+                    sink.counters.protocol_revisions.inc();
                     session.finish(&mut sink);
                     for d in dirs.iter_mut() {
                         d.window.consume(d.window.len());
@@ -482,44 +559,53 @@ fn parse(conn: &mut Connection, dir: Dir, shared: &mut Shared<'_>) {
 /// Tries to identify the protocol from the window of `dir`; true once identified.
 fn identify(conn: &mut Connection, dir: Dir, shared: &mut Shared<'_>) -> bool {
     let window = &mut conn.dirs[dir.index()].window;
-    match detect(window.bytes()) {
-        Some(detection) if detection.protocol == Protocol::Http => {
-            let request_dir = match (detection.kind, dir) {
-                (MessageKind::Request, d) => d,
-                (MessageKind::Response, Dir::Egress) => Dir::Ingress,
-                (MessageKind::Response, Dir::Ingress) => Dir::Egress,
-            };
-            // HTTP says who is who: the side that sends requests is the client.
-            conn.fields.trace_role = if request_dir == Dir::Egress {
-                TraceRole::Client
-            } else {
-                TraceRole::Server
-            };
-            conn.protocol =
-                ProtocolState::Http(Box::new(HttpSession::new(request_dir, &shared.config.http)));
-            // The other direction may have bytes waiting from before the protocol was known.
-            let other = if dir == Dir::Egress {
-                Dir::Ingress
-            } else {
-                Dir::Egress
-            };
-            if !conn.dirs[other.index()].window.is_empty() {
-                parse(conn, other, shared);
-            }
-            true
+    let detection = detect(window.bytes());
+    let session = detection.and_then(|d| new_session(d, dir, shared.config));
+    let (Some(detection), Some(session)) = (detection, session) else {
+        // Another protocol (not parsed), or no evidence after enough bytes:
+        // count and drop, and look again at the next bytes.
+        if detection.is_some() || window.len() >= DETECT_GIVE_UP_BYTES {
+            shared
+                .counters
+                .protocol_unknown_bytes
+                .add(window.len() as u64);
+            window.consume(window.len());
         }
-        detection => {
-            // Another protocol (not parsed yet), or no evidence after enough bytes:
-            // count and drop, and look again at the next bytes.
-            if detection.is_some() || window.len() >= DETECT_GIVE_UP_BYTES {
-                shared
-                    .counters
-                    .protocol_unknown_bytes
-                    .add(window.len() as u64);
-                window.consume(window.len());
-            }
-            false
-        }
+        return false;
+    };
+    // The protocol says who is who: the side that sends requests is the client.
+    conn.fields.trace_role = if request_dir(detection, dir) == Dir::Egress {
+        TraceRole::Client
+    } else {
+        TraceRole::Server
+    };
+    conn.protocol = ProtocolState::Session(session);
+    conn.last_protocol = Some(detection.protocol);
+    // The other direction may have bytes waiting from before the protocol was known.
+    if !conn.dirs[dir.other().index()].window.is_empty() {
+        parse(conn, dir.other(), shared);
+    }
+    true
+}
+
+/// The direction that carries requests, given what was detected on `dir`.
+fn request_dir(detection: Detection, dir: Dir) -> Dir {
+    match detection.kind {
+        MessageKind::Request => dir,
+        MessageKind::Response => dir.other(),
+    }
+}
+
+/// A parser for the detected protocol, if Sonde parses it on streams.
+fn new_session(
+    detection: Detection,
+    dir: Dir,
+    config: &TrackerConfig,
+) -> Option<Box<dyn ProtocolSession>> {
+    let requests = request_dir(detection, dir);
+    match detection.protocol {
+        Protocol::Http => Some(Box::new(HttpSession::new(requests, &config.http))),
+        Protocol::Dns | Protocol::Mysql | Protocol::Redis => None,
     }
 }
 
@@ -672,7 +758,8 @@ mod tests {
 
     /// (role, method, path, status, req_body_size, resp_body_size, latency) per row.
     fn rows(tracker: &mut Tracker) -> Vec<(String, String, String, i64, i64, i64, i64)> {
-        let Some(batch) = tracker.take_http_batch() else {
+        let batches = tracker.take_batches();
+        let Some((_, batch)) = batches.into_iter().find(|(name, _)| *name == "http_events") else {
             return Vec::new();
         };
         let text = |name: &str, i: usize| {
@@ -895,6 +982,67 @@ mod tests {
         t.handle_record(&data(second, OUT, 20, 0, RESP, RESP.len() as u64));
         assert!(rows(&mut t).is_empty());
         assert_eq!(t.connection_count(), 1);
+    }
+
+    #[test]
+    fn conn_stats_rows_at_close_and_periodically() {
+        let (mut t, _) = tracker();
+        let id = conn(15, 13);
+        t.handle_record(&open(id, events::ROLE_SERVER));
+        t.handle_record(&data(id, IN, 10, 0, REQ, REQ.len() as u64));
+        t.handle_record(&data(id, OUT, 20, 0, RESP, RESP.len() as u64));
+        let _ = t.take_batches();
+        // Open with new traffic: a row once the interval has passed.
+        t.tick(5_000_000_000, |_| true);
+        assert!(
+            t.take_batches()
+                .iter()
+                .all(|(name, _)| *name != "conn_stats")
+        );
+        t.tick(11_000_000_000, |_| true);
+        let stats = conn_stats(&mut t);
+        assert_eq!(stats, vec![("http".to_string(), 28, 40, 0)]);
+        // No new traffic: no new periodic row; the close gives the final one.
+        t.tick(30_000_000_000, |_| true);
+        assert!(conn_stats(&mut t).is_empty());
+        t.handle_record(&close(id));
+        let stats = conn_stats(&mut t);
+        assert_eq!(stats.len(), 1);
+        assert_eq!((stats[0].1, stats[0].2), (28, 40));
+        assert!(stats[0].3 > 0, "closed rows carry the close time");
+    }
+
+    /// (protocol, bytes_recv, bytes_sent, conn_close_ns) of pending conn_stats rows.
+    fn conn_stats(tracker: &mut Tracker) -> Vec<(String, i64, i64, i64)> {
+        let batches = tracker.take_batches();
+        let Some((_, batch)) = batches.into_iter().find(|(name, _)| *name == "conn_stats") else {
+            return Vec::new();
+        };
+        let text = |name: &str, i: usize| {
+            batch
+                .column_by_name(name)
+                .unwrap()
+                .as_string::<i32>()
+                .value(i)
+                .to_string()
+        };
+        let int = |name: &str, i: usize| {
+            batch
+                .column_by_name(name)
+                .unwrap()
+                .as_primitive::<Int64Type>()
+                .value(i)
+        };
+        (0..batch.num_rows())
+            .map(|i| {
+                (
+                    text("protocol", i),
+                    int("bytes_recv", i),
+                    int("bytes_sent", i),
+                    int("conn_close_ns", i),
+                )
+            })
+            .collect()
     }
 
     #[test]

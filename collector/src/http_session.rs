@@ -8,10 +8,9 @@ use sonde_protocols::MessageKind;
 use sonde_protocols::http::{
     Decoded, GapOutcome, HttpConfig, HttpDecoder, HttpMessage, find_message_start,
 };
-use sonde_query::records::{ConnFields, HttpEventsBuilder, HttpRow};
+use sonde_query::records::HttpRow;
 
-use crate::clock::Clock;
-use crate::counters::CaptureCounters;
+use crate::session::{Dir, Outcome, ProtocolSession, RowSink};
 use crate::window::Window;
 
 /// Requests waiting for their response; beyond this the oldest is dropped (counted).
@@ -20,36 +19,6 @@ const MAX_PENDING_REQUESTS: usize = 256;
 const MAX_CONSECUTIVE_FAILURES: u32 = 3;
 /// Bytes kept when resynchronising finds no message start: a method token may straddle.
 const RESYNC_KEEP: usize = 16;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dir {
-    Egress = 0,
-    Ingress = 1,
-}
-
-impl Dir {
-    pub fn index(self) -> usize {
-        self as usize
-    }
-}
-
-/// Where parsed rows go.
-pub struct RowSink<'a> {
-    pub conn: &'a ConnFields,
-    pub clock: &'a Clock,
-    pub builder: &'a mut HttpEventsBuilder,
-    pub counters: &'a CaptureCounters,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Keep parsing this connection as HTTP.
-    Continue,
-    /// Too many parse failures: the protocol guess was wrong.
-    Abandon,
-    /// 101 Switching Protocols: what follows is not HTTP/1.x.
-    Upgraded,
-}
 
 struct PendingRequest {
     message: HttpMessage,
@@ -97,7 +66,7 @@ impl HttpSession {
     }
 
     /// Parses as much of `window` as possible.
-    pub fn process(&mut self, dir: Dir, window: &mut Window, sink: &mut RowSink<'_>) -> Outcome {
+    fn process_window(&mut self, dir: Dir, window: &mut Window, sink: &mut RowSink<'_>) -> Outcome {
         let i = dir.index();
         loop {
             // An empty window still goes to a decoder in the middle of a message:
@@ -164,7 +133,7 @@ impl HttpSession {
     /// `len` bytes of `dir` were lost. Unparsed bytes before the gap are part of
     /// the message in progress; a gap inside a body of known length is skipped.
     /// `ts` is when the lost bytes were sent or received, 0 if unknown.
-    pub fn gap(
+    fn apply_gap(
         &mut self,
         dir: Dir,
         len: u64,
@@ -192,7 +161,7 @@ impl HttpSession {
 
     /// The connection closed: completes close-delimited responses; requests still
     /// waiting never got an answer.
-    pub fn finish(&mut self, sink: &mut RowSink<'_>) {
+    fn finish_session(&mut self, sink: &mut RowSink<'_>) {
         let response_dir = if self.request_dir == Dir::Egress {
             Dir::Ingress
         } else {
@@ -235,15 +204,30 @@ impl HttpSession {
         };
         // After 101, or a 2xx to CONNECT, the connection carries another protocol (or a tunnel).
         let upgraded = message.status == 101
-            || (request.message.method.eq_ignore_ascii_case("CONNECT") && (200..300).contains(&message.status));
-        sink.builder
-            .append(&build_row(&request, &message, end_ts, sink));
+            || (request.message.method.eq_ignore_ascii_case("CONNECT")
+                && (200..300).contains(&message.status));
+        let row = build_row(&request, &message, end_ts, sink);
+        sink.rows.http.append(&row);
         sink.counters.http_rows.inc();
         if upgraded {
             Outcome::Upgraded
         } else {
             Outcome::Continue
         }
+    }
+}
+
+impl ProtocolSession for HttpSession {
+    fn process(&mut self, dir: Dir, window: &mut Window, sink: &mut RowSink<'_>) -> Outcome {
+        self.process_window(dir, window, sink)
+    }
+
+    fn gap(&mut self, dir: Dir, len: u64, ts: u64, window: &mut Window, sink: &mut RowSink<'_>) {
+        self.apply_gap(dir, len, ts, window, sink);
+    }
+
+    fn finish(&mut self, sink: &mut RowSink<'_>) {
+        self.finish_session(sink);
     }
 }
 

@@ -10,6 +10,8 @@ mod counters;
 mod http_session;
 mod probes;
 mod reassembly;
+mod rows;
+mod session;
 mod window;
 
 use std::process::ExitCode;
