@@ -64,6 +64,13 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let engine = Arc::new(QueryEngine::new(store.clone()));
     let ready = Arc::new(AtomicBool::new(false));
 
+    let token = args
+        .auth_token_file
+        .as_deref()
+        .map(crate::auth::load_token)
+        .transpose()?;
+    crate::auth::check_exposure(args.listen, token.as_deref())?;
+
     // Bind first: a port already in use fails before any probe is loaded.
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -109,11 +116,14 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         .context("cannot start the capture thread")?;
     ready.store(true, Ordering::SeqCst);
 
-    let app = sonde_web::router(AppState {
+    let mut app = sonde_web::router(AppState {
         engine,
         stats: stats.clone(),
         ready: ready.clone(),
     });
+    if let Some(token) = token {
+        app = crate::auth::require_token(app, token);
+    }
     let mut server_shutdown = shutdown_tx.subscribe();
     let server = tokio::spawn(async move {
         axum::serve(listener, app)

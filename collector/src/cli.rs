@@ -55,6 +55,9 @@ pub struct AgentArgs {
     #[arg(long, env = "SONDE_MAX_CONNECTIONS", default_value_t = 65536,
           value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub max_connections: u64,
+    /// File holding the bearer token the API requires (needed to listen beyond loopback).
+    #[arg(long, env = "SONDE_AUTH_TOKEN_FILE", value_name = "PATH")]
+    pub auth_token_file: Option<std::path::PathBuf>,
     /// Log filter (e.g. info, debug, sonde=debug).
     #[arg(long, env = "SONDE_LOG", default_value = "info")]
     pub log: String,
@@ -65,6 +68,9 @@ pub struct ServerArgs {
     /// URL of the agent's API.
     #[arg(long, env = "SONDE_SERVER", default_value = "http://127.0.0.1:9700")]
     pub server: String,
+    /// Bearer token, when the agent requires one.
+    #[arg(long, env = "SONDE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Args)]

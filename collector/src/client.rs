@@ -4,7 +4,7 @@ use anyhow::{Context, bail};
 use comfy_table::{ContentArrangement, Table, presets};
 use serde_json::Value;
 
-use crate::cli::OutputFormat;
+use crate::cli::{OutputFormat, ServerArgs};
 
 fn endpoint(server: &str, format: &str) -> String {
     format!(
@@ -13,16 +13,18 @@ fn endpoint(server: &str, format: &str) -> String {
     )
 }
 
-async fn post_query(server: &str, sql: &str, format: &str) -> anyhow::Result<String> {
+async fn post_query(server: &ServerArgs, sql: &str, format: &str) -> anyhow::Result<String> {
     let client = reqwest::Client::new();
-    let response = client
-        .post(endpoint(server, format))
-        .json(&serde_json::json!({ "sql": sql }))
-        .send()
-        .await
-        .with_context(|| {
-            format!("cannot reach the Sonde agent at {server} (is `sonde agent` running?)")
-        })?;
+    let mut request = client
+        .post(endpoint(&server.server, format))
+        .json(&serde_json::json!({ "sql": sql }));
+    if let Some(token) = &server.token {
+        request = request.bearer_auth(token);
+    }
+    let server = &server.server;
+    let response = request.send().await.with_context(|| {
+        format!("cannot reach the Sonde agent at {server} (is `sonde agent` running?)")
+    })?;
     let status = response.status();
     let body = response
         .text()
@@ -38,7 +40,7 @@ async fn post_query(server: &str, sql: &str, format: &str) -> anyhow::Result<Str
     Ok(body)
 }
 
-pub async fn query(server: &str, sql: &str, format: OutputFormat) -> anyhow::Result<()> {
+pub async fn query(server: &ServerArgs, sql: &str, format: OutputFormat) -> anyhow::Result<()> {
     match format {
         OutputFormat::Csv => print!("{}", post_query(server, sql, "csv").await?),
         OutputFormat::Json => println!("{}", post_query(server, sql, "json").await?),
@@ -64,7 +66,7 @@ pub async fn query(server: &str, sql: &str, format: OutputFormat) -> anyhow::Res
     Ok(())
 }
 
-pub async fn tables(server: &str) -> anyhow::Result<()> {
+pub async fn tables(server: &ServerArgs) -> anyhow::Result<()> {
     let sql = "SELECT table_name, column_name, data_type FROM information_schema.columns \
                WHERE table_schema = 'public' ORDER BY table_name, ordinal_position";
     let body: Value = serde_json::from_str(&post_query(server, sql, "json").await?)

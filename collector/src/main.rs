@@ -1,6 +1,7 @@
 //! `sonde`: the node agent and its command-line client.
 
 mod agent;
+mod auth;
 mod capture;
 mod cli;
 mod client;
@@ -45,10 +46,8 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Agent(args) => agent::run(args).await,
-            Command::Query(args) => {
-                client::query(&args.server.server, &args.sql, args.format).await
-            }
-            Command::Tables(args) => client::tables(&args.server).await,
+            Command::Query(args) => client::query(&args.server, &args.sql, args.format).await,
+            Command::Tables(args) => client::tables(&args).await,
         }
     });
     match result {

@@ -495,3 +495,57 @@ fn cli_query_and_tables_against_the_agent() {
         "{out:?}"
     );
 }
+
+#[test]
+fn api_token_is_required_when_configured() {
+    if !ebpf_available() {
+        return;
+    }
+    let dir = sonde_e2e::scratch_dir("token");
+    let token = "e2e-token-0123456789abcdef";
+    std::fs::write(dir.join("token"), format!("{token}\n")).expect("token file");
+    let token_file = dir.join("token").display().to_string();
+    let agent = Agent::start_with("token", &["--auth-token-file", &token_file]);
+
+    let (status, body) = agent.query_raw("SELECT 1", "json");
+    assert_eq!(status, 401, "{body}");
+    let sonde = sonde_e2e::sonde_binary();
+    let out = Command::new(&sonde)
+        .args([
+            "query",
+            "SELECT 41 + 1 AS answer",
+            "--server",
+            &agent.url,
+            "--format",
+            "csv",
+        ])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("401"),
+        "{out:?}"
+    );
+    let csv = run(Command::new(&sonde).args([
+        "query",
+        "SELECT 41 + 1 AS answer",
+        "--server",
+        &agent.url,
+        "--format",
+        "csv",
+        "--token",
+        token,
+    ]));
+    assert_eq!(csv, "answer\n42\n");
+
+    // Listening beyond loopback without a token is refused before anything is loaded.
+    let out = Command::new(&sonde)
+        .args(["agent", "--listen", "0.0.0.0:0"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--auth-token-file"),
+        "{out:?}"
+    );
+}
