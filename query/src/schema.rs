@@ -12,7 +12,9 @@ pub const REDIS_EVENTS: &str = "redis_events";
 pub const CONN_STATS: &str = "conn_stats";
 pub const CAPTURE_STATS: &str = "capture_stats";
 
-pub use crate::records::{conn_stats_schema, dns_events_schema, mysql_events_schema, redis_events_schema};
+pub use crate::records::{
+    conn_stats_schema, dns_events_schema, mysql_events_schema, redis_events_schema,
+};
 
 /// Name of the event-time column every table has; the store prunes on it.
 pub const TIME_COLUMN: &str = "time_";

@@ -8,6 +8,7 @@ mod tables;
 pub use conn::{ConnColumnsBuilder, ConnFields, TraceRole};
 pub use http::{HttpEventsBuilder, HttpRow, headers_to_json};
 pub use tables::{
-    ConnStatsBuilder, ConnStatsRow, DnsEventsBuilder, DnsRow, MysqlEventsBuilder, MysqlRow, RedisEventsBuilder,
-    RedisRow, conn_stats_schema, dns_events_schema, mysql_events_schema, redis_events_schema,
+    ConnStatsBuilder, ConnStatsRow, DnsEventsBuilder, DnsRow, MysqlEventsBuilder, MysqlRow,
+    RedisEventsBuilder, RedisRow, conn_stats_schema, dns_events_schema, mysql_events_schema,
+    redis_events_schema,
 };

@@ -226,18 +226,50 @@ mod tests {
         let batch = builder.finish();
         assert!(builder.is_empty());
         assert_eq!(batch.schema(), redis_events_schema());
-        assert_eq!(batch.column_by_name("req_cmd").unwrap().as_string::<i32>().value(0), "SET");
-        assert_eq!(batch.column_by_name("latency").unwrap().as_primitive::<Int64Type>().value(0), 1234);
-        let names: Vec<String> = mysql_events_schema().fields().iter().map(|f| f.name().clone()).collect();
+        assert_eq!(
+            batch
+                .column_by_name("req_cmd")
+                .unwrap()
+                .as_string::<i32>()
+                .value(0),
+            "SET"
+        );
+        assert_eq!(
+            batch
+                .column_by_name("latency")
+                .unwrap()
+                .as_primitive::<Int64Type>()
+                .value(0),
+            1234
+        );
+        let names: Vec<String> = mysql_events_schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
         assert_eq!(
             names[10..],
             ["req_cmd", "req_body", "resp_status", "resp_body", "latency"].map(String::from)
         );
-        let names: Vec<String> = dns_events_schema().fields().iter().map(|f| f.name().clone()).collect();
+        let names: Vec<String> = dns_events_schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
         assert_eq!(
             names[10..],
-            ["req_header", "req_body", "resp_header", "resp_body", "latency"].map(String::from)
+            [
+                "req_header",
+                "req_body",
+                "resp_header",
+                "resp_body",
+                "latency"
+            ]
+            .map(String::from)
         );
-        assert_eq!(conn_stats_schema().fields().last().unwrap().name(), "bytes_recv");
+        assert_eq!(
+            conn_stats_schema().fields().last().unwrap().name(),
+            "bytes_recv"
+        );
     }
 }
