@@ -15,6 +15,8 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== build"
 cargo build --workspace --all-targets --locked
+echo "== deployment manifests (kustomize render + schema validation + Dockerfile lint)"
+bash scripts/validate-deploy.sh
 echo "== unit tests"
 cargo test --workspace --exclude sonde-e2e --locked
 echo "== end-to-end tests (real agent, real probes)"
