@@ -340,9 +340,9 @@ static long copy_one_chunk(__u32 index, void *ctx)
 	s->position += len;
 	s->copied += len;
 	ev->copied = len;
-	ev->flags = s->remaining == 0 ? SONDE_DATA_LAST : 0;
-	if (s->position == s->call_end)
-		ev->flags = SONDE_DATA_LAST;
+	/* LAST only when the call is complete; otherwise emit_tail sends the
+	 * header-only event that ends the call (and declares the uncopied rest). */
+	ev->flags = s->position == s->call_end ? SONDE_DATA_LAST : 0;
 	if (bpf_ringbuf_output(&sonde_events, ev, SONDE_DATA_HEADER_SIZE + len, 0)) {
 		stat_add(SONDE_STAT_RING_FULL_EVENTS, 1);
 		stat_add(SONDE_STAT_RING_FULL_BYTES, len);

@@ -37,13 +37,26 @@ fn http_config(args: &AgentArgs) -> HttpConfig {
     config
 }
 
+/// Every table the agent serves, with its schema.
+fn all_tables() -> Vec<(&'static str, arrow::datatypes::SchemaRef)> {
+    vec![
+        (HTTP_EVENTS, http_events_schema()),
+        (DNS_EVENTS, dns_events_schema()),
+        (MYSQL_EVENTS, mysql_events_schema()),
+        (REDIS_EVENTS, redis_events_schema()),
+        (CONN_STATS, conn_stats_schema()),
+        (CAPTURE_STATS, capture_stats_schema()),
+    ]
+}
+
 fn store_config(args: &AgentArgs) -> StoreConfig {
     StoreConfig {
         budget_bytes: usize::try_from(args.store_budget_mib << 20).unwrap_or(usize::MAX),
-        // capture_stats is small; rows of traffic get the rest.
+        // capture_stats is small; HTTP is usually the bulk; the other tables
+        // (DNS, MySQL, Redis, conn_stats) share what is left equally.
         shares: vec![
             (CAPTURE_STATS.to_string(), 0.02),
-            (HTTP_EVENTS.to_string(), 0.98),
+            (HTTP_EVENTS.to_string(), 0.58),
         ],
     }
 }
@@ -51,14 +64,7 @@ fn store_config(args: &AgentArgs) -> StoreConfig {
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let stats = Arc::new(StatsRegistry::new());
     let store = Arc::new(TableStore::new(store_config(&args), stats.clone()));
-    for (name, schema) in [
-        (HTTP_EVENTS, http_events_schema()),
-        (DNS_EVENTS, dns_events_schema()),
-        (MYSQL_EVENTS, mysql_events_schema()),
-        (REDIS_EVENTS, redis_events_schema()),
-        (CONN_STATS, conn_stats_schema()),
-        (CAPTURE_STATS, capture_stats_schema()),
-    ] {
+    for (name, schema) in all_tables() {
         store.register(name, schema)?;
     }
     let engine = Arc::new(QueryEngine::new(store.clone()));
@@ -170,4 +176,35 @@ fn log_counters(stats: &StatsRegistry) {
         .map(|c| format!("  {:<32} {}", c.name, c.value))
         .collect();
     tracing::info!("capture statistics at shutdown:\n{}", lines.join("\n"));
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    #[test]
+    fn every_table_gets_a_share_of_the_default_budget() {
+        let Command::Agent(args) = Cli::parse_from(["sonde", "agent"]).command else {
+            unreachable!("parsed the agent subcommand")
+        };
+        let config = store_config(&args);
+        config.validate().unwrap();
+        let store = TableStore::new(config, Arc::new(StatsRegistry::new()));
+        for (name, schema) in all_tables() {
+            store.register(name, schema).unwrap();
+        }
+        let stats = store.table_stats();
+        assert_eq!(stats.len(), 6);
+        for table in stats {
+            assert!(
+                table.budget_bytes >= 20 << 20,
+                "{} budget {}",
+                table.name,
+                table.budget_bytes
+            );
+        }
+    }
 }

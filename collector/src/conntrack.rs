@@ -10,13 +10,16 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use sonde_ebpf::events::{self, CloseEvent, ConnId, DataEventHeader, Event, OpenEvent};
 use sonde_protocols::http::HttpConfig;
-use sonde_protocols::{Detection, MessageKind, Protocol, detect};
+use sonde_protocols::{Detection, MessageKind, Protocol, detect_datagram, detect_with_hint};
 use sonde_query::records::{ConnFields, ConnStatsRow, TraceRole};
 
 use crate::clock::Clock;
 use crate::counters::CaptureCounters;
+use crate::dns_session::{DnsDatagrams, DnsStreamSession, Peer};
 use crate::http_session::HttpSession;
+use crate::mysql_session::MysqlStreamSession;
 use crate::reassembly::{Chunk, Piece, PushStats, Reassembler};
+use crate::redis_session::RedisStreamSession;
 use crate::rows::RowBuilders;
 use crate::session::{Dir, Outcome, ProtocolSession, RowSink, protocol_name};
 use crate::window::Window;
@@ -87,6 +90,8 @@ struct Connection {
     last_seen_ns: u64,
     /// Bytes moved each way (the highest stream position seen).
     bytes: [u64; 2],
+    /// DNS state of a UDP socket (created with its first DNS datagram).
+    datagrams: Option<Box<DnsDatagrams>>,
     /// `bytes` at the last conn_stats row, and when it was written.
     reported_bytes: [u64; 2],
     reported_ns: u64,
@@ -344,6 +349,12 @@ impl Tracker {
         if let ProtocolState::Session(session) = protocol {
             session.finish(&mut shared.sink(fields));
         }
+        if let Some(datagrams) = &conn.datagrams {
+            shared
+                .counters
+                .dns_unanswered
+                .add(datagrams.pending() as u64);
+        }
         let closed = conn.last_seen_ns;
         report_conn_stats(&mut conn, Some(closed), &mut shared);
     }
@@ -382,6 +393,12 @@ impl Tracker {
             }
             let after = conn.buffered();
             self.buffered_bytes = (self.buffered_bytes + after).saturating_sub(before);
+            if let Some(datagrams) = conn.datagrams.as_mut() {
+                shared
+                    .counters
+                    .dns_unanswered
+                    .add(datagrams.expire(now_ns) as u64);
+            }
             let due =
                 now_ns.saturating_sub(conn.reported_ns) >= shared.config.conn_stats_interval_ns;
             if due && conn.bytes != conn.reported_bytes {
@@ -423,6 +440,7 @@ fn new_connection(fields: ConnFields, transport: Transport, now_ns: u64) -> Conn
         dirs: [DirState::default(), DirState::default()],
         protocol: ProtocolState::Unknown,
         last_protocol: None,
+        datagrams: None,
         opened_ns: now_ns,
         last_seen_ns: now_ns,
         bytes: [0; 2],
@@ -452,20 +470,40 @@ fn report_conn_stats(conn: &mut Connection, closed_ns: Option<u64>, shared: &mut
     conn.reported_bytes = conn.bytes;
 }
 
-/// One UDP datagram. Datagram protocols (DNS) are parsed per datagram; until
-/// a parser claims them the bytes are counted as unknown.
+/// One UDP datagram: a whole message with its own peer. DNS is parsed per
+/// datagram; anything else is counted as unknown bytes.
 fn on_datagram(
     conn: &mut Connection,
-    _dir: Dir,
-    _header: &DataEventHeader,
+    dir: Dir,
+    header: &DataEventHeader,
     payload: &[u8],
     shared: &mut Shared<'_>,
 ) {
-    let _ = conn;
-    shared
-        .counters
-        .protocol_unknown_bytes
-        .add(payload.len() as u64);
+    let is_dns = detect_datagram(payload).is_some_and(|d| d.protocol == Protocol::Dns);
+    let peer = if header.peer.family == 0 {
+        Peer {
+            addr: conn.fields.remote_addr.clone(),
+            port: conn.fields.remote_port,
+        }
+    } else {
+        Peer {
+            addr: ip_from(header.peer.family, &header.peer.addr).to_string(),
+            port: i64::from(header.peer.port),
+        }
+    };
+    let parsed = is_dns && {
+        let datagrams = conn.datagrams.get_or_insert_with(Box::default);
+        let mut sink = shared.sink(&conn.fields);
+        datagrams.on_datagram(dir, peer, payload, header.hdr.timestamp_ns, &mut sink)
+    };
+    if parsed {
+        conn.last_protocol = Some(Protocol::Dns);
+    } else {
+        shared
+            .counters
+            .protocol_unknown_bytes
+            .add(payload.len() as u64);
+    }
 }
 
 fn record_push_stats(counters: &CaptureCounters, stats: PushStats) {
@@ -559,7 +597,7 @@ fn parse(conn: &mut Connection, dir: Dir, shared: &mut Shared<'_>) {
 /// Tries to identify the protocol from the window of `dir`; true once identified.
 fn identify(conn: &mut Connection, dir: Dir, shared: &mut Shared<'_>) -> bool {
     let window = &mut conn.dirs[dir.index()].window;
-    let detection = detect(window.bytes());
+    let detection = detect_with_hint(window.bytes(), port_hint(&conn.fields));
     let session = detection.and_then(|d| new_session(d, dir, shared.config));
     let (Some(detection), Some(session)) = (detection, session) else {
         // Another protocol (not parsed), or no evidence after enough bytes:
@@ -588,6 +626,20 @@ fn identify(conn: &mut Connection, dir: Dir, shared: &mut Shared<'_>) -> bool {
     true
 }
 
+/// The protocol a well-known port suggests. Only a tie-breaker for weak
+/// evidence: the bytes decide.
+fn port_hint(fields: &ConnFields) -> Option<Protocol> {
+    [fields.remote_port, fields.local_port]
+        .into_iter()
+        .find_map(|port| match port {
+            80 | 8080 | 8000 => Some(Protocol::Http),
+            53 => Some(Protocol::Dns),
+            3306 => Some(Protocol::Mysql),
+            6379 => Some(Protocol::Redis),
+            _ => None,
+        })
+}
+
 /// The direction that carries requests, given what was detected on `dir`.
 fn request_dir(detection: Detection, dir: Dir) -> Dir {
     match detection.kind {
@@ -605,7 +657,9 @@ fn new_session(
     let requests = request_dir(detection, dir);
     match detection.protocol {
         Protocol::Http => Some(Box::new(HttpSession::new(requests, &config.http))),
-        Protocol::Dns | Protocol::Mysql | Protocol::Redis => None,
+        Protocol::Redis => Some(Box::new(RedisStreamSession::new(requests))),
+        Protocol::Mysql => Some(Box::new(MysqlStreamSession::new(requests))),
+        Protocol::Dns => Some(Box::new(DnsStreamSession::new(requests))),
     }
 }
 

@@ -8,11 +8,15 @@ mod client;
 mod clock;
 mod conntrack;
 mod counters;
+mod dns_session;
 mod http_session;
+mod mysql_session;
 mod probes;
 mod reassembly;
+mod redis_session;
 mod rows;
 mod session;
+mod stream_driver;
 mod window;
 
 use std::process::ExitCode;

@@ -120,3 +120,345 @@ fn check_message(config: &HttpConfig, message: &HttpMessage) {
     assert!(message.headers.len() <= config.max_headers);
     assert!(message.minor_version <= 1);
 }
+
+/// Deterministic choices derived from the fuzz input's control byte.
+struct Choices(u64);
+
+impl Choices {
+    fn next(&mut self, n: usize) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((self.0 >> 33) as usize) % n.max(1)
+    }
+}
+
+/// Runs a decoder with the crate's common convention over `parts`, resyncing
+/// after errors when `resync` is given. Returns what was decoded (stopping at
+/// the first error without `resync`). `gap` is lost before the last part.
+fn feed_common<T, E, D>(
+    parts: &[&[u8]],
+    decoder: &mut D,
+    decode: impl Fn(&mut D, &[u8]) -> Result<sonde_protocols::Decoded<T>, E>,
+    skip_gap: impl Fn(&mut D, u64) -> sonde_protocols::GapOutcome,
+    reset: impl Fn(&mut D),
+    resync: Option<&dyn Fn(&[u8]) -> Option<usize>>,
+    gap: Option<u64>,
+    check: &mut dyn FnMut(&T),
+) -> Vec<Result<T, E>> {
+    use sonde_protocols::{Decoded, GapOutcome};
+    let mut buf: Vec<u8> = Vec::new();
+    let mut out = Vec::new();
+    for (i, part) in parts.iter().enumerate() {
+        if i + 1 == parts.len()
+            && let Some(n) = gap
+            && skip_gap(decoder, n) == GapOutcome::MessageLost
+        {
+            reset(decoder);
+            buf.clear();
+        }
+        buf.extend_from_slice(part);
+        loop {
+            match decode(decoder, &buf) {
+                Ok(Decoded::NeedMore) => break,
+                Ok(Decoded::Progress { consumed, message }) => {
+                    assert!(consumed <= buf.len(), "consumed beyond the input");
+                    assert!(consumed > 0 || message.is_some(), "no progress");
+                    buf.drain(..consumed);
+                    if let Some(m) = message {
+                        check(&m);
+                        out.push(Ok(m));
+                    }
+                }
+                Err(e) => {
+                    out.push(Err(e));
+                    let Some(resync) = resync else {
+                        return out;
+                    };
+                    reset(decoder);
+                    match resync(buf.get(1..).unwrap_or_default()) {
+                        Some(at) => drop(buf.drain(..=at)),
+                        None => {
+                            buf.clear();
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Fuzzes the RESP decoder (direction from the control byte) and the
+/// session: split equivalence, a gap with resync, caps and rendering.
+pub fn run_redis(data: &[u8]) {
+    use sonde_protocols::MessageKind;
+    use sonde_protocols::redis::{
+        RedisSession, RespConfig, RespDecoder, RespValue, find_message_start, render,
+    };
+    let Some((&ctl, input)) = data.split_first() else {
+        return;
+    };
+    let kind = if ctl & 1 == 0 {
+        MessageKind::Request
+    } else {
+        MessageKind::Response
+    };
+    let config = RespConfig {
+        max_line_bytes: 256,
+        max_kept_bytes: 16,
+        max_depth: 6,
+        max_elements: 4,
+        max_total_elements: 12,
+        ..RespConfig::default()
+    };
+    let split = usize::from(ctl) * input.len() / 255;
+    let (first, second) = input.split_at(split);
+    let mut check = |v: &RespValue| check_resp(v, &config, 0);
+    let run = |parts: &[&[u8]], gap: Option<u64>, check: &mut dyn FnMut(&RespValue)| {
+        let mut d = RespDecoder::new(kind, config.clone());
+        let resync = |b: &[u8]| find_message_start(b, kind);
+        let out = feed_common(
+            parts,
+            &mut d,
+            |d, b| d.decode(b),
+            |d, n| d.skip_gap(n),
+            |d| d.reset(),
+            gap.map(|_| &resync as &dyn Fn(&[u8]) -> Option<usize>),
+            gap,
+            check,
+        );
+        d.finish();
+        assert!(d.is_idle());
+        out
+    };
+    let whole = run(&[input], None, &mut check);
+    let split_up = run(&[first, second], None, &mut check);
+    assert_eq!(whole, split_up, "split at {split} changed the result");
+    let gapped = run(&[first, second], Some(u64::from(ctl >> 1)), &mut check);
+    let mut session = RedisSession::new(4, 64);
+    for (i, v) in whole.into_iter().chain(gapped).flatten().enumerate() {
+        assert!(render(&v, 64).len() <= 64);
+        match kind {
+            MessageKind::Request => session.on_request(v, i as u64),
+            MessageKind::Response => {
+                session.on_reply(v, i as u64);
+            }
+        }
+        assert!(session.pending() <= 4);
+    }
+    session.finish();
+}
+
+fn check_resp(v: &sonde_protocols::redis::RespValue, config: &sonde_protocols::redis::RespConfig, depth: usize) {
+    use sonde_protocols::redis::RespValue::*;
+    assert!(depth <= config.max_depth);
+    match v {
+        BulkString(b) | BlobError(b) | Verbatim(b) => {
+            assert!(b.data.len() <= config.max_kept_bytes);
+            assert!(b.len >= b.data.len() as u64);
+        }
+        SimpleString(s) | Error(s) | Double(s) | BigNumber(s) => {
+            assert!(s.len() <= config.max_kept_bytes)
+        }
+        Array(a) | Map(a) | Set(a) | Push(a) => {
+            assert!(a.items.len() <= config.max_elements);
+            assert!(a.len >= a.items.len() as u64);
+            for item in &a.items {
+                check_resp(item, config, depth + 1);
+            }
+        }
+        Integer(_) | Null | Boolean(_) => {}
+    }
+}
+
+/// Fuzzes MySQL: the packet decoder (split equivalence, gap and resync) and
+/// the session, fed by two directions cut from the input; the session's
+/// exchanges must not depend on how each write is split.
+pub fn run_mysql(data: &[u8]) {
+    use sonde_protocols::MessageKind;
+    use sonde_protocols::mysql::{
+        MysqlConfig, MysqlExchange, MysqlPacket, MysqlPacketDecoder, MysqlSession,
+        find_message_start,
+    };
+    let Some((&ctl, input)) = data.split_first() else {
+        return;
+    };
+    let config = MysqlConfig {
+        max_kept_bytes: 64,
+        max_packet_len: 1 << 20,
+        max_body_len: 80,
+        max_statements: 3,
+    };
+    let split = usize::from(ctl) * input.len() / 255;
+    let (first, second) = input.split_at(split);
+    let kind = if ctl & 1 == 0 {
+        MessageKind::Request
+    } else {
+        MessageKind::Response
+    };
+    let mut check = |p: &MysqlPacket| {
+        assert!(p.payload.len() <= config.max_kept_bytes);
+        assert!(p.len >= p.payload.len() as u64);
+    };
+    let run = |parts: &[&[u8]], gap: Option<u64>, check: &mut dyn FnMut(&MysqlPacket)| {
+        let mut d = MysqlPacketDecoder::new(config.clone());
+        let resync = |b: &[u8]| find_message_start(b, kind);
+        feed_common(
+            parts,
+            &mut d,
+            |d, b| d.decode(b),
+            |d, n| d.skip_gap(n),
+            |d| d.reset(),
+            gap.map(|_| &resync as &dyn Fn(&[u8]) -> Option<usize>),
+            gap,
+            check,
+        )
+    };
+    let whole = run(&[input], None, &mut check);
+    assert_eq!(whole, run(&[first, second], None, &mut check));
+    run(&[first, second], Some(u64::from(ctl)), &mut check);
+
+    // A conversation: segments of the input alternate between directions.
+    let mut choices = Choices(u64::from(ctl));
+    let mut segments = Vec::new();
+    let mut rest = input;
+    while !rest.is_empty() {
+        let n = (1 + choices.next(96)).min(rest.len());
+        let (seg, tail) = rest.split_at(n);
+        segments.push((choices.next(2) == 0, seg));
+        rest = tail;
+    }
+    let converse = |cut: bool| -> Vec<MysqlExchange> {
+        let mut session = MysqlSession::new(config.clone());
+        let mut decoders = [
+            MysqlPacketDecoder::new(config.clone()),
+            MysqlPacketDecoder::new(config.clone()),
+        ];
+        let mut bufs = [Vec::new(), Vec::new()];
+        let mut out = Vec::new();
+        for (ts, (client, seg)) in segments.iter().enumerate() {
+            let i = usize::from(!client);
+            let pieces: Vec<&[u8]> = if cut {
+                let (a, b) = seg.split_at(seg.len() / 2);
+                vec![a, b]
+            } else {
+                vec![seg]
+            };
+            for piece in pieces {
+                bufs[i].extend_from_slice(piece);
+                loop {
+                    match decoders[i].decode(&bufs[i]) {
+                        Ok(sonde_protocols::Decoded::NeedMore) => break,
+                        Ok(sonde_protocols::Decoded::Progress { consumed, message }) => {
+                            bufs[i].drain(..consumed);
+                            let Some(pkt) = message else { continue };
+                            let ex = if *client {
+                                session.on_client_packet(&pkt, ts as u64)
+                            } else {
+                                session.on_server_packet(&pkt, ts as u64)
+                            };
+                            if let Some(ex) = ex {
+                                assert!(ex.req_body.len() <= config.max_body_len + 3);
+                                assert!(ex.resp_body.len() <= config.max_body_len + 3);
+                                assert!(ex.req_ts <= ex.resp_ts);
+                                out.push(ex);
+                            }
+                        }
+                        Err(_) => {
+                            bufs[i].clear();
+                            session.on_gap();
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        out
+    };
+    assert_eq!(converse(false), converse(true), "write splits changed the exchanges");
+}
+
+/// Fuzzes DNS message parsing, its JSON, datagram detection and a matcher.
+pub fn run_dns_message(data: &[u8]) {
+    use sonde_protocols::dns::{DnsConfig, DnsMatcher, parse_message};
+    let config = DnsConfig {
+        max_questions: 2,
+        max_answers: 4,
+        max_data_len: 40,
+        max_tcp_message_len: 65535,
+    };
+    let detected = sonde_protocols::detect_datagram(data);
+    let parsed = parse_message(data, &config);
+    if let Some(d) = detected {
+        // Detection implies the header and question parse.
+        let m = parsed.as_ref().expect("detected but unparsable");
+        assert_eq!(
+            d.kind == sonde_protocols::MessageKind::Response,
+            m.is_response
+        );
+    }
+    if let Ok(m) = parsed {
+        assert!(m.questions.len() <= 2 && m.answers.len() <= 4);
+        assert!(m.questions.len() <= usize::from(m.question_count));
+        assert!(m.answers.len() <= usize::from(m.answer_count));
+        for r in &m.answers {
+            assert!(r.data.len() <= 40);
+        }
+        for json in [m.header_json(), m.questions_json(), m.answers_json()] {
+            assert!(json.starts_with('{') && json.ends_with('}'));
+        }
+        let mut matcher = DnsMatcher::new(2, 10);
+        matcher.on_query(0u8, m.clone(), 1);
+        let mut response = m;
+        response.is_response = true;
+        assert!(matcher.on_response(0, response, 2).is_some());
+        assert_eq!(matcher.expire(100), 0);
+    }
+}
+
+/// Fuzzes DNS over TCP: split equivalence, a gap with resync.
+pub fn run_dns_tcp(data: &[u8]) {
+    use sonde_protocols::MessageKind;
+    use sonde_protocols::dns::{DnsConfig, DnsMessage, DnsTcpDecoder, find_message_start};
+    let Some((&ctl, input)) = data.split_first() else {
+        return;
+    };
+    let config = DnsConfig {
+        max_tcp_message_len: 512,
+        ..DnsConfig::default()
+    };
+    let kind = if ctl & 1 == 0 {
+        MessageKind::Request
+    } else {
+        MessageKind::Response
+    };
+    let split = usize::from(ctl) * input.len() / 255;
+    let (first, second) = input.split_at(split);
+    let mut check = |m: &DnsMessage| assert!(m.answers.len() <= config.max_answers);
+    let run = |parts: &[&[u8]], gap: Option<u64>, check: &mut dyn FnMut(&DnsMessage)| {
+        let mut d = DnsTcpDecoder::new(config.clone());
+        let resync = |b: &[u8]| find_message_start(b, kind);
+        feed_common(
+            parts,
+            &mut d,
+            |d, b| d.decode(b),
+            |d, n| d.skip_gap(n),
+            |d| d.reset(),
+            gap.map(|_| &resync as &dyn Fn(&[u8]) -> Option<usize>),
+            gap,
+            check,
+        )
+    };
+    let whole = run(&[input], None, &mut check);
+    assert_eq!(whole, run(&[first, second], None, &mut check));
+    run(&[first, second], Some(u64::from(ctl)), &mut check);
+    if let Some(at) = find_message_start(input, kind) {
+        assert_eq!(
+            sonde_protocols::detect(&input[at..]).map(|d| (d.protocol, d.kind)),
+            Some((sonde_protocols::Protocol::Dns, kind))
+        );
+    }
+}

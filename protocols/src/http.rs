@@ -17,8 +17,7 @@ use body::Body;
 use crate::detect::MessageKind;
 use crate::detect::{is_http_request_start, is_http_response_start};
 
-/// Value stored in place of a redacted header value.
-const REDACTED: &str = "<redacted>";
+use crate::REDACTED;
 
 /// Caps and policies of the decoder.
 #[derive(Debug, Clone)]
@@ -130,15 +129,7 @@ pub enum Decoded {
     },
 }
 
-/// Outcome of [`HttpDecoder::skip_gap`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GapOutcome {
-    /// The lost bytes were body data of the message in progress, which goes on.
-    Absorbed,
-    /// A message (or the start of one) was lost; the decoder is idle and the
-    /// caller must resync.
-    MessageLost,
-}
+pub use crate::GapOutcome;
 
 #[derive(Debug, Default)]
 enum State {
