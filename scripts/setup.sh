@@ -7,9 +7,12 @@ as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-# clang + libbpf-dev: compile the BPF programs (build.rs). nginx, curl, python3:
-# real servers and clients for the end-to-end tests.
-packages=(clang llvm libbpf-dev curl python3 ca-certificates)
+# clang + libbpf-dev: compile the BPF programs (build.rs). The rest are the
+# real servers and clients of the end-to-end tests: nginx, curl, python3 (HTTP),
+# redis-server/redis-cli, mariadb-server/client, dnsmasq + dig (DNS), iproute2
+# (a network namespace for the libc-resolver test).
+packages=(clang llvm libbpf-dev curl python3 ca-certificates redis-server redis-tools
+    mariadb-server mariadb-client dnsmasq-base bind9-dnsutils iproute2)
 command -v nginx >/dev/null 2>&1 || packages+=(nginx)
 
 missing=()
@@ -20,6 +23,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
     echo "setup: installing ${missing[*]}"
     as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# A real MySQL driver with server-side prepared statements (pure Python).
+if ! python3 -c "import mysql.connector" >/dev/null 2>&1; then
+    echo "setup: installing mysql-connector-python"
+    python3 -m pip install --quiet --disable-pip-version-check mysql-connector-python==26.10.0
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

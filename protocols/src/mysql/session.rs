@@ -899,9 +899,14 @@ impl MysqlSession {
         let status = c.u16_le().unwrap_or(0);
         let warnings = c.u16_le().unwrap_or(0);
         let rest = c.rest();
+        // With CLIENT_SESSION_TRACK the info is length-prefixed. When the
+        // capabilities were not seen (capture started mid-connection), or a
+        // client's flags were misread, a first byte that is exactly the length
+        // of the rest is taken as that prefix (text never starts that way).
+        let exact_prefix = rest.first().is_some_and(|&b| usize::from(b) + 1 == rest.len());
         let session_track = match self.caps {
-            Some(caps) => caps & CLIENT_SESSION_TRACK != 0,
-            None => rest.first().is_some_and(|&b| b < 0x20),
+            Some(caps) => caps & CLIENT_SESSION_TRACK != 0 || exact_prefix,
+            None => exact_prefix || rest.first().is_some_and(|&b| b < 0x20),
         };
         let info = if session_track {
             c.lenenc_bytes().unwrap_or_default()
