@@ -167,6 +167,32 @@ fn nginx_keepalive_statuses_sendfile_and_post() {
         "SELECT count(*) FROM http_events WHERE trace_role = 'client' AND remote_port = {port}"
     ));
     assert_eq!(i(&client[0][0]), 6);
+
+    // conn_stats: every connection to nginx, with its protocol and byte counts.
+    let conns = agent.wait_rows(
+        &format!(
+            "SELECT protocol, transport, bytes_sent, bytes_recv, conn_close_ns FROM conn_stats \
+             WHERE trace_role = 'server' AND local_port = {port} AND conn_close_ns > 0 ORDER BY bytes_recv"
+        ),
+        4,
+        WAIT,
+    );
+    // The harness's readiness probe connected and closed without a byte: still a flow.
+    assert_eq!(conns.len(), 4, "{conns:?}");
+    assert_eq!(
+        (s(&conns[0][0]), i(&conns[0][2]), i(&conns[0][3])),
+        ("unknown".into(), 0, 0)
+    );
+    let conns = &conns[1..];
+    for row in conns {
+        assert_eq!((s(&row[0]), s(&row[1])), ("http", "tcp"), "{row:?}");
+        assert!(i(&row[2]) > 0 && i(&row[3]) > 0, "{row:?}");
+    }
+    let total_sent: i64 = conns.iter().map(|r| i(&r[2])).sum();
+    assert!(
+        total_sent > 5000,
+        "the 5000-byte static file was sent: {conns:?}"
+    );
 }
 
 #[test]
