@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
+use sonde_k8s::MetadataResolver;
 use sonde_protocols::http::HttpConfig;
 use sonde_query::engine::QueryEngine;
 use sonde_query::schema::{
@@ -21,6 +22,7 @@ use crate::capture::{self, Capture};
 use crate::cli::AgentArgs;
 use crate::conntrack::{Tracker, TrackerConfig};
 use crate::counters::CaptureCounters;
+use crate::k8s_meta::K8sEnricher;
 use crate::probes::{self, ProbeConfig};
 
 fn http_config(args: &AgentArgs) -> HttpConfig {
@@ -107,7 +109,12 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
         ..TrackerConfig::default()
     };
-    let tracker = Tracker::new(tracker_config, CaptureCounters::register(&stats));
+    let mut tracker = Tracker::new(tracker_config, CaptureCounters::register(&stats));
+    if let Some(resolver) = kubernetes_resolver(&args).await? {
+        let resolver = Arc::new(resolver);
+        resolver.spawn();
+        tracker = tracker.with_kubernetes(K8sEnricher::new(resolver, args.proc_root.clone()));
+    }
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let capture = Capture {
         probes,
@@ -155,6 +162,31 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     }
     log_counters(&stats);
     Ok(())
+}
+
+/// Pod metadata from the cluster: the in-cluster service account, or an
+/// explicit API server. Outside Kubernetes: none, and the columns stay null.
+async fn kubernetes_resolver(args: &AgentArgs) -> anyhow::Result<Option<MetadataResolver>> {
+    let resolver = match &args.kubernetes_api {
+        Some(url) => {
+            let token = args
+                .kubernetes_token_file
+                .as_deref()
+                .map(|p| std::fs::read_to_string(p).map(|t| t.trim().to_string()))
+                .transpose()
+                .context("reading --kubernetes-token-file")?;
+            let node = args
+                .node_name
+                .clone()
+                .context("--kubernetes-api needs --node-name (or NODE_NAME)")?;
+            Some(MetadataResolver::connect(url, token, None, node).await?)
+        }
+        None => MetadataResolver::from_environment(args.node_name.clone()).await?,
+    };
+    if resolver.is_some() {
+        tracing::info!(node = ?args.node_name, "Kubernetes metadata enabled");
+    }
+    Ok(resolver)
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {

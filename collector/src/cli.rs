@@ -58,6 +58,19 @@ pub struct AgentArgs {
     /// File holding the bearer token the API requires (needed to listen beyond loopback).
     #[arg(long, env = "SONDE_AUTH_TOKEN_FILE", value_name = "PATH")]
     pub auth_token_file: Option<std::path::PathBuf>,
+    /// Kubernetes API server to read pod metadata from, instead of the
+    /// in-cluster service account (for running outside a pod).
+    #[arg(long, env = "SONDE_KUBERNETES_API", value_name = "URL")]
+    pub kubernetes_api: Option<String>,
+    /// Bearer token file for --kubernetes-api.
+    #[arg(long, env = "SONDE_KUBERNETES_TOKEN_FILE", value_name = "PATH")]
+    pub kubernetes_token_file: Option<std::path::PathBuf>,
+    /// This node's name (the DaemonSet sets it from spec.nodeName).
+    #[arg(long, env = "NODE_NAME")]
+    pub node_name: Option<String>,
+    /// The host's /proc, to read processes' cgroups (in a pod: /host/proc).
+    #[arg(long, env = "SONDE_PROC_ROOT", default_value = "/proc")]
+    pub proc_root: std::path::PathBuf,
     /// Log filter (e.g. info, debug, sonde=debug).
     #[arg(long, env = "SONDE_LOG", default_value = "info")]
     pub log: String,

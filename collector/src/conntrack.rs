@@ -17,6 +17,7 @@ use crate::clock::Clock;
 use crate::counters::CaptureCounters;
 use crate::dns_session::{DnsDatagrams, DnsStreamSession, Peer};
 use crate::http_session::HttpSession;
+use crate::k8s_meta::K8sEnricher;
 use crate::mysql_session::MysqlStreamSession;
 use crate::reassembly::{Chunk, Piece, PushStats, Reassembler};
 use crate::redis_session::RedisStreamSession;
@@ -132,6 +133,8 @@ pub struct Tracker {
     conns: BTreeMap<ConnId, Connection>,
     rows: RowBuilders,
     buffered_bytes: usize,
+    /// Kubernetes metadata, when running in (or pointed at) a cluster.
+    k8s: Option<K8sEnricher>,
 }
 
 impl Tracker {
@@ -143,7 +146,13 @@ impl Tracker {
             conns: BTreeMap::new(),
             rows: RowBuilders::default(),
             buffered_bytes: 0,
+            k8s: None,
         }
+    }
+
+    pub fn with_kubernetes(mut self, enricher: K8sEnricher) -> Self {
+        self.k8s = Some(enricher);
+        self
     }
 
     pub fn counters(&self) -> &CaptureCounters {
@@ -195,7 +204,10 @@ impl Tracker {
             return;
         }
         self.counters.conns_tracked.inc();
-        let fields = conn_fields_from_open(open);
+        let mut fields = conn_fields_from_open(open);
+        if let Some(k8s) = self.k8s.as_mut() {
+            fields.k8s = k8s.fields(id.tgid, id.proc_start_ns, &fields.remote_addr);
+        }
         let transport = if open.sock_type == events::SOCK_DGRAM {
             Transport::Udp
         } else {
@@ -700,6 +712,7 @@ fn conn_fields_from_open(open: &OpenEvent) -> ConnFields {
             _ => TraceRole::Unknown,
         },
         encrypted: false,
+        k8s: Default::default(),
     }
 }
 
@@ -717,6 +730,7 @@ fn conn_fields_unknown(id: &ConnId) -> ConnFields {
         local_port: 0,
         trace_role: TraceRole::Unknown,
         encrypted: false,
+        k8s: Default::default(),
     }
 }
 

@@ -10,6 +10,7 @@ mod conntrack;
 mod counters;
 mod dns_session;
 mod http_session;
+mod k8s_meta;
 mod mysql_session;
 mod probes;
 mod reassembly;

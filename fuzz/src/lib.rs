@@ -367,11 +367,9 @@ pub fn run_mysql(data: &[u8]) {
                                 out.push(ex);
                             }
                         }
-                        Err(_) => {
-                            bufs[i].clear();
-                            session.on_gap();
-                            break;
-                        }
+                        // What follows an error depends on what the
+                        // caller had buffered: compare up to it.
+                        Err(_) => return out,
                     }
                 }
             }
@@ -455,10 +453,11 @@ pub fn run_dns_tcp(data: &[u8]) {
     let whole = run(&[input], None, &mut check);
     assert_eq!(whole, run(&[first, second], None, &mut check));
     run(&[first, second], Some(u64::from(ctl)), &mut check);
-    if let Some(at) = find_message_start(input, kind) {
-        assert_eq!(
-            sonde_protocols::detect(&input[at..]).map(|d| (d.protocol, d.kind)),
-            Some((sonde_protocols::Protocol::Dns, kind))
-        );
+    // Resync never lands where detection sees another protocol (it may see
+    // nothing yet while another candidate is undecided).
+    if let Some(at) = find_message_start(input, kind)
+        && let Some(d) = sonde_protocols::detect(&input[at..])
+    {
+        assert_eq!((d.protocol, d.kind), (sonde_protocols::Protocol::Dns, kind));
     }
 }

@@ -40,7 +40,25 @@ pub fn common_fields() -> Vec<Field> {
         Field::new("trace_role", DataType::Utf8, false),
         Field::new("encrypted", DataType::Boolean, false),
     ]
+    .into_iter()
+    .chain(
+        K8S_COLUMNS
+            .iter()
+            .map(|name| Field::new(*name, DataType::Utf8, true)),
+    )
+    .collect()
 }
+
+/// Kubernetes columns after the connection's identity; null outside Kubernetes.
+pub const K8S_COLUMNS: [&str; 7] = [
+    "pod",
+    "namespace",
+    "container",
+    "node",
+    "service",
+    "remote_pod",
+    "remote_service",
+];
 
 /// `latency` is the last column of every protocol table (nanoseconds).
 fn latency_field() -> Field {
@@ -102,6 +120,13 @@ mod tests {
                 "local_port",
                 "trace_role",
                 "encrypted",
+                "pod",
+                "namespace",
+                "container",
+                "node",
+                "service",
+                "remote_pod",
+                "remote_service",
                 "major_version",
                 "minor_version",
                 "content_type",
@@ -118,7 +143,13 @@ mod tests {
                 "latency",
             ]
         );
-        assert!(schema.fields().iter().all(|f| !f.is_nullable()));
+        // Only the Kubernetes columns may be null (outside Kubernetes).
+        assert!(
+            schema
+                .fields()
+                .iter()
+                .all(|f| f.is_nullable() == K8S_COLUMNS.contains(&f.name().as_str()))
+        );
         assert_eq!(schema.field(0).data_type(), &time_type());
         assert_eq!(schema.field(2).data_type(), &DataType::UInt32);
     }
@@ -127,6 +158,12 @@ mod tests {
     fn capture_stats_columns() {
         let schema = capture_stats_schema();
         assert_eq!(names(&schema), ["time_", "name", "value"]);
-        assert!(schema.fields().iter().all(|f| !f.is_nullable()));
+        // Only the Kubernetes columns may be null (outside Kubernetes).
+        assert!(
+            schema
+                .fields()
+                .iter()
+                .all(|f| f.is_nullable() == K8S_COLUMNS.contains(&f.name().as_str()))
+        );
     }
 }

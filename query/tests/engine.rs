@@ -21,6 +21,7 @@ fn row(time_ns: i64, path: &str, status: i64) -> HttpRow {
             local_port: 8080,
             trace_role: TraceRole::Server,
             encrypted: false,
+            k8s: Default::default(),
         },
         major_version: 1,
         minor_version: 1,

@@ -17,14 +17,26 @@ fn s(v: &Value) -> String {
 fn redis_server(port: u16) -> Server {
     let mut cmd = Command::new("redis-server");
     cmd.args([
-        "--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-        "--requirepass", PASSWORD, "--dir", "/tmp",
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--requirepass",
+        PASSWORD,
+        "--dir",
+        "/tmp",
     ]);
     Server::spawn(cmd, port)
 }
 
 fn cli(port: u16, args: &[&str]) -> String {
-    run(Command::new("redis-cli").args(["-p", &port.to_string(), "--no-auth-warning", "-a", PASSWORD]).args(args))
+    run(Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "--no-auth-warning", "-a", PASSWORD])
+        .args(args))
 }
 
 #[test]
@@ -48,9 +60,16 @@ fn redis_commands_replies_and_secrets() {
          WHERE trace_role = 'client' AND remote_port = {port} ORDER BY time_"
     );
     let rows = agent.wait_rows(&sql, 12, WAIT);
-    let got: Vec<(String, String, String)> = rows.iter().map(|r| (s(&r[0]), s(&r[1]), s(&r[2]))).collect();
+    let got: Vec<(String, String, String)> = rows
+        .iter()
+        .map(|r| (s(&r[0]), s(&r[1]), s(&r[2])))
+        .collect();
     // Every redis-cli run authenticates first; the password never reaches the table.
-    let auth = ("AUTH".to_string(), "[\"<redacted>\"]".to_string(), "OK".to_string());
+    let auth = (
+        "AUTH".to_string(),
+        "[\"<redacted>\"]".to_string(),
+        "OK".to_string(),
+    );
     let expected = vec![
         auth.clone(),
         ("SET".into(), "[\"greeting\",\"hello\"]".into(), "OK".into()),
@@ -59,7 +78,11 @@ fn redis_commands_replies_and_secrets() {
         auth.clone(),
         ("INCRBY".into(), "[\"counter\",\"5\"]".into(), "5".into()),
         auth.clone(),
-        ("CLIENT SETNAME".into(), "[\"sonde-e2e\"]".into(), "OK".into()),
+        (
+            "CLIENT SETNAME".into(),
+            "[\"sonde-e2e\"]".into(),
+            "OK".into(),
+        ),
         auth.clone(),
         ("GET".into(), "[\"missing\"]".into(), "<NULL>".into()),
         auth,
@@ -67,10 +90,20 @@ fn redis_commands_replies_and_secrets() {
     // redis-cli may send COMMAND DOCS at start in interactive mode only; these are one-shot runs.
     assert_eq!(got[..expected.len()], expected[..], "{got:#?}");
     assert_eq!(got[11].0, "LPUSH");
-    assert!(got[11].2.starts_with("ERR wrong number of arguments"), "{:?}", got[11]);
-    assert!(rows.iter().all(|r| r[3].as_i64().unwrap_or(0) > 0), "latency > 0: {rows:?}");
+    assert!(
+        got[11].2.starts_with("ERR wrong number of arguments"),
+        "{:?}",
+        got[11]
+    );
+    assert!(
+        rows.iter().all(|r| r[3].as_i64().unwrap_or(0) > 0),
+        "latency > 0: {rows:?}"
+    );
     let all = agent.query("SELECT req_args, resp FROM redis_events");
-    assert!(!format!("{all:?}").contains(PASSWORD), "password leaked: {all:?}");
+    assert!(
+        !format!("{all:?}").contains(PASSWORD),
+        "password leaked: {all:?}"
+    );
     // The server side sees the same commands.
     let server = agent.query(&format!(
         "SELECT count(*) FROM redis_events WHERE trace_role = 'server' AND local_port = {port}"
@@ -92,15 +125,30 @@ fn redis_pipelined_burst_is_fully_captured() {
         input.push_str(&format!("SET pipe:{i} value-{i}\r\n"));
     }
     let mut child = Command::new("redis-cli")
-        .args(["-p", &port.to_string(), "--no-auth-warning", "-a", PASSWORD, "--pipe"])
+        .args([
+            "-p",
+            &port.to_string(),
+            "--no-auth-warning",
+            "-a",
+            PASSWORD,
+            "--pipe",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .expect("redis-cli --pipe");
     use std::io::Write;
-    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write");
     let out = child.wait_with_output().expect("wait");
-    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("replies: {sent}")), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("replies: {sent}")),
+        "{out:?}"
+    );
 
     let sql = format!(
         "SELECT trace_role, count(*) FROM redis_events WHERE req_cmd = 'SET' AND resp = 'OK' \
@@ -115,7 +163,10 @@ fn redis_pipelined_burst_is_fully_captured() {
         }
         std::thread::sleep(Duration::from_millis(300));
     };
-    let got: Vec<(String, i64)> = rows.iter().map(|r| (s(&r[0]), r[1].as_i64().unwrap_or(0))).collect();
+    let got: Vec<(String, i64)> = rows
+        .iter()
+        .map(|r| (s(&r[0]), r[1].as_i64().unwrap_or(0)))
+        .collect();
     assert_eq!(
         got,
         vec![("client".to_string(), sent), ("server".to_string(), sent)],
@@ -138,7 +189,15 @@ fn redis_resp3_and_pubsub_pushes() {
     cli(port, &["HELLO", "3", "AUTH", "default", PASSWORD]);
 
     let mut subscriber = Command::new("redis-cli")
-        .args(["-p", &port.to_string(), "--no-auth-warning", "-a", PASSWORD, "SUBSCRIBE", "news"])
+        .args([
+            "-p",
+            &port.to_string(),
+            "--no-auth-warning",
+            "-a",
+            PASSWORD,
+            "SUBSCRIBE",
+            "news",
+        ])
         .stdout(Stdio::null())
         .spawn()
         .expect("subscriber");
@@ -149,7 +208,9 @@ fn redis_resp3_and_pubsub_pushes() {
     let _ = subscriber.wait();
 
     let hgetall = agent.wait_rows(
-        &format!("SELECT resp FROM redis_events WHERE req_cmd = 'HGETALL' AND remote_port = {port}"),
+        &format!(
+            "SELECT resp FROM redis_events WHERE req_cmd = 'HGETALL' AND remote_port = {port}"
+        ),
         1,
         WAIT,
     );
@@ -160,9 +221,16 @@ fn redis_resp3_and_pubsub_pushes() {
     // redis-cli -3 sends a bare HELLO 3 (it authenticates with AUTH); the explicit
     // HELLO ... AUTH below carries the password, which must be redacted.
     assert_eq!(s(&hello[0][0]), "[\"3\"]", "{hello:?}");
-    assert_eq!(s(&hello[1][0]), "[\"3\",\"AUTH\",\"default\",\"<redacted>\"]", "{hello:?}");
+    assert_eq!(
+        s(&hello[1][0]),
+        "[\"3\",\"AUTH\",\"default\",\"<redacted>\"]",
+        "{hello:?}"
+    );
     let all = agent.query("SELECT req_args, resp FROM redis_events");
-    assert!(!format!("{all:?}").contains(PASSWORD), "password leaked: {all:?}");
+    assert!(
+        !format!("{all:?}").contains(PASSWORD),
+        "password leaked: {all:?}"
+    );
     let pushes = agent.wait_rows(
         &format!(
             "SELECT req_cmd, req_args, resp, latency FROM redis_events WHERE req_cmd = 'PUSH' \

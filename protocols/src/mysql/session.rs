@@ -903,7 +903,9 @@ impl MysqlSession {
         // capabilities were not seen (capture started mid-connection), or a
         // client's flags were misread, a first byte that is exactly the length
         // of the rest is taken as that prefix (text never starts that way).
-        let exact_prefix = rest.first().is_some_and(|&b| usize::from(b) + 1 == rest.len());
+        let exact_prefix = rest
+            .first()
+            .is_some_and(|&b| usize::from(b) + 1 == rest.len());
         let session_track = match self.caps {
             Some(caps) => caps & CLIENT_SESSION_TRACK != 0 || exact_prefix,
             None => exact_prefix || rest.first().is_some_and(|&b| b < 0x20),

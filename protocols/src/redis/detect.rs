@@ -428,7 +428,15 @@ pub(crate) fn response_verdict(input: &[u8]) -> Verdict {
     };
     let text = match tag {
         b'+' | b'-' | b':' | b',' | b'(' | b'#' | b'_' => match line(body) {
-            Line::Partial => return Verdict::Maybe,
+            Line::Partial => {
+                // Rule out as early as a byte allows.
+                let body = body.strip_suffix(b"\r").unwrap_or(body);
+                return if scalar_prefix_ok(tag, body) {
+                    Verdict::Maybe
+                } else {
+                    Verdict::No
+                };
+            }
             Line::Invalid => return Verdict::No,
             Line::Complete(text, _) => text,
         },
@@ -462,6 +470,23 @@ pub(crate) fn response_verdict(input: &[u8]) -> Verdict {
         b'#' if text == b"t" || text == b"f" => Verdict::Weak,
         b'_' if text.is_empty() => Verdict::Weak,
         _ => Verdict::No,
+    }
+}
+
+/// Whether `body` can still begin the line of a scalar of type `tag`.
+fn scalar_prefix_ok(tag: u8, body: &[u8]) -> bool {
+    match tag {
+        b'+' | b'-' => body.iter().all(|&b| (0x20..0x7f).contains(&b)),
+        b':' | b'(' => {
+            let digits = body
+                .strip_prefix(b"-")
+                .or_else(|| body.strip_prefix(b"+"))
+                .unwrap_or(body);
+            digits.len() <= 40 && digits.iter().all(u8::is_ascii_digit)
+        }
+        b',' => body.iter().all(|b| b".0123456789eE+-infa".contains(b)),
+        b'#' => matches!(body, b"" | b"t" | b"f"),
+        _ => body.is_empty(),
     }
 }
 

@@ -26,6 +26,22 @@ impl TraceRole {
     }
 }
 
+/// Kubernetes identity of the traced process and of its peer; all `None`
+/// outside Kubernetes (the columns are null, never errors).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct K8sFields {
+    pub pod: Option<String>,
+    pub namespace: Option<String>,
+    pub container: Option<String>,
+    pub node: Option<String>,
+    /// `namespace/name` of a service selecting this pod.
+    pub service: Option<String>,
+    /// `namespace/name` of the pod at `remote_addr`, when known.
+    pub remote_pod: Option<String>,
+    /// `namespace/name` of the service at `remote_addr` (cluster IP or endpoint).
+    pub remote_service: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConnFields {
     /// `pid:start_time`, unique across pid reuse.
@@ -38,6 +54,7 @@ pub struct ConnFields {
     pub local_port: i64,
     pub trace_role: TraceRole,
     pub encrypted: bool,
+    pub k8s: K8sFields,
 }
 
 /// Fixed-width bytes per row in the common columns: time_ 8, pid 4,
@@ -58,6 +75,8 @@ pub struct ConnColumnsBuilder {
     local_port: Int64Builder,
     trace_role: StringBuilder,
     encrypted: BooleanBuilder,
+    /// In K8S_COLUMNS order.
+    k8s: [StringBuilder; 7],
 }
 
 impl Default for ConnColumnsBuilder {
@@ -79,6 +98,7 @@ impl ConnColumnsBuilder {
             local_port: Int64Builder::new(),
             trace_role: StringBuilder::new(),
             encrypted: BooleanBuilder::new(),
+            k8s: Default::default(),
         }
     }
 
@@ -95,7 +115,23 @@ impl ConnColumnsBuilder {
         let role = conn.trace_role.as_str();
         self.trace_role.append_value(role);
         self.encrypted.append_value(conn.encrypted);
-        FIXED_ROW_BYTES
+        let k = &conn.k8s;
+        let k8s = [
+            &k.pod,
+            &k.namespace,
+            &k.container,
+            &k.node,
+            &k.service,
+            &k.remote_pod,
+            &k.remote_service,
+        ];
+        let mut k8s_bytes = 0;
+        for (builder, value) in self.k8s.iter_mut().zip(k8s) {
+            builder.append_option(value.as_deref());
+            k8s_bytes += 4 + value.as_ref().map_or(0, String::len);
+        }
+        k8s_bytes
+            + FIXED_ROW_BYTES
             + conn.upid.len()
             + conn.comm.len()
             + conn.remote_addr.len()
@@ -105,7 +141,7 @@ impl ConnColumnsBuilder {
 
     /// The finished columns in schema order; resets the builder.
     pub fn finish(&mut self) -> Vec<ArrayRef> {
-        vec![
+        let columns: [ArrayRef; 10] = [
             Arc::new(self.time.finish()),
             Arc::new(self.upid.finish()),
             Arc::new(self.pid.finish()),
@@ -116,6 +152,14 @@ impl ConnColumnsBuilder {
             Arc::new(self.local_port.finish()),
             Arc::new(self.trace_role.finish()),
             Arc::new(self.encrypted.finish()),
-        ]
+        ];
+        columns
+            .into_iter()
+            .chain(
+                self.k8s
+                    .iter_mut()
+                    .map(|b| Arc::new(b.finish()) as ArrayRef),
+            )
+            .collect()
     }
 }

@@ -206,6 +206,7 @@ pub(crate) mod tests {
                 local_port: 51234,
                 trace_role: TraceRole::Client,
                 encrypted: false,
+                k8s: Default::default(),
             },
             major_version: 1,
             minor_version: 1,

@@ -5,7 +5,7 @@ mod conn;
 mod http;
 mod tables;
 
-pub use conn::{ConnColumnsBuilder, ConnFields, TraceRole};
+pub use conn::{ConnColumnsBuilder, ConnFields, K8sFields, TraceRole};
 pub use http::{HttpEventsBuilder, HttpRow, headers_to_json};
 pub use tables::{
     ConnStatsBuilder, ConnStatsRow, DnsEventsBuilder, DnsRow, MysqlEventsBuilder, MysqlRow,

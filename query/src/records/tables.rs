@@ -207,6 +207,7 @@ mod tests {
             local_port: 50000,
             trace_role: TraceRole::Client,
             encrypted: false,
+            k8s: Default::default(),
         }
     }
 
@@ -248,7 +249,7 @@ mod tests {
             .map(|f| f.name().clone())
             .collect();
         assert_eq!(
-            names[10..],
+            names[17..],
             ["req_cmd", "req_body", "resp_status", "resp_body", "latency"].map(String::from)
         );
         let names: Vec<String> = dns_events_schema()
@@ -257,7 +258,7 @@ mod tests {
             .map(|f| f.name().clone())
             .collect();
         assert_eq!(
-            names[10..],
+            names[17..],
             [
                 "req_header",
                 "req_body",
