@@ -103,7 +103,7 @@ checks = 0
 # Variables the manifests set ahead of the agent build that reads them: a
 # warning, not an error, until the flag lands. Remove an entry once
 # `sonde agent --help` lists it.
-PENDING_AGENT_VARS = {"SONDE_AUTH_TOKEN_FILE"}
+PENDING_AGENT_VARS: set = set()
 
 CAPABILITIES = {"BPF", "PERFMON", "SYS_RESOURCE", "SYS_PTRACE", "DAC_READ_SEARCH"}
 HOST_PATHS = {
