@@ -196,6 +196,33 @@ impl Agent {
         }
     }
 
+    /// Polls a `SELECT label, count(*) ... GROUP BY label` query until its
+    /// counts add up to `total` (or the timeout passes); returns (label, count).
+    pub fn wait_grouped_counts(
+        &self,
+        sql: &str,
+        total: i64,
+        timeout: Duration,
+    ) -> Vec<(String, i64)> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let counts: Vec<(String, i64)> = self
+                .query(sql)
+                .iter()
+                .map(|r| {
+                    (
+                        r[0].as_str().unwrap_or_default().to_string(),
+                        r[1].as_i64().unwrap_or(0),
+                    )
+                })
+                .collect();
+            if counts.iter().map(|(_, n)| n).sum::<i64>() >= total || Instant::now() > deadline {
+                return counts;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
     /// Latest value of every capture counter.
     pub fn capture_stats(&self) -> Vec<(String, i64)> {
         self.query("SELECT name, max(value) FROM capture_stats GROUP BY name ORDER BY name")

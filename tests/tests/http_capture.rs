@@ -181,7 +181,7 @@ fn nginx_keepalive_statuses_sendfile_and_post() {
     assert_eq!(conns.len(), 4, "{conns:?}");
     assert_eq!(
         (s(&conns[0][0]), i(&conns[0][2]), i(&conns[0][3])),
-        ("unknown".into(), 0, 0)
+        ("unknown", 0, 0)
     );
     let conns = &conns[1..];
     for row in conns {
@@ -392,20 +392,8 @@ fn every_request_of_a_keepalive_burst_is_accounted_for() {
         "SELECT trace_role, count(*) FROM http_events WHERE local_port = {port} OR remote_port = {port} \
          GROUP BY trace_role ORDER BY trace_role"
     );
-    let deadline = std::time::Instant::now() + WAIT;
-    let rows = loop {
-        let rows = agent.query(&sql);
-        let total: i64 = rows.iter().map(|r| i(&r[1])).sum();
-        if total >= 2 * sent || std::time::Instant::now() > deadline {
-            break rows;
-        }
-        std::thread::sleep(Duration::from_millis(300));
-    };
+    let got = agent.wait_grouped_counts(&sql, 2 * sent, WAIT);
     let lost = agent.counter("kernel_ring_full_events") + agent.counter("http_messages_lost");
-    let got: Vec<(String, i64)> = rows
-        .iter()
-        .map(|r| (s(&r[0]).to_string(), i(&r[1])))
-        .collect();
     assert_eq!(
         got,
         vec![("client".to_string(), sent), ("server".to_string(), sent)],

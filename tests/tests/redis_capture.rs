@@ -154,19 +154,7 @@ fn redis_pipelined_burst_is_fully_captured() {
         "SELECT trace_role, count(*) FROM redis_events WHERE req_cmd = 'SET' AND resp = 'OK' \
          AND (remote_port = {port} OR local_port = {port}) GROUP BY trace_role ORDER BY trace_role"
     );
-    let deadline = std::time::Instant::now() + WAIT;
-    let rows = loop {
-        let rows = agent.query(&sql);
-        let total: i64 = rows.iter().map(|r| r[1].as_i64().unwrap_or(0)).sum();
-        if total >= 2 * sent || std::time::Instant::now() > deadline {
-            break rows;
-        }
-        std::thread::sleep(Duration::from_millis(300));
-    };
-    let got: Vec<(String, i64)> = rows
-        .iter()
-        .map(|r| (s(&r[0]), r[1].as_i64().unwrap_or(0)))
-        .collect();
+    let got = agent.wait_grouped_counts(&sql, 2 * sent, WAIT);
     assert_eq!(
         got,
         vec![("client".to_string(), sent), ("server".to_string(), sent)],
