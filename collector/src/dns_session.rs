@@ -9,15 +9,13 @@ use sonde_protocols::dns::{
 use sonde_query::records::{ConnFields, DnsRow, TraceRole};
 
 use crate::session::{Dir, Outcome, ProtocolSession, RowSink};
-use crate::stream_driver::Driver;
+use crate::stream_driver::{Driver, FailureStreak};
 use crate::window::Window;
 
 /// Queries waiting for a response, per socket.
 const MAX_PENDING: usize = 1024;
 /// A query unanswered this long is counted as unanswered and forgotten.
 const QUERY_TIMEOUT_NS: u64 = 10_000_000_000;
-/// Consecutive parse failures after which the connection is no longer taken for DNS.
-const MAX_CONSECUTIVE_FAILURES: u32 = 3;
 
 /// The peer a datagram went to or came from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -69,7 +67,7 @@ pub struct DnsStreamSession {
     decoders: [DnsTcpDecoder; 2],
     drivers: [Driver; 2],
     matcher: DnsMatcher<Peer>,
-    consecutive_failures: u32,
+    failures: FailureStreak,
 }
 
 impl DnsStreamSession {
@@ -91,7 +89,7 @@ impl DnsStreamSession {
                 Driver::new(kind(Dir::Ingress)),
             ],
             matcher: DnsMatcher::new(MAX_PENDING, QUERY_TIMEOUT_NS),
-            consecutive_failures: 0,
+            failures: FailureStreak::default(),
         }
     }
 }
@@ -103,11 +101,7 @@ impl ProtocolSession for DnsStreamSession {
         sink.counters
             .dns_parse_failures
             .add(u64::from(result.errors));
-        if result.messages.is_empty() {
-            self.consecutive_failures += result.errors;
-        } else {
-            self.consecutive_failures = 0;
-        }
+        let give_up = self.failures.record(&result);
         // One peer per TCP connection: the key is constant. The matcher is
         // bounded (oldest queries evicted, counted); leftovers count at close.
         let peer = Peer {
@@ -129,7 +123,7 @@ impl ProtocolSession for DnsStreamSession {
                 sink,
             );
         }
-        if self.consecutive_failures >= MAX_CONSECUTIVE_FAILURES {
+        if give_up {
             Outcome::Abandon
         } else {
             Outcome::Continue

@@ -7,11 +7,8 @@ use sonde_protocols::mysql::{
 use sonde_query::records::MysqlRow;
 
 use crate::session::{Dir, Outcome, ProtocolSession, RowSink};
-use crate::stream_driver::{Driver, kinds};
+use crate::stream_driver::{Driver, FailureStreak, kinds};
 use crate::window::Window;
-
-/// Consecutive parse failures after which the connection is no longer taken for MySQL.
-const MAX_CONSECUTIVE_FAILURES: u32 = 3;
 
 pub struct MysqlStreamSession {
     /// The client's direction (it sends commands).
@@ -19,7 +16,7 @@ pub struct MysqlStreamSession {
     decoders: [MysqlPacketDecoder; 2],
     drivers: [Driver; 2],
     state: MysqlSession,
-    consecutive_failures: u32,
+    failures: FailureStreak,
     reported_unanswered: u64,
 }
 
@@ -32,7 +29,7 @@ impl MysqlStreamSession {
             decoders: [decoder(), decoder()],
             drivers: [Driver::new(egress), Driver::new(ingress)],
             state: MysqlSession::new(MysqlConfig::default()),
-            consecutive_failures: 0,
+            failures: FailureStreak::default(),
             reported_unanswered: 0,
         }
     }
@@ -79,11 +76,7 @@ impl ProtocolSession for MysqlStreamSession {
         sink.counters
             .mysql_parse_failures
             .add(u64::from(result.errors));
-        if result.messages.is_empty() {
-            self.consecutive_failures += result.errors;
-        } else {
-            self.consecutive_failures = 0;
-        }
+        let give_up = self.failures.record(&result);
         for timed in result.messages {
             let exchange = if dir == self.request_dir {
                 self.state.on_client_packet(&timed.message, timed.start_ts)
@@ -95,7 +88,7 @@ impl ProtocolSession for MysqlStreamSession {
             }
         }
         self.count_unanswered(sink);
-        if self.consecutive_failures >= MAX_CONSECUTIVE_FAILURES {
+        if give_up {
             return Outcome::Abandon;
         }
         // After a TLS upgrade (SSL request) the stream is ciphertext.

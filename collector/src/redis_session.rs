@@ -5,22 +5,20 @@ use sonde_protocols::redis::{RedisEvent, RedisSession, RespConfig, RespDecoder};
 use sonde_query::records::RedisRow;
 
 use crate::session::{Dir, Outcome, ProtocolSession, RowSink};
-use crate::stream_driver::{Driver, kinds};
+use crate::stream_driver::{Driver, FailureStreak, kinds};
 use crate::window::Window;
 
 /// Requests waiting for replies; beyond, the oldest are dropped (counted).
 const MAX_PENDING: usize = 1024;
 /// Longest rendered reply kept in the `resp` column.
 const MAX_REPLY_LEN: usize = 1024;
-/// Consecutive parse failures after which the connection is no longer taken for Redis.
-const MAX_CONSECUTIVE_FAILURES: u32 = 3;
 
 pub struct RedisStreamSession {
     request_dir: Dir,
     decoders: [RespDecoder; 2],
     drivers: [Driver; 2],
     pairing: RedisSession,
-    consecutive_failures: u32,
+    failures: FailureStreak,
     reported_overflow: u64,
 }
 
@@ -35,7 +33,7 @@ impl RedisStreamSession {
             ],
             drivers: [Driver::new(egress), Driver::new(ingress)],
             pairing: RedisSession::new(MAX_PENDING, MAX_REPLY_LEN),
-            consecutive_failures: 0,
+            failures: FailureStreak::default(),
             reported_overflow: 0,
         }
     }
@@ -94,11 +92,7 @@ impl ProtocolSession for RedisStreamSession {
         sink.counters
             .redis_parse_failures
             .add(u64::from(result.errors));
-        if result.messages.is_empty() {
-            self.consecutive_failures += result.errors;
-        } else {
-            self.consecutive_failures = 0;
-        }
+        let give_up = self.failures.record(&result);
         for timed in result.messages {
             if dir == self.request_dir {
                 self.pairing.on_request(timed.message, timed.start_ts);
@@ -107,7 +101,7 @@ impl ProtocolSession for RedisStreamSession {
             }
         }
         self.count_overflow(sink);
-        if self.consecutive_failures >= MAX_CONSECUTIVE_FAILURES {
+        if give_up {
             Outcome::Abandon
         } else {
             Outcome::Continue

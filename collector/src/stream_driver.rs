@@ -70,6 +70,26 @@ pub struct RunResult<M> {
     pub errors: u32,
 }
 
+/// Consecutive parse failures after which a session gives up its protocol
+/// (the guess was wrong; the connection is looked at afresh).
+const MAX_CONSECUTIVE_FAILURES: u32 = 3;
+
+/// Counts parse failures in a row; any parsed message resets it.
+#[derive(Debug, Default)]
+pub struct FailureStreak(u32);
+
+impl FailureStreak {
+    /// Records one run; true when the session should give up.
+    pub fn record<M>(&mut self, result: &RunResult<M>) -> bool {
+        if result.messages.is_empty() {
+            self.0 += result.errors;
+        } else {
+            self.0 = 0;
+        }
+        self.0 >= MAX_CONSECUTIVE_FAILURES
+    }
+}
+
 #[derive(Debug)]
 pub struct Driver {
     /// What this direction carries (for resynchronising).
