@@ -1,31 +1,12 @@
 //! `sonde`: the node agent and its command-line client.
 
-mod agent;
-mod auth;
-mod capture;
-mod cli;
-mod client;
-mod clock;
-mod conntrack;
-mod counters;
-mod dns_session;
-mod http_session;
-mod k8s_meta;
-mod mysql_session;
-mod probes;
-mod reassembly;
-mod redis_session;
-mod rows;
-mod session;
-mod stream_driver;
-mod window;
-
 use std::process::ExitCode;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{Cli, Command};
+use sonde::cli::{Cli, Command};
+use sonde::{agent, client};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

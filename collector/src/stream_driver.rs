@@ -10,11 +10,16 @@ use crate::window::Window;
 /// Bytes kept when resynchronising finds no message start: a marker may straddle.
 const RESYNC_KEEP: usize = 16;
 
+/// A decoder rejected its input (the protocol's own error says why; the
+/// driver only needs to know that it must resynchronise).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MalformedInput;
+
 /// The calling convention of the stream decoders in `sonde_protocols`.
 pub trait StreamDecoder {
     type Message;
     fn is_idle(&self) -> bool;
-    fn decode(&mut self, input: &[u8]) -> Result<Decoded<Self::Message>, ()>;
+    fn decode(&mut self, input: &[u8]) -> Result<Decoded<Self::Message>, MalformedInput>;
     fn skip_gap(&mut self, n: u64) -> GapOutcome;
     fn reset(&mut self);
     /// Offset of the first plausible message start, for resynchronising.
@@ -29,8 +34,8 @@ macro_rules! stream_decoder {
             fn is_idle(&self) -> bool {
                 <$decoder>::is_idle(self)
             }
-            fn decode(&mut self, input: &[u8]) -> Result<Decoded<Self::Message>, ()> {
-                <$decoder>::decode(self, input).map_err(drop)
+            fn decode(&mut self, input: &[u8]) -> Result<Decoded<Self::Message>, MalformedInput> {
+                <$decoder>::decode(self, input).map_err(|_| MalformedInput)
             }
             fn skip_gap(&mut self, n: u64) -> GapOutcome {
                 <$decoder>::skip_gap(self, n)
@@ -158,7 +163,7 @@ impl Driver {
                         None => {}
                     }
                 }
-                Err(()) => {
+                Err(MalformedInput) => {
                     result.errors += 1;
                     decoder.reset();
                     // Skip the bad start and look for the next message.

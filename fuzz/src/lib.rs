@@ -252,7 +252,11 @@ pub fn run_redis(data: &[u8]) {
     session.finish();
 }
 
-fn check_resp(v: &sonde_protocols::redis::RespValue, config: &sonde_protocols::redis::RespConfig, depth: usize) {
+fn check_resp(
+    v: &sonde_protocols::redis::RespValue,
+    config: &sonde_protocols::redis::RespConfig,
+    depth: usize,
+) {
     use sonde_protocols::redis::RespValue::*;
     assert!(depth <= config.max_depth);
     match v {
@@ -376,7 +380,11 @@ pub fn run_mysql(data: &[u8]) {
         }
         out
     };
-    assert_eq!(converse(false), converse(true), "write splits changed the exchanges");
+    assert_eq!(
+        converse(false),
+        converse(true),
+        "write splits changed the exchanges"
+    );
 }
 
 /// Fuzzes DNS message parsing, its JSON, datagram detection and a matcher.

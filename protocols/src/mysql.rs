@@ -18,6 +18,7 @@ mod binary;
 mod consts;
 pub(crate) mod detect;
 mod packet;
+mod redact;
 mod session;
 
 use std::fmt;

@@ -167,6 +167,23 @@ fn mysql_and_dns_detection() {
     }
 }
 
+/// Regression (dns_tcp fuzz target): a DNS response whose length prefix
+/// starts with '#' (a RESP3 boolean) stayed undecided for Redis, so
+/// detection waited forever; scalar reply lines are now ruled out at the
+/// first byte that cannot belong to them.
+#[test]
+fn undecided_candidates_are_ruled_out_early() {
+    let data = [
+        0x23, 0x00, 0xff, 0xff, 0x80, 0x04, 0x00, 0x01, 0x00, 0x01, 0x00, 0x01, 0x01, 0x00, 0x00,
+        0x04, 0x00, 0x00, 0x01, 0x00, 0x29, 0xb4, 0x00,
+    ];
+    assert_eq!(detect(&data), d(Dns, Response));
+    let cases: &[&[u8]] = &[b"#\x00", b"#tx", b":12a", b"+a\x01", b"_x", b",1z"];
+    for input in cases {
+        assert_eq!(detect_with_hint(input, Some(Redis)), None, "{input:?}");
+    }
+}
+
 #[test]
 fn port_hints_break_ties_but_never_decide_alone() {
     let ok = mysql::ok(1, 0, 1, 0, 2);

@@ -352,9 +352,39 @@ fn clear_text_passwords_never_leave() {
             ),
         ),
         (S, ok(1, 0, 0, 0, 2)),
+        // Passwords written in SQL.
+        (
+            C,
+            query("CREATE USER 'carol'@'%' IDENTIFIED BY 's3cr3t-P4ss'"),
+        ),
+        (S, ok(1, 0, 0, 0, 2)),
+        (
+            C,
+            command(
+                COM_STMT_PREPARE,
+                b"SET PASSWORD FOR 'carol'@'%' = 's3cr3t-P4ss'",
+            ),
+        ),
+        (
+            S,
+            err(
+                1,
+                1295,
+                "HY000",
+                "This command is not supported in the prepared statement protocol yet",
+            ),
+        ),
     ];
     let (exchanges, _) = run(&MysqlConfig::default(), &steps);
-    assert_eq!(exchanges.len(), 2);
+    assert_eq!(exchanges.len(), 4);
+    assert_eq!(
+        exchanges[2].req_body,
+        "CREATE USER 'carol'@'%' IDENTIFIED BY '<redacted>'"
+    );
+    assert_eq!(
+        exchanges[3].req_body,
+        "SET PASSWORD FOR 'carol'@'%' = '<redacted>'"
+    );
     assert_eq!(
         exchanges[0].req_body,
         "user=root db=mysql plugin=mysql_clear_password auth=<redacted>"

@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use super::binary::{ParamType, read_value};
 use super::consts::*;
+use super::redact::redact_sql;
 use super::{MysqlConfig, MysqlPacket};
 use crate::REDACTED;
 use crate::cursor::Cursor;
@@ -485,8 +486,9 @@ impl MysqlSession {
         let rest = p.get(1..).unwrap_or_default();
         let mut c = Cursor::at(p, 1);
         let mut body = match cmd {
-            COM_QUERY => self.query_text(rest),
-            COM_STMT_PREPARE | COM_INIT_DB => String::from_utf8_lossy(rest).into_owned(),
+            COM_QUERY => redact_sql(&self.query_text(rest)),
+            COM_STMT_PREPARE => redact_sql(&String::from_utf8_lossy(rest)),
+            COM_INIT_DB => String::from_utf8_lossy(rest).into_owned(),
             COM_STMT_EXECUTE => self.execute_body(p),
             COM_STMT_CLOSE | COM_STMT_RESET => match c.u32_le() {
                 Some(id) => match self.statements.get(&id) {
@@ -965,7 +967,11 @@ fn terminator_status(pkt: &MysqlPacket) -> u16 {
 fn skip_query_attributes(rest: &[u8]) -> Option<&[u8]> {
     let mut c = Cursor::new(rest);
     let count = usize::try_from(c.lenenc()?).ok()?;
-    let _sets = c.lenenc()?;
+    // The parameter set count is always 1: anything else means the block
+    // is not there after all.
+    if c.lenenc()? != 1 {
+        return None;
+    }
     if count > 0 {
         let bitmap = c.take(count.div_ceil(8))?;
         if c.u8()? == 1 {
