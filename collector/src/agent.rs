@@ -123,9 +123,16 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         store: store.clone(),
         stats: stats.clone(),
     };
+    // The capture thread reports when it ends: before a shutdown that is a
+    // failure, and the agent must not keep serving stale data as healthy.
+    let (capture_done_tx, capture_done) = tokio::sync::oneshot::channel::<()>();
     let capture_thread = std::thread::Builder::new()
         .name("sonde-capture".into())
-        .spawn(move || capture::run_blocking(capture, shutdown_rx))
+        .spawn(move || {
+            let result = capture::run_blocking(capture, shutdown_rx);
+            let _ = capture_done_tx.send(());
+            result
+        })
         .context("cannot start the capture thread")?;
     ready.store(true, Ordering::SeqCst);
 
@@ -146,22 +153,32 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
             .await
     });
 
-    wait_for_signal().await?;
-    tracing::info!("shutting down");
+    let capture_stopped = tokio::select! {
+        signal = wait_for_signal() => {
+            signal?;
+            false
+        }
+        _ = capture_done => true,
+    };
+    if capture_stopped {
+        tracing::error!("the capture loop stopped unexpectedly; shutting down");
+    } else {
+        tracing::info!("shutting down");
+    }
     ready.store(false, Ordering::SeqCst);
     let _ = shutdown_tx.send(true);
     let capture_result = tokio::task::spawn_blocking(move || capture_thread.join())
         .await
         .context("joining the capture thread")?;
-    match capture_result {
-        Ok(result) => result?,
-        Err(_) => anyhow::bail!("the capture thread panicked"),
-    }
     if let Ok(Err(err)) = server.await {
         tracing::warn!(%err, "API server error at shutdown");
     }
     log_counters(&stats);
-    Ok(())
+    match capture_result {
+        Ok(Ok(())) if capture_stopped => anyhow::bail!("the capture loop stopped before shutdown"),
+        Ok(result) => result,
+        Err(_) => anyhow::bail!("the capture thread panicked"),
+    }
 }
 
 /// Pod metadata from the cluster: the in-cluster service account, or an
