@@ -26,3 +26,5 @@ else
     echo "end-to-end tests need root: re-running them with sudo"
     sudo -E env "PATH=$PATH" cargo test -p sonde-e2e --locked -- --test-threads=1
 fi
+echo "== browser tests (dashboard in Chromium)"
+bash scripts/browser-test.sh

@@ -14,8 +14,10 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
 
-/// Paths answered without a token.
-const OPEN_PATHS: &[&str] = &["/healthz", "/readyz"];
+/// Paths answered without a token: probes, and the dashboard's static files
+/// (no captured data; the page asks for the token before it queries).
+const OPEN_PATHS: &[&str] = &["/healthz", "/readyz", "/"];
+const OPEN_PREFIXES: &[&str] = &["/assets/"];
 
 /// Reads the token (surrounding whitespace trimmed) and checks it is usable.
 pub fn load_token(path: &Path) -> anyhow::Result<String> {
@@ -50,7 +52,8 @@ pub fn require_token(router: Router, token: String) -> Router {
 }
 
 async fn check_request(State(token): State<Arc<String>>, request: Request, next: Next) -> Response {
-    if OPEN_PATHS.contains(&request.uri().path()) {
+    let path = request.uri().path();
+    if OPEN_PATHS.contains(&path) || OPEN_PREFIXES.iter().any(|prefix| path.starts_with(prefix)) {
         return next.run(request).await;
     }
     let presented = request
@@ -84,7 +87,10 @@ mod tests {
     fn app() -> Router {
         let router = Router::new()
             .route("/api", get(|| async { "data" }))
-            .route("/healthz", get(|| async { "ok" }));
+            .route("/api/v1/query", get(|| async { "data" }))
+            .route("/healthz", get(|| async { "ok" }))
+            .route("/", get(|| async { "page" }))
+            .route("/assets/{file}", get(|| async { "js" }));
         require_token(router, TOKEN.to_string())
     }
 
@@ -113,6 +119,12 @@ mod tests {
             StatusCode::OK
         );
         assert_eq!(status(None, "/healthz").await, StatusCode::OK);
+        assert_eq!(status(None, "/").await, StatusCode::OK);
+        assert_eq!(status(None, "/assets/app.js").await, StatusCode::OK);
+        assert_eq!(
+            status(None, "/api/v1/query").await,
+            StatusCode::UNAUTHORIZED
+        );
     }
 
     #[test]

@@ -18,6 +18,8 @@ use crate::probes::{Probes, process_alive};
 
 /// Rows buffered before a flush even if the second has not passed.
 const FLUSH_ROWS: usize = 8192;
+/// Records handled per wakeup before the loop lets the ticker run.
+const DRAIN_BATCH: usize = 16_384;
 /// Ticks (seconds) between sweeps of the kernel connection map.
 const SWEEP_EVERY_TICKS: u64 = 30;
 
@@ -61,13 +63,20 @@ async fn run(capture: Capture, mut shutdown: watch::Receiver<bool>) -> anyhow::R
         tokio::select! {
             ready = ring.readable_mut() => {
                 let mut guard = ready?;
-                drain(guard.get_inner_mut(), &mut tracker, &mut probes, &store, &records_read);
-                guard.clear_ready();
+                let empty = drain(guard.get_inner_mut(), &mut tracker, &mut probes, &store, &records_read);
+                // Under sustained load the ring never empties: keep the
+                // readiness and come back, so the ticker (flushes, counters,
+                // timeouts) gets its turn in between.
+                if empty {
+                    guard.clear_ready();
+                } else {
+                    guard.retain_ready();
+                }
             }
             _ = ticker.tick() => {
                 ticks += 1;
                 // Wakeups can be coalesced; never leave records behind for long.
-                drain(ring.get_mut(), &mut tracker, &mut probes, &store, &records_read);
+                let _ = drain(ring.get_mut(), &mut tracker, &mut probes, &store, &records_read);
                 let gone = tracker.tick(Clock::monotonic_now(), process_alive);
                 probes.forget_connections(&gone);
                 if ticks.is_multiple_of(SWEEP_EVERY_TICKS) {
@@ -82,28 +91,39 @@ async fn run(capture: Capture, mut shutdown: watch::Receiver<bool>) -> anyhow::R
             _ = shutdown.changed() => break,
         }
     }
-    drain(
-        ring.get_mut(),
-        &mut tracker,
-        &mut probes,
-        &store,
-        &records_read,
-    );
+    // What is already in the ring buffer at shutdown (bounded: traffic goes on).
+    for _ in 0..64 {
+        if drain(
+            ring.get_mut(),
+            &mut tracker,
+            &mut probes,
+            &store,
+            &records_read,
+        ) {
+            break;
+        }
+    }
     tracker.finish_all();
     mirror_kernel_counters(&probes, &kernel_counters);
     flush(&mut tracker, &store, &stats);
     Ok(())
 }
 
+/// Handles up to DRAIN_BATCH records; true if the ring buffer was emptied.
 fn drain(
     ring: &mut RingBuf<MapData>,
     tracker: &mut Tracker,
     probes: &mut Probes,
     store: &TableStore,
     records_read: &Counter,
-) {
+) -> bool {
     let mut gone = Vec::new();
-    while let Some(record) = ring.next() {
+    let mut empty = false;
+    for _ in 0..DRAIN_BATCH {
+        let Some(record) = ring.next() else {
+            empty = true;
+            break;
+        };
         records_read.inc();
         gone.extend(tracker.handle_record(&record));
         drop(record);
@@ -114,6 +134,7 @@ fn drain(
     if !gone.is_empty() {
         probes.forget_connections(&gone);
     }
+    empty
 }
 
 fn mirror_kernel_counters(probes: &Probes, counters: &[Arc<Counter>]) {

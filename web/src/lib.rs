@@ -1,7 +1,9 @@
-//! Sonde's HTTP API: the SQL endpoint, health and readiness probes, and
-//! Prometheus metrics. Handlers are thin: the query crate does the work,
-//! this crate parses requests and encodes results.
+//! Sonde's HTTP API: the SQL endpoint, health and readiness probes,
+//! Prometheus metrics, and the web dashboard (static files that use the
+//! SQL endpoint like any other client). Handlers are thin: the query crate
+//! does the work, this crate parses requests and encodes results.
 
+mod dashboard;
 mod encode;
 mod error;
 mod health;
@@ -33,6 +35,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
+        .merge(dashboard::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }

@@ -1,0 +1,363 @@
+"""Live part of the Sonde benchmark harness (needs root): overhead on nginx
+under wrk with and without the agent, capture completeness at fixed rates,
+memory. Writes OUT/live.json. Then `report` prints the whole table from OUT
+(criterion logs, query CSVs, live.json).
+
+Usage: run.py live OUT SONDE_BIN SIZE      run.py report OUT"""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+NGINX_PORT = 18080
+API = "127.0.0.1:19700"
+
+SIZES = {
+    # duration s, A/B pairs, wrk connections, completeness rates, requests per rate, flood s
+    "tiny": dict(duration=3, pairs=1, conns=16, rates=[500, 2000], per_rate_seconds=2, flood=3, equal_rate=2000),
+    "full": dict(duration=15, pairs=3, conns=16, rates=[1000, 5000, 10000, 20000], per_rate_seconds=10, flood=20, equal_rate=10000),
+}
+
+
+def log(msg):
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- processes
+def start_nginx(workdir):
+    d = os.path.join(workdir, "nginx")
+    os.makedirs(os.path.join(d, "html"), exist_ok=True)
+    conf = f"""worker_processes 1;
+daemon off;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    keepalive_requests 1000000;
+    client_body_temp_path {d}/body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    server {{
+        listen 127.0.0.1:{NGINX_PORT};
+        root {d}/html;
+        location / {{ default_type text/plain; return 200 "hello from nginx\\n"; }}
+    }}
+}}
+"""
+    path = os.path.join(d, "nginx.conf")
+    with open(path, "w") as f:
+        f.write(conf)
+    p = subprocess.Popen(["nginx", "-c", path, "-p", d], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(NGINX_PORT)
+    return p
+
+
+def wait_port(port, timeout=20):
+    import socket
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"port {port} did not open")
+
+
+class Agent:
+    def __init__(self, sonde, workdir, budget_mib=1024, tag="agent"):
+        self.log_path = os.path.join(workdir, f"{tag}.log")
+        self.proc = subprocess.Popen(
+            [sonde, "agent", "--listen", API, "--store-budget-mib", str(budget_mib), "--log", "warn"],
+            stdout=open(self.log_path, "w"), stderr=subprocess.STDOUT)
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"agent exited: {open(self.log_path).read()[-2000:]}")
+            try:
+                if urllib.request.urlopen(f"http://{API}/readyz", timeout=1).status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("agent not ready after 120 s")
+
+    def cpu_seconds(self):
+        fields = open(f"/proc/{self.proc.pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def status_kib(self, key):
+        for line in open(f"/proc/{self.proc.pid}/status"):
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+        return 0
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def metrics():
+    text = urllib.request.urlopen(f"http://{API}/metrics", timeout=10).read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        name, _, value = line.rpartition(" ")
+        try:
+            out[name] = float(value)
+        except ValueError:
+            pass
+    return out
+
+
+def query(sql):
+    req = urllib.request.Request(f"http://{API}/api/v1/query", data=json.dumps({"sql": sql}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    return json.loads(urllib.request.urlopen(req, timeout=60).read())["rows"]
+
+
+# ---------------------------------------------------------------- wrk
+def wrk(duration, conns, path, delay_ms=None):
+    cmd = ["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency", "--timeout", "5s"]
+    env = dict(os.environ)
+    if delay_ms is not None:
+        cmd += ["-s", os.path.join(HERE, "rate.lua")]
+        env["RATE_DELAY_MS"] = str(delay_ms)
+    out = subprocess.run(cmd + [f"http://127.0.0.1:{NGINX_PORT}{path}"], capture_output=True, text=True,
+                         env=env, timeout=duration + 60, check=True).stdout
+
+    def lat(label):
+        m = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        v = float(m.group(1))
+        return v * {"us": 1, "ms": 1e3, "s": 1e6}[m.group(2)]
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
+        "p50_us": lat("50"), "p99_us": lat("99"),
+        "errors": bool(re.search(r"Non-2xx|Socket errors", out)),
+    }
+
+
+# ---------------------------------------------------------------- phases
+LOSS_KEYS = ("lost", "drop", "gap", "full", "malformed", "unmatched", "unknown_conn", "fail", "evict", "not_copied",
+             "truncat")
+
+
+def loss_deltas(before, after):
+    deltas = {}
+    for k, v in after.items():
+        if k.startswith("sonde_table") or k.startswith("sonde_evicted"):
+            continue
+        if any(s in k for s in LOSS_KEYS) and v - before.get(k, 0) > 0:
+            deltas[k] = v - before.get(k, 0)
+    return deltas
+
+
+def overhead(cfg, sonde, workdir):
+    runs = []
+    for pair in range(cfg["pairs"]):
+        for traced in (False, True):
+            agent = Agent(sonde, workdir, tag=f"overhead{pair}") if traced else None
+            cpu0 = agent.cpu_seconds() if agent else 0
+            r = wrk(cfg["duration"], cfg["conns"], f"/overhead/{pair}/{int(traced)}")
+            if agent:
+                r["agent_cpu_s"] = agent.cpu_seconds() - cpu0
+                r["agent_hwm_kib"] = agent.status_kib("VmHWM")
+                time.sleep(2)
+                m = metrics()
+                r["table_rows"] = m.get('sonde_table_rows{table="http_events"}', 0)
+                r["table_bytes"] = m.get('sonde_table_bytes{table="http_events"}', 0)
+                r["loss_counters"] = loss_deltas({}, m)
+                agent.stop()
+            r["traced"] = traced
+            log(f"overhead pair {pair} traced={traced}: {r}")
+            runs.append(r)
+    # Equal load: same offered rate with and without the agent.
+    delay = max(1, round(cfg["conns"] * 1000 / cfg["equal_rate"]))
+    equal = []
+    for traced in (False, True):
+        agent = Agent(sonde, workdir, tag="equal") if traced else None
+        r = wrk(cfg["duration"], cfg["conns"], f"/equal/{int(traced)}", delay_ms=delay)
+        if agent:
+            agent.stop()
+        r["traced"] = traced
+        log(f"equal load traced={traced}: {r}")
+        equal.append(r)
+    return {"runs": runs, "equal": equal, "equal_delay_ms": delay}
+
+
+def completeness(cfg, sonde, workdir):
+    results = []
+    for rate in cfg["rates"]:
+        count = rate * cfg["per_rate_seconds"]
+        agent = Agent(sonde, workdir, tag=f"complete{rate}")
+        before = metrics()
+        path = f"/complete/{rate}"
+        procs = 1 if rate <= 2000 else 2
+        out = subprocess.run([sys.executable, os.path.join(HERE, "loadgen.py"), str(NGINX_PORT), path, str(count),
+                              "8", str(procs), str(rate), str(cfg["per_rate_seconds"] * 4 + 10)],
+                             capture_output=True, text=True, timeout=cfg["per_rate_seconds"] * 4 + 60, check=True)
+        gen = json.loads(out.stdout)
+        time.sleep(3)  # reorder wait (0.5 s) + flush (1 s) + margin
+        rows = dict((r[0], r[1]) for r in query(
+            f"SELECT trace_role, count(*) FROM http_events WHERE req_path = '{path}' GROUP BY trace_role"))
+        after = metrics()
+        agent.stop()
+        deltas = loss_deltas(before, after)
+        r = {"target_rate": rate, "sent": gen["sent"], "ok": gen["ok"], "achieved_rate": round(gen["rate"]),
+             "server_rows": rows.get("server", 0), "client_rows": rows.get("client", 0), "loss_counters": deltas}
+        log(f"completeness {r}")
+        results.append(r)
+    return results
+
+
+def memory(cfg, sonde, workdir):
+    agent = Agent(sonde, workdir, budget_mib=16, tag="flood")
+    r = wrk(cfg["flood"], cfg["conns"], "/flood/" + "x" * 64)
+    time.sleep(2)
+    m = metrics()
+    res = {
+        "budget_mib": 16, "flood_requests": r["requests"],
+        "rss_kib": agent.status_kib("VmRSS"), "hwm_kib": agent.status_kib("VmHWM"),
+        "http_rows": m.get('sonde_table_rows{table="http_events"}', 0),
+        "http_bytes": m.get('sonde_table_bytes{table="http_events"}', 0),
+        "http_budget": m.get('sonde_table_budget_bytes{table="http_events"}', 0),
+        "store_bytes": sum(v for k, v in m.items() if k.startswith("sonde_table_bytes")),
+        "evicted": {k: v for k, v in m.items() if "evict" in k and v > 0},
+    }
+    agent.stop()
+    log(f"memory {res}")
+    return res
+
+
+def payload_bytes():
+    """Bytes on the wire per request+response of the overhead runs (wrk's request, nginx's response)."""
+    import socket
+    path = "/overhead/0/1"
+    req = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{NGINX_PORT}\r\n\r\n".encode()
+    s = socket.create_connection(("127.0.0.1", NGINX_PORT))
+    s.sendall(req)
+    time.sleep(0.2)
+    resp = s.recv(65536)
+    s.close()
+    return len(req), len(resp)
+
+
+def live(out, sonde, size):
+    cfg = SIZES[size]
+    workdir = os.path.join(out, "work")
+    os.makedirs(workdir, exist_ok=True)
+    nginx = start_nginx(workdir)
+    try:
+        res = {"size": size, "config": cfg}
+        res["payload"] = payload_bytes()
+        res["overhead"] = overhead(cfg, sonde, workdir)
+        res["completeness"] = completeness(cfg, sonde, workdir)
+        res["memory"] = memory(cfg, sonde, workdir)
+    finally:
+        nginx.terminate()
+        nginx.wait(timeout=10)
+    with open(os.path.join(out, "live.json"), "w") as f:
+        json.dump(res, f, indent=1)
+
+
+# ---------------------------------------------------------------- report
+def med(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2] if xs else float("nan")
+
+
+def report(out):
+    lines = []
+    add = lines.append
+    live_path = os.path.join(out, "live.json")
+    if os.path.exists(live_path):
+        res = json.load(open(live_path))
+        o = res["overhead"]
+        a = [r for r in o["runs"] if not r["traced"]]
+        b = [r for r in o["runs"] if r["traced"]]
+        add(f"== Overhead: wrk -t1 -c{res['config']['conns']} {res['config']['duration']} s x {len(a)} A/B pairs, nginx 'return 200' keep-alive loopback")
+        add(f"{'':32}{'untraced':>12}{'traced':>12}{'ratio/delta':>14}")
+        ra, rb = med([r["rps"] for r in a]), med([r["rps"] for r in b])
+        add(f"{'throughput req/s (median)':32}{ra:>12.0f}{rb:>12.0f}{rb / ra:>14.3f}")
+        for k, label in (("p50_us", "p50 latency us"), ("p99_us", "p99 latency us")):
+            x, y = med([r[k] for r in a]), med([r[k] for r in b])
+            add(f"{label:32}{x:>12.0f}{y:>12.0f}{y - x:>+14.0f}")
+        cpu = sum(r["agent_cpu_s"] for r in b) / sum(r["requests"] for r in b) * 1e6
+        add(f"{'agent CPU s per 1M requests':32}{'':>12}{cpu:>12.2f}")
+        add(f"{'agent peak RSS MiB (VmHWM)':32}{'':>12}{max(r['agent_hwm_kib'] for r in b) / 1024:>12.1f}")
+        cap = [r["table_rows"] / (2 * r["requests"]) for r in b]
+        add("rows stored 2 s after the run / (2 x wrk requests, client+server rows): " + ", ".join("%.3f" % c for c in cap))
+        losses = {}
+        for r in b:
+            for k, v in r.get("loss_counters", {}).items():
+                losses[k] = losses.get(k, 0) + v
+        add("loss counters during traced runs: " + (", ".join("%s=%d" % kv for kv in sorted(losses.items())) or "none"))
+        add("per-pair ratios: " + ", ".join("%.3f" % (y["rps"] / x["rps"]) for x, y in zip(a, b)))
+        e = o["equal"]
+        add(f"== Equal load (wrk + rate.lua, {o['equal_delay_ms']} ms wait per connection)")
+        add(f"{'achieved req/s':32}{e[0]['rps']:>12.0f}{e[1]['rps']:>12.0f}")
+        for k, label in (("p50_us", "p50 latency us"), ("p99_us", "p99 latency us")):
+            add(f"{label:32}{e[0][k]:>12.0f}{e[1][k]:>12.0f}{e[1][k] - e[0][k]:>+14.0f}")
+        add("== Completeness (exact-count Python load generator, 8 keep-alive connections)")
+        add(f"{'target/s':>9}{'achieved/s':>11}{'sent':>9}{'server rows':>12}{'client rows':>12}{'captured':>9}  loss counters (deltas)")
+        for c in res["completeness"]:
+            pct = 100 * c["server_rows"] / c["sent"] if c["sent"] else 0
+            add(f"{c['target_rate']:>9}{c['achieved_rate']:>11}{c['sent']:>9}{c['server_rows']:>12}{c['client_rows']:>12}{pct:>8.2f}%  "
+                + (", ".join(f"{k}={v:.0f}" for k, v in c["loss_counters"].items()) or "none"))
+        req_b, resp_b = res["payload"]
+        add("== Memory")
+        rows = [r for r in b if r.get("table_rows")]
+        if rows:
+            bpr = med([r["table_bytes"] / r["table_rows"] for r in rows])
+            add(f"store bytes per http_events row: {bpr:.0f} (wire payload per request+response: {req_b}+{resp_b} = {req_b + resp_b} B)")
+        m = res["memory"]
+        add(f"flood with --store-budget-mib 16: {m['flood_requests']} requests, http_events {m['http_rows']:.0f} rows "
+            f"{m['http_bytes'] / 2**20:.1f} MiB (budget {m['http_budget'] / 2**20:.1f} MiB), all tables {m['store_bytes'] / 2**20:.1f} MiB, "
+            f"RSS {m['rss_kib'] / 1024:.0f} MiB, peak {m['hwm_kib'] / 1024:.0f} MiB")
+    crit = os.path.join(out, "criterion.log")
+    if os.path.exists(crit):
+        add("== Criterion (one core)")
+        name = None
+        for line in open(crit):
+            m = re.match(r"^(\S+/\S+)", line)
+            if m and "time:" in line or (m and not line.startswith(" ")):
+                name = m.group(1)
+            t = re.search(r"thrpt:\s+\[\S+ \S+ (\S+ \S+) \S+ \S+\]", line)
+            if t and name:
+                add(f"{name:45}{t.group(1):>20}")
+    qrows = {}
+    for fname in ("query_sonde.csv", "query_duckdb.csv"):
+        p = os.path.join(out, fname)
+        if os.path.exists(p):
+            for line in open(p):
+                eng, n, q, ms, _ = line.strip().split(",")
+                qrows.setdefault((int(n), q), {})[eng] = float(ms)
+    if qrows:
+        add("== Dashboard queries, median ms (same rows; DuckDB reads them as Parquet)")
+        add(f"{'rows':>10} {'query':24}{'sonde':>10}{'duckdb':>10}{'sonde/duckdb':>14}")
+        for (n, q), v in sorted(qrows.items()):
+            s, d = v.get("sonde"), v.get("duckdb")
+            ratio = f"{s / d:.2f}" if s and d else "-"
+            add(f"{n:>10} {q:24}{s or float('nan'):>10.1f}{d or float('nan'):>10.1f}{ratio:>14}")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "live":
+        live(sys.argv[2], sys.argv[3], sys.argv[4])
+    else:
+        report(sys.argv[2])

@@ -1,0 +1,150 @@
+//! Reassembly → protocol inference → HTTP parse → request/response pairing →
+//! Arrow append, driven through `conntrack::Tracker` with ring-buffer records
+//! built like the kernel's (`sonde_ebpf::events::record_bytes`). Reports
+//! ring-buffer events/s; every iteration checks the expected row count.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use sonde::conntrack::{Tracker, TrackerConfig};
+use sonde::counters::CaptureCounters;
+use sonde_ebpf::events::{
+    self, CloseEvent, ConnId, DataEventHeader, EventHeader, OpenEvent, record_bytes,
+};
+use sonde_query::StatsRegistry;
+
+const CONNECTIONS: usize = 50;
+const REQUESTS_PER_CONNECTION: usize = 200;
+
+const REQUEST: &[u8] = b"GET /api/v1/items?limit=20 HTTP/1.1\r\nHost: shop.internal:8080\r\n\
+User-Agent: wrk/4.1\r\nAccept: */*\r\n\r\n";
+const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\n\
+Date: Sat, 21 Nov 2026 22:00:00 GMT\r\nContent-Type: text/plain\r\nContent-Length: 17\r\n\
+Connection: keep-alive\r\n\r\nhello from nginx\n";
+
+fn header(kind: u32, conn: ConnId, timestamp_ns: u64) -> EventHeader {
+    EventHeader {
+        kind,
+        cpu: 0,
+        timestamp_ns,
+        conn,
+    }
+}
+
+fn open(conn: ConnId) -> Vec<u8> {
+    let mut comm = [0u8; events::COMM_LEN];
+    comm[..5].copy_from_slice(b"nginx");
+    let mut local = [0u8; 16];
+    local[..4].copy_from_slice(&[127, 0, 0, 1]);
+    let mut remote = [0u8; 16];
+    remote[..4].copy_from_slice(&[127, 0, 0, 1]);
+    let ev = OpenEvent {
+        hdr: header(events::EV_OPEN, conn, 1),
+        family: events::AF_INET,
+        role: events::ROLE_SERVER,
+        local_port: 8080,
+        remote_port: 40_000 + conn.fd as u16,
+        local_addr: local,
+        remote_addr: remote,
+        sock_type: 1,
+        pad: 0,
+        comm,
+    };
+    record_bytes(&ev, &[])
+}
+
+fn data(conn: ConnId, direction: u8, ts: u64, position: u64, bytes: &[u8]) -> Vec<u8> {
+    let ev = DataEventHeader {
+        hdr: header(events::EV_DATA, conn, ts),
+        position,
+        call_end: position + bytes.len() as u64,
+        copied: bytes.len() as u32,
+        direction,
+        syscall: 1,
+        flags: events::DATA_LAST,
+        peer: events::Peer::default(),
+    };
+    record_bytes(&ev, bytes)
+}
+
+fn close(conn: ConnId, ts: u64) -> Vec<u8> {
+    let ev = CloseEvent {
+        hdr: header(events::EV_CLOSE, conn, ts),
+        bytes_egress: (REQUESTS_PER_CONNECTION * RESPONSE.len()) as u64,
+        bytes_ingress: (REQUESTS_PER_CONNECTION * REQUEST.len()) as u64,
+    };
+    record_bytes(&ev, &[])
+}
+
+/// Keep-alive server connections, interleaved round-robin like a busy server.
+fn records() -> Vec<Vec<u8>> {
+    let conns: Vec<ConnId> = (0..CONNECTIONS)
+        .map(|i| ConnId {
+            tgid: 4242,
+            fd: 10 + i as i32,
+            proc_start_ns: 1_000_000_000,
+            generation: 1,
+        })
+        .collect();
+    let mut out: Vec<Vec<u8>> = conns.iter().map(|c| open(*c)).collect();
+    let mut ts = 1_000u64;
+    for r in 0..REQUESTS_PER_CONNECTION as u64 {
+        for conn in &conns {
+            ts += 1_000;
+            out.push(data(
+                *conn,
+                events::DIR_INGRESS,
+                ts,
+                r * REQUEST.len() as u64,
+                REQUEST,
+            ));
+            ts += 20_000;
+            out.push(data(
+                *conn,
+                events::DIR_EGRESS,
+                ts,
+                r * RESPONSE.len() as u64,
+                RESPONSE,
+            ));
+        }
+    }
+    out.extend(conns.iter().map(|c| close(*c, ts + 1)));
+    out
+}
+
+fn run(records: &[Vec<u8>]) -> usize {
+    let stats = Arc::new(StatsRegistry::new());
+    let mut tracker = Tracker::new(TrackerConfig::default(), CaptureCounters::register(&stats));
+    for record in records {
+        black_box(tracker.handle_record(record));
+    }
+    let rows: usize = tracker
+        .take_batches()
+        .into_iter()
+        .filter(|(name, _)| *name == "http_events")
+        .map(|(_, batch)| batch.num_rows())
+        .sum();
+    assert_eq!(rows, CONNECTIONS * REQUESTS_PER_CONNECTION);
+    rows
+}
+
+fn pipeline(c: &mut Criterion) {
+    let records = records();
+    let mut group = c.benchmark_group("pipeline");
+    group.throughput(Throughput::Elements(records.len() as u64));
+    group.bench_function("http_keepalive_events", |b| b.iter(|| run(&records)));
+    group.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5))
+        .configure_from_args()
+}
+
+criterion_group! { name = benches; config = config(); targets = pipeline }
+criterion_main!(benches);

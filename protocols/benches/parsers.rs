@@ -1,0 +1,202 @@
+//! Parser throughput (bytes/s, one core) over recorded-style streams: HTTP/1.1
+//! requests and responses, pipelined Redis commands and replies, MySQL
+//! packets and DNS messages. Run with `cargo bench -p sonde-protocols`
+//! (`scripts/bench.sh` passes quick settings for `--size tiny`).
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use sonde_protocols::Decoded;
+use sonde_protocols::MessageKind;
+use sonde_protocols::dns::{DnsConfig, parse_message};
+use sonde_protocols::http::{Decoded as HttpDecoded, HttpConfig, HttpDecoder};
+use sonde_protocols::mysql::{MysqlConfig, MysqlPacketDecoder};
+use sonde_protocols::redis::{RespConfig, RespDecoder};
+
+/// Messages per stream: enough that per-stream setup is negligible.
+const MESSAGES: usize = 1_000;
+
+fn http_requests() -> Vec<u8> {
+    let mut s = Vec::new();
+    for i in 0..MESSAGES {
+        s.extend_from_slice(
+            format!(
+                "GET /api/v1/items/{i}?limit=20 HTTP/1.1\r\nHost: shop.internal:8080\r\n\
+                 User-Agent: Mozilla/5.0 (X11; Linux x86_64) bench/1.0\r\n\
+                 Accept: application/json\r\nAccept-Encoding: gzip, deflate\r\n\
+                 Authorization: Bearer abcdef0123456789\r\nX-Request-Id: req-{i:08}\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    s
+}
+
+fn http_responses() -> Vec<u8> {
+    let body = "{\"items\":[".to_string() + &"{\"id\":1,\"name\":\"widget\"},".repeat(20) + "]}";
+    let mut s = Vec::new();
+    for _ in 0..MESSAGES {
+        s.extend_from_slice(
+            format!(
+                "HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Sat, 21 Nov 2026 22:00:00 GMT\r\n\
+                 Content-Type: application/json\r\nContent-Length: {}\r\nConnection: keep-alive\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        );
+    }
+    s
+}
+
+fn decode_http(kind: MessageKind, stream: &[u8]) -> usize {
+    let mut decoder = HttpDecoder::new(kind, HttpConfig::default());
+    let mut rest = stream;
+    let mut messages = 0;
+    loop {
+        match decoder.decode(rest, Some("GET")).expect("valid HTTP") {
+            HttpDecoded::NeedMore => break,
+            HttpDecoded::Progress { consumed, message } => {
+                messages += usize::from(message.is_some());
+                rest = &rest[consumed..];
+            }
+        }
+    }
+    assert_eq!(messages, MESSAGES);
+    messages
+}
+
+fn redis_commands() -> Vec<u8> {
+    let mut s = Vec::new();
+    for i in 0..MESSAGES {
+        let key = format!("session:{i:08}");
+        let value = "v".repeat(64);
+        s.extend_from_slice(
+            format!(
+                "*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n${}\r\n{value}\r\n",
+                key.len(),
+                value.len()
+            )
+            .as_bytes(),
+        );
+    }
+    s
+}
+
+fn redis_replies() -> Vec<u8> {
+    let mut s = Vec::new();
+    for i in 0..MESSAGES {
+        if i % 2 == 0 {
+            s.extend_from_slice(b"+OK\r\n");
+        } else {
+            s.extend_from_slice(format!("$64\r\n{}\r\n", "r".repeat(64)).as_bytes());
+        }
+    }
+    s
+}
+
+fn decode_redis(kind: MessageKind, stream: &[u8]) -> usize {
+    let mut decoder = RespDecoder::new(kind, RespConfig::default());
+    let mut rest = stream;
+    let mut messages = 0;
+    loop {
+        match decoder.decode(rest).expect("valid RESP") {
+            Decoded::NeedMore => break,
+            Decoded::Progress { consumed, message } => {
+                messages += usize::from(message.is_some());
+                rest = &rest[consumed..];
+            }
+        }
+    }
+    assert_eq!(messages, MESSAGES);
+    messages
+}
+
+/// COM_QUERY packets (client side of a MySQL connection).
+fn mysql_queries() -> Vec<u8> {
+    let mut s = Vec::new();
+    for i in 0..MESSAGES {
+        let sql = format!("SELECT id, name, price FROM products WHERE category_id = {i} LIMIT 50");
+        let len = sql.len() + 1;
+        s.extend_from_slice(&[len as u8, (len >> 8) as u8, (len >> 16) as u8, 0, 0x03]);
+        s.extend_from_slice(sql.as_bytes());
+    }
+    s
+}
+
+fn decode_mysql(stream: &[u8]) -> usize {
+    let mut decoder = MysqlPacketDecoder::new(MysqlConfig::default());
+    let mut rest = stream;
+    let mut messages = 0;
+    loop {
+        match decoder.decode(rest).expect("valid MySQL") {
+            Decoded::NeedMore => break,
+            Decoded::Progress { consumed, message } => {
+                messages += usize::from(message.is_some());
+                rest = &rest[consumed..];
+            }
+        }
+    }
+    assert_eq!(messages, MESSAGES);
+    messages
+}
+
+/// One DNS response: www.example.com A with two answers (compressed names).
+fn dns_response() -> Vec<u8> {
+    let mut m = vec![0x12, 0x34, 0x81, 0x80, 0, 1, 0, 2, 0, 0, 0, 0];
+    for label in ["www", "example", "com"] {
+        m.push(label.len() as u8);
+        m.extend_from_slice(label.as_bytes());
+    }
+    m.extend_from_slice(&[0, 0, 1, 0, 1]);
+    for last in [34u8, 35] {
+        m.extend_from_slice(&[
+            0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0x0e, 0x10, 0, 4, 93, 184, 216, last,
+        ]);
+    }
+    m
+}
+
+/// A named input stream and the function that parses all of it (returning
+/// how many messages it found, so the work cannot be optimised away).
+type Case = (&'static str, Vec<u8>, fn(&[u8]) -> usize);
+
+fn parsers(c: &mut Criterion) {
+    let mut group = c.benchmark_group("parsers");
+    let cases: Vec<Case> = vec![
+        ("http_requests", http_requests(), |s| {
+            decode_http(MessageKind::Request, s)
+        }),
+        ("http_responses", http_responses(), |s| {
+            decode_http(MessageKind::Response, s)
+        }),
+        ("redis_pipelined_commands", redis_commands(), |s| {
+            decode_redis(MessageKind::Request, s)
+        }),
+        ("redis_replies", redis_replies(), |s| {
+            decode_redis(MessageKind::Response, s)
+        }),
+        ("mysql_com_query", mysql_queries(), decode_mysql),
+    ];
+    for (name, stream, decode) in &cases {
+        group.throughput(Throughput::Bytes(stream.len() as u64));
+        group.bench_function(*name, |b| b.iter(|| decode(black_box(stream))));
+    }
+    let dns = dns_response();
+    let config = DnsConfig::default();
+    group.throughput(Throughput::Bytes(dns.len() as u64));
+    group.bench_function("dns_response", |b| {
+        b.iter(|| parse_message(black_box(&dns), &config).expect("valid DNS"))
+    });
+    group.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .configure_from_args()
+}
+
+criterion_group! { name = benches; config = config(); targets = parsers }
+criterion_main!(benches);
