@@ -49,8 +49,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
     as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-if ! python3 -c "import duckdb, pyarrow" >/dev/null 2>&1; then
-    python3 -m pip install --quiet --disable-pip-version-check duckdb pyarrow
+if ! python3 -c "import duckdb, pyarrow, pytz" >/dev/null 2>&1; then
+    python3 -m pip install --quiet --disable-pip-version-check duckdb pyarrow pytz
 fi
 
 if [ "$size" = tiny ]; then

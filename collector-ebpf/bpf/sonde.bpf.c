@@ -536,16 +536,26 @@ static __always_inline int enter_data(__u8 syscall, int fd, __u64 buf, __u64 cou
 	return 0;
 }
 
+/* The start of every data exit: the stashed call (false unless it is this
+ * syscall and it moved bytes), its connection, and the event time: the enter
+ * time for what the process sends, the exit time for what it receives. */
+static __always_inline struct conn_state *data_exit_conn(__u8 syscall, long ret, __u8 direction,
+							 struct active_call *call, __u64 *ts)
+{
+	if (!unstash(syscall, call) || ret <= 0)
+		return NULL;
+	*ts = direction == SONDE_DIR_EGRESS ? call->ts_enter : bpf_ktime_get_ns();
+	return conn_get(call->fd, (struct sock *)call->sk);
+}
+
 /* Exit of read/write/recvfrom/sendto (single buffer) and readv/writev (iovec). */
 static __always_inline int exit_data(__u8 syscall, long ret, __u8 direction, bool vectored)
 {
 	struct active_call call;
-	if (!unstash(syscall, &call) || ret <= 0)
-		return 0;
-	struct conn_state *c = conn_get(call.fd, (struct sock *)call.sk);
+	__u64 ts;
+	struct conn_state *c = data_exit_conn(syscall, ret, direction, &call, &ts);
 	if (!c)
 		return 0;
-	__u64 ts = direction == SONDE_DIR_EGRESS ? call.ts_enter : bpf_ktime_get_ns();
 	if (vectored)
 		emit_data(c, direction, call.syscall, ts, 0, call.buf, call.count, ret, 0);
 	else
@@ -557,13 +567,11 @@ static __always_inline int exit_data(__u8 syscall, long ret, __u8 direction, boo
 static __always_inline int exit_msg(__u8 syscall, long ret, __u8 direction)
 {
 	struct active_call call;
-	if (!unstash(syscall, &call) || ret <= 0)
-		return 0;
-	struct conn_state *c = conn_get(call.fd, (struct sock *)call.sk);
+	__u64 ts;
+	struct conn_state *c = data_exit_conn(syscall, ret, direction, &call, &ts);
 	if (!c)
 		return 0;
 	struct user_msghdr msg;
-	__u64 ts = direction == SONDE_DIR_EGRESS ? call.ts_enter : bpf_ktime_get_ns();
 	if (bpf_probe_read_user(&msg, sizeof(msg), (void *)call.buf)) {
 		/* Nothing to copy from: the bytes still advance the stream. */
 		stat_add(SONDE_STAT_READ_FAILURES, 1);
@@ -578,12 +586,10 @@ static __always_inline int exit_msg(__u8 syscall, long ret, __u8 direction)
 static __always_inline int exit_mmsg(__u8 syscall, long ret, __u8 direction)
 {
 	struct active_call call;
-	if (!unstash(syscall, &call) || ret <= 0)
-		return 0;
-	struct conn_state *c = conn_get(call.fd, (struct sock *)call.sk);
+	__u64 ts;
+	struct conn_state *c = data_exit_conn(syscall, ret, direction, &call, &ts);
 	if (!c)
 		return 0;
-	__u64 ts = direction == SONDE_DIR_EGRESS ? call.ts_enter : bpf_ktime_get_ns();
 	if (ret > MAX_MMSG)
 		stat_add(SONDE_STAT_MMSG_TRUNCATED, ret - MAX_MMSG);
 	for (int i = 0; i < MAX_MMSG; i++) {

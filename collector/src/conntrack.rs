@@ -824,37 +824,56 @@ mod tests {
             .map_or(0, |c| c.value)
     }
 
-    /// (role, method, path, status, req_body_size, resp_body_size, latency) per row.
-    fn rows(tracker: &mut Tracker) -> Vec<(String, String, String, i64, i64, i64, i64)> {
-        let batches = tracker.take_batches();
-        let Some((_, batch)) = batches.into_iter().find(|(name, _)| *name == "http_events") else {
-            return Vec::new();
-        };
-        let text = |name: &str, i: usize| {
+    /// The pending rows of `table` (taking every pending batch): a text and
+    /// an integer accessor by column name and row.
+    struct Taken {
+        batch: Option<arrow::record_batch::RecordBatch>,
+    }
+
+    impl Taken {
+        fn of(tracker: &mut Tracker, table: &str) -> Taken {
+            let batch = tracker
+                .take_batches()
+                .into_iter()
+                .find(|(name, _)| *name == table)
+                .map(|(_, b)| b);
+            Taken { batch }
+        }
+        fn len(&self) -> usize {
+            self.batch.as_ref().map_or(0, |b| b.num_rows())
+        }
+        fn text(&self, column: &str, row: usize) -> String {
+            let batch = self.batch.as_ref().unwrap();
             batch
-                .column_by_name(name)
+                .column_by_name(column)
                 .unwrap()
                 .as_string::<i32>()
-                .value(i)
+                .value(row)
                 .to_string()
-        };
-        let int = |name: &str, i: usize| {
+        }
+        fn int(&self, column: &str, row: usize) -> i64 {
+            let batch = self.batch.as_ref().unwrap();
             batch
-                .column_by_name(name)
+                .column_by_name(column)
                 .unwrap()
                 .as_primitive::<Int64Type>()
-                .value(i)
-        };
-        (0..batch.num_rows())
+                .value(row)
+        }
+    }
+
+    /// (role, method, path, status, req_body_size, resp_body_size, latency) per row.
+    fn rows(tracker: &mut Tracker) -> Vec<(String, String, String, i64, i64, i64, i64)> {
+        let t = Taken::of(tracker, "http_events");
+        (0..t.len())
             .map(|i| {
                 (
-                    text("trace_role", i),
-                    text("req_method", i),
-                    text("req_path", i),
-                    int("resp_status", i),
-                    int("req_body_size", i),
-                    int("resp_body_size", i),
-                    int("latency", i),
+                    t.text("trace_role", i),
+                    t.text("req_method", i),
+                    t.text("req_path", i),
+                    t.int("resp_status", i),
+                    t.int("req_body_size", i),
+                    t.int("resp_body_size", i),
+                    t.int("latency", i),
                 )
             })
             .collect()
@@ -1082,32 +1101,14 @@ mod tests {
 
     /// (protocol, bytes_recv, bytes_sent, conn_close_ns) of pending conn_stats rows.
     fn conn_stats(tracker: &mut Tracker) -> Vec<(String, i64, i64, i64)> {
-        let batches = tracker.take_batches();
-        let Some((_, batch)) = batches.into_iter().find(|(name, _)| *name == "conn_stats") else {
-            return Vec::new();
-        };
-        let text = |name: &str, i: usize| {
-            batch
-                .column_by_name(name)
-                .unwrap()
-                .as_string::<i32>()
-                .value(i)
-                .to_string()
-        };
-        let int = |name: &str, i: usize| {
-            batch
-                .column_by_name(name)
-                .unwrap()
-                .as_primitive::<Int64Type>()
-                .value(i)
-        };
-        (0..batch.num_rows())
+        let t = Taken::of(tracker, "conn_stats");
+        (0..t.len())
             .map(|i| {
                 (
-                    text("protocol", i),
-                    int("bytes_recv", i),
-                    int("bytes_sent", i),
-                    int("conn_close_ns", i),
+                    t.text("protocol", i),
+                    t.int("bytes_recv", i),
+                    t.int("bytes_sent", i),
+                    t.int("conn_close_ns", i),
                 )
             })
             .collect()
