@@ -113,6 +113,19 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     if let Some(resolver) = kubernetes_resolver(&args).await? {
         let resolver = Arc::new(resolver);
         resolver.spawn();
+        // Rows get Kubernetes columns once the caches are filled: say when.
+        let synced = stats.counter(
+            "kubernetes_metadata_synced",
+            "1 once pods, services, EndpointSlices and nodes were listed",
+        );
+        let watched = resolver.clone();
+        tokio::spawn(async move {
+            while !watched.is_synced() {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            synced.set(1);
+            tracing::info!("Kubernetes metadata synced");
+        });
         tracker = tracker.with_kubernetes(K8sEnricher::new(resolver, args.proc_root.clone()));
     }
     let (shutdown_tx, shutdown_rx) = watch::channel(false);

@@ -69,8 +69,16 @@ fn rows_carry_the_pod_of_a_containerised_process() {
             "node-1",
         ],
     );
-    // Let the resolver list pods, services, slices and nodes.
-    std::thread::sleep(Duration::from_secs(2));
+    // Wait until the resolver has listed pods, services, slices and nodes.
+    let deadline = std::time::Instant::now() + WAIT;
+    while agent.counter("kubernetes_metadata_synced") != 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "metadata never synced: {:?}",
+            agent.capture_stats()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let port = free_port();
     let _nginx = start_nginx("k8s", port);
     let cgroup =

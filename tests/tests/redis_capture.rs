@@ -189,7 +189,15 @@ fn redis_resp3_and_pubsub_pushes() {
         .stdout(Stdio::null())
         .spawn()
         .expect("subscriber");
-    std::thread::sleep(Duration::from_millis(500));
+    // Publish once the subscriber is really subscribed.
+    let deadline = std::time::Instant::now() + WAIT;
+    while cli(port, &["PUBSUB", "NUMSUB", "news"]).lines().nth(1) != Some("1") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "subscriber never subscribed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert_eq!(cli(port, &["PUBLISH", "news", "extra-extra"]).trim(), "1");
     std::thread::sleep(Duration::from_millis(300));
     let _ = subscriber.kill();
