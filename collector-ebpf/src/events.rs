@@ -175,6 +175,100 @@ pub fn record_bytes<T: Pod>(value: &T, payload: &[u8]) -> Vec<u8> {
     bytes
 }
 
+/// Ring-buffer records built the way the kernel writes them: for tests,
+/// benchmarks and replaying recorded streams.
+pub mod build {
+    use super::*;
+
+    fn header(kind: u32, conn: ConnId, timestamp_ns: u64) -> EventHeader {
+        EventHeader {
+            kind,
+            cpu: 0,
+            timestamp_ns,
+            conn,
+        }
+    }
+
+    /// An IPv4 connection opening, with the process name and both ends.
+    pub fn open_ipv4(
+        conn: ConnId,
+        timestamp_ns: u64,
+        role: u16,
+        comm: &str,
+        local: ([u8; 4], u16),
+        remote: ([u8; 4], u16),
+    ) -> Vec<u8> {
+        let mut comm_bytes = [0u8; COMM_LEN];
+        for (dst, src) in comm_bytes.iter_mut().zip(comm.bytes().take(COMM_LEN - 1)) {
+            *dst = src;
+        }
+        let mut local_addr = [0u8; 16];
+        local_addr[..4].copy_from_slice(&local.0);
+        let mut remote_addr = [0u8; 16];
+        remote_addr[..4].copy_from_slice(&remote.0);
+        let ev = OpenEvent {
+            hdr: header(EV_OPEN, conn, timestamp_ns),
+            family: AF_INET,
+            role,
+            local_port: local.1,
+            remote_port: remote.1,
+            local_addr,
+            remote_addr,
+            sock_type: SOCK_STREAM,
+            pad: 0,
+            comm: comm_bytes,
+        };
+        record_bytes(&ev, &[])
+    }
+
+    /// The last data event of a syscall that moved `call_end - position`
+    /// bytes, of which `bytes` were copied (the rest is a gap).
+    pub fn data(
+        conn: ConnId,
+        direction: u8,
+        timestamp_ns: u64,
+        position: u64,
+        bytes: &[u8],
+        call_end: u64,
+    ) -> Vec<u8> {
+        let ev = DataEventHeader {
+            hdr: header(EV_DATA, conn, timestamp_ns),
+            position,
+            call_end,
+            copied: bytes.len() as u32,
+            direction,
+            syscall: 1,
+            flags: DATA_LAST,
+            peer: Peer::default(),
+        };
+        record_bytes(&ev, bytes)
+    }
+
+    pub fn close(
+        conn: ConnId,
+        timestamp_ns: u64,
+        bytes_egress: u64,
+        bytes_ingress: u64,
+    ) -> Vec<u8> {
+        let ev = CloseEvent {
+            hdr: header(EV_CLOSE, conn, timestamp_ns),
+            bytes_egress,
+            bytes_ingress,
+        };
+        record_bytes(&ev, &[])
+    }
+
+    pub fn proc_exit(tgid: u32, timestamp_ns: u64) -> Vec<u8> {
+        let conn = ConnId {
+            tgid,
+            fd: -1,
+            proc_start_ns: 0,
+            generation: 0,
+        };
+        record_bytes(&header(EV_PROC_EXIT, conn, timestamp_ns), &[])
+    }
+}
+
 /// Reads a `T` from the front of `bytes`, if it is long enough.
 fn read_pod<T: Pod>(bytes: &[u8]) -> Option<T> {
     if bytes.len() < size_of::<T>() {

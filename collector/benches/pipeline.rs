@@ -10,9 +10,7 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sonde::conntrack::{Tracker, TrackerConfig};
 use sonde::counters::CaptureCounters;
-use sonde_ebpf::events::{
-    self, CloseEvent, ConnId, DataEventHeader, EventHeader, OpenEvent, record_bytes,
-};
+use sonde_ebpf::events::{self, ConnId, build};
 use sonde_query::StatsRegistry;
 
 const CONNECTIONS: usize = 50;
@@ -24,58 +22,36 @@ const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\n\
 Date: Sat, 21 Nov 2026 22:00:00 GMT\r\nContent-Type: text/plain\r\nContent-Length: 17\r\n\
 Connection: keep-alive\r\n\r\nhello from nginx\n";
 
-fn header(kind: u32, conn: ConnId, timestamp_ns: u64) -> EventHeader {
-    EventHeader {
-        kind,
-        cpu: 0,
-        timestamp_ns,
-        conn,
-    }
-}
-
 fn open(conn: ConnId) -> Vec<u8> {
-    let mut comm = [0u8; events::COMM_LEN];
-    comm[..5].copy_from_slice(b"nginx");
-    let mut local = [0u8; 16];
-    local[..4].copy_from_slice(&[127, 0, 0, 1]);
-    let mut remote = [0u8; 16];
-    remote[..4].copy_from_slice(&[127, 0, 0, 1]);
-    let ev = OpenEvent {
-        hdr: header(events::EV_OPEN, conn, 1),
-        family: events::AF_INET,
-        role: events::ROLE_SERVER,
-        local_port: 8080,
-        remote_port: 40_000 + conn.fd as u16,
-        local_addr: local,
-        remote_addr: remote,
-        sock_type: 1,
-        pad: 0,
-        comm,
-    };
-    record_bytes(&ev, &[])
+    let remote = ([127, 0, 0, 1], 40_000 + conn.fd as u16);
+    build::open_ipv4(
+        conn,
+        1,
+        events::ROLE_SERVER,
+        "nginx",
+        ([127, 0, 0, 1], 8080),
+        remote,
+    )
 }
 
 fn data(conn: ConnId, direction: u8, ts: u64, position: u64, bytes: &[u8]) -> Vec<u8> {
-    let ev = DataEventHeader {
-        hdr: header(events::EV_DATA, conn, ts),
-        position,
-        call_end: position + bytes.len() as u64,
-        copied: bytes.len() as u32,
+    build::data(
+        conn,
         direction,
-        syscall: 1,
-        flags: events::DATA_LAST,
-        peer: events::Peer::default(),
-    };
-    record_bytes(&ev, bytes)
+        ts,
+        position,
+        bytes,
+        position + bytes.len() as u64,
+    )
 }
 
 fn close(conn: ConnId, ts: u64) -> Vec<u8> {
-    let ev = CloseEvent {
-        hdr: header(events::EV_CLOSE, conn, ts),
-        bytes_egress: (REQUESTS_PER_CONNECTION * RESPONSE.len()) as u64,
-        bytes_ingress: (REQUESTS_PER_CONNECTION * REQUEST.len()) as u64,
-    };
-    record_bytes(&ev, &[])
+    build::close(
+        conn,
+        ts,
+        (REQUESTS_PER_CONNECTION * RESPONSE.len()) as u64,
+        (REQUESTS_PER_CONNECTION * REQUEST.len()) as u64,
+    )
 }
 
 /// Keep-alive server connections, interleaved round-robin like a busy server.

@@ -741,7 +741,7 @@ mod tests {
 
     use arrow::array::AsArray;
     use arrow::datatypes::Int64Type;
-    use sonde_ebpf::events::{EventHeader, record_bytes};
+    use sonde_ebpf::events::build;
     use sonde_query::stats::StatsRegistry;
 
     const TGID: u32 = 4242;
@@ -755,59 +755,24 @@ mod tests {
         }
     }
 
-    fn header(kind: u32, id: ConnId, ts: u64) -> EventHeader {
-        EventHeader {
-            kind,
-            cpu: 0,
-            timestamp_ns: ts,
-            conn: id,
-        }
-    }
-
     fn open(id: ConnId, role: u16) -> Vec<u8> {
-        let mut comm = [0u8; events::COMM_LEN];
-        comm[..5].copy_from_slice(b"nginx");
-        let mut local = [0u8; 16];
-        local[..4].copy_from_slice(&[127, 0, 0, 1]);
-        let mut remote = [0u8; 16];
-        remote[..4].copy_from_slice(&[10, 1, 2, 3]);
-        let ev = OpenEvent {
-            hdr: header(events::EV_OPEN, id, 1),
-            family: events::AF_INET,
+        build::open_ipv4(
+            id,
+            1,
             role,
-            local_port: 8080,
-            remote_port: 40000,
-            local_addr: local,
-            remote_addr: remote,
-            sock_type: 1,
-            pad: 0,
-            comm,
-        };
-        record_bytes(&ev, &[])
+            "nginx",
+            ([127, 0, 0, 1], 8080),
+            ([10, 1, 2, 3], 40000),
+        )
     }
 
     /// A data event carrying `bytes` at `position`; the call spans to `call_end`.
     fn data(id: ConnId, dir: u8, ts: u64, position: u64, bytes: &[u8], call_end: u64) -> Vec<u8> {
-        let ev = DataEventHeader {
-            hdr: header(events::EV_DATA, id, ts),
-            position,
-            call_end,
-            copied: bytes.len() as u32,
-            direction: dir,
-            syscall: 1,
-            flags: events::DATA_LAST,
-            peer: events::Peer::default(),
-        };
-        record_bytes(&ev, bytes)
+        build::data(id, dir, ts, position, bytes, call_end)
     }
 
     fn close(id: ConnId) -> Vec<u8> {
-        let ev = CloseEvent {
-            hdr: header(events::EV_CLOSE, id, 999),
-            bytes_egress: 0,
-            bytes_ingress: 0,
-        };
-        record_bytes(&ev, &[])
+        build::close(id, 999, 0, 0)
     }
 
     fn tracker() -> (Tracker, Arc<StatsRegistry>) {
@@ -1048,10 +1013,7 @@ mod tests {
         t.handle_record(&open(mine, events::ROLE_CLIENT));
         t.handle_record(&open(other, events::ROLE_CLIENT));
         t.handle_record(&data(mine, OUT, 10, 0, REQ, REQ.len() as u64));
-        let exit = record_bytes(
-            &header(events::EV_PROC_EXIT, ConnId { fd: -1, ..mine }, 50),
-            &[],
-        );
+        let exit = build::proc_exit(mine.tgid, 50);
         assert_eq!(t.handle_record(&exit), vec![(TGID, 12)]);
         assert_eq!(t.connection_count(), 1);
         assert_eq!(counter(&stats, "http_unmatched_requests"), 1);
