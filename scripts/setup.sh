@@ -31,6 +31,14 @@ if ! python3 -c "import mysql.connector" >/dev/null 2>&1; then
     python3 -m pip install --quiet --disable-pip-version-check mysql-connector-python==26.10.0
 fi
 
+# The OTLP receiver of the export tests: the official OpenTelemetry protobuf
+# definitions and gRPC.
+if ! python3 -c "import grpc, opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc" >/dev/null 2>&1; then
+    echo "setup: installing grpcio and opentelemetry-proto"
+    python3 -m pip install --quiet --disable-pip-version-check \
+        grpcio==1.85.1 opentelemetry-proto==1.45.2 protobuf==7.36.2
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
     echo "setup: no Rust toolchain found. Install one with rustup (https://rustup.rs), Rust >= 1.95, then rerun." >&2
     exit 1

@@ -25,6 +25,9 @@ use crate::counters::CaptureCounters;
 use crate::k8s_meta::K8sEnricher;
 use crate::probes::{self, ProbeConfig};
 
+/// How long shutdown waits for queued spans to reach the backend.
+const EXPORT_SHUTDOWN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+
 fn http_config(args: &AgentArgs) -> HttpConfig {
     let mut config = HttpConfig {
         body_prefix_bytes: usize::try_from(args.body_prefix_bytes).unwrap_or(usize::MAX),
@@ -78,6 +81,9 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         .map(crate::auth::load_token)
         .transpose()?;
     crate::auth::check_exposure(args.listen, token.as_deref())?;
+    // Before any probe: a bad filter or endpoint is reported straight away.
+    let export = crate::export::start(&args.export, args.node_name.as_deref(), &stats)
+        .context("OTLP export settings")?;
 
     // Bind first: a port already in use fails before any probe is loaded.
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -135,6 +141,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         tracker,
         store: store.clone(),
         stats: stats.clone(),
+        tap: Some(export.tap.clone()),
     };
     // The capture thread reports when it ends: before a shutdown that is a
     // failure, and the agent must not keep serving stale data as healthy.
@@ -153,6 +160,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         engine,
         stats: stats.clone(),
         ready: ready.clone(),
+        extra_metrics: vec![export.red.clone()],
     });
     if let Some(token) = token {
         app = crate::auth::require_token(app, token);
@@ -186,6 +194,8 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     if let Ok(Err(err)) = server.await {
         tracing::warn!(%err, "API server error at shutdown");
     }
+    // The capture thread has dropped its tap: what is queued goes out.
+    export.finish(EXPORT_SHUTDOWN_DEADLINE).await;
     log_counters(&stats);
     match capture_result {
         Ok(Ok(())) if capture_stopped => anyhow::bail!("the capture loop stopped before shutdown"),

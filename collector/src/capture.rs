@@ -14,6 +14,7 @@ use tokio::sync::watch;
 
 use crate::clock::Clock;
 use crate::conntrack::Tracker;
+use crate::export::RowTap;
 use crate::probes::{Probes, process_alive};
 
 /// Rows buffered before a flush even if the second has not passed.
@@ -29,6 +30,8 @@ pub struct Capture {
     pub tracker: Tracker,
     pub store: Arc<TableStore>,
     pub stats: Arc<StatsRegistry>,
+    /// Where protocol rows also go for OTLP export and RED metrics.
+    pub tap: Option<RowTap>,
 }
 
 /// Runs until `shutdown` turns true; returns after a final flush.
@@ -46,7 +49,12 @@ async fn run(capture: Capture, mut shutdown: watch::Receiver<bool>) -> anyhow::R
         mut tracker,
         store,
         stats,
+        tap,
     } = capture;
+    let sink = Sink {
+        store: &store,
+        tap: tap.as_ref(),
+    };
     let kernel_counters: Vec<Arc<Counter>> = sonde_ebpf::events::KERNEL_STATS
         .iter()
         .map(|&(_, name, help)| stats.counter(name, help))
@@ -63,7 +71,7 @@ async fn run(capture: Capture, mut shutdown: watch::Receiver<bool>) -> anyhow::R
         tokio::select! {
             ready = ring.readable_mut() => {
                 let mut guard = ready?;
-                let empty = drain(guard.get_inner_mut(), &mut tracker, &mut probes, &store, &records_read);
+                let empty = drain(guard.get_inner_mut(), &mut tracker, &mut probes, &sink, &records_read);
                 // Under sustained load the ring never empties: keep the
                 // readiness and come back, so the ticker (flushes, counters,
                 // timeouts) gets its turn in between.
@@ -76,7 +84,7 @@ async fn run(capture: Capture, mut shutdown: watch::Receiver<bool>) -> anyhow::R
             _ = ticker.tick() => {
                 ticks += 1;
                 // Wakeups can be coalesced; never leave records behind for long.
-                let _ = drain(ring.get_mut(), &mut tracker, &mut probes, &store, &records_read);
+                let _ = drain(ring.get_mut(), &mut tracker, &mut probes, &sink, &records_read);
                 let gone = tracker.tick(Clock::monotonic_now(), process_alive);
                 probes.forget_connections(&gone);
                 if ticks.is_multiple_of(SWEEP_EVERY_TICKS) {
@@ -86,7 +94,7 @@ async fn run(capture: Capture, mut shutdown: watch::Receiver<bool>) -> anyhow::R
                     }
                 }
                 mirror_kernel_counters(&probes, &kernel_counters);
-                flush(&mut tracker, &store, &stats);
+                flush(&mut tracker, &sink, &stats);
             }
             _ = shutdown.changed() => break,
         }
@@ -97,7 +105,7 @@ async fn run(capture: Capture, mut shutdown: watch::Receiver<bool>) -> anyhow::R
             ring.get_mut(),
             &mut tracker,
             &mut probes,
-            &store,
+            &sink,
             &records_read,
         ) {
             break;
@@ -105,7 +113,7 @@ async fn run(capture: Capture, mut shutdown: watch::Receiver<bool>) -> anyhow::R
     }
     tracker.finish_all();
     mirror_kernel_counters(&probes, &kernel_counters);
-    flush(&mut tracker, &store, &stats);
+    flush(&mut tracker, &sink, &stats);
     Ok(())
 }
 
@@ -114,7 +122,7 @@ fn drain(
     ring: &mut RingBuf<MapData>,
     tracker: &mut Tracker,
     probes: &mut Probes,
-    store: &TableStore,
+    sink: &Sink<'_>,
     records_read: &Counter,
 ) -> bool {
     let mut gone = Vec::new();
@@ -128,7 +136,7 @@ fn drain(
         gone.extend(tracker.handle_record(&record));
         drop(record);
         if tracker.pending_rows() >= FLUSH_ROWS {
-            flush_rows(tracker, store);
+            flush_rows(tracker, sink);
         }
     }
     if !gone.is_empty() {
@@ -143,17 +151,27 @@ fn mirror_kernel_counters(probes: &Probes, counters: &[Arc<Counter>]) {
     }
 }
 
-fn flush_rows(tracker: &mut Tracker, store: &TableStore) {
+/// Where flushed rows go: the table store, and the export tap if any.
+struct Sink<'a> {
+    store: &'a TableStore,
+    tap: Option<&'a RowTap>,
+}
+
+fn flush_rows(tracker: &mut Tracker, sink: &Sink<'_>) {
     for (table, batch) in tracker.take_batches() {
-        if let Err(err) = store.append(table, batch) {
+        if let Some(tap) = sink.tap {
+            tap.offer(table, &batch);
+        }
+        if let Err(err) = sink.store.append(table, batch) {
             tracker.counters().store_append_failures.inc();
             tracing::error!(%err, table, "batch refused by the store");
         }
     }
 }
 
-fn flush(tracker: &mut Tracker, store: &TableStore, stats: &StatsRegistry) {
-    flush_rows(tracker, store);
+fn flush(tracker: &mut Tracker, sink: &Sink<'_>, stats: &StatsRegistry) {
+    flush_rows(tracker, sink);
+    let store = sink.store;
     {
         let now = Clock::sample().to_unix_ns(Clock::monotonic_now());
         if let Err(err) = store.append(CAPTURE_STATS, stats.to_record_batch(now)) {

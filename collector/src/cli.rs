@@ -18,7 +18,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the node agent: attach the probes, parse traffic, serve the API (needs root).
-    Agent(AgentArgs),
+    Agent(Box<AgentArgs>),
     /// Run a SQL query against a running agent.
     Query(QueryArgs),
     /// List the tables of a running agent and their columns.
@@ -74,6 +74,12 @@ pub struct AgentArgs {
     /// Log filter (e.g. info, debug, sonde=debug).
     #[arg(long, env = "SONDE_LOG", default_value = "info")]
     pub log: String,
+    /// TOML file of settings named like these flags (`otlp-endpoint = "..."`);
+    /// flags and environment variables take precedence over it.
+    #[arg(long, env = "SONDE_CONFIG", value_name = "PATH")]
+    pub config: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub export: crate::export::ExportArgs,
 }
 
 #[derive(Debug, Args)]

@@ -2,14 +2,16 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use sonde::cli::{Cli, Command};
+use sonde::cli::Command;
 use sonde::{agent, client};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match sonde::config_file::parse(std::env::args_os().collect()) {
+        Ok(cli) => cli,
+        Err(err) => err.exit(),
+    };
     let log_filter = match &cli.command {
         Command::Agent(args) => args.log.clone(),
         _ => "warn".to_string(),
@@ -31,7 +33,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Agent(args) => agent::run(args).await,
+            Command::Agent(args) => agent::run(*args).await,
             Command::Query(args) => client::query(&args.server, &args.sql, args.format).await,
             Command::Tables(args) => client::tables(&args).await,
         }

@@ -43,15 +43,16 @@ impl RedisStreamSession {
             RedisEvent::Exchange {
                 cmd,
                 reply,
+                is_error,
                 req_ts,
                 resp_ts,
-                ..
             } => RedisRow {
                 time_ns: sink.clock.to_unix_ns(resp_ts),
                 conn: sink.conn.clone(),
                 req_cmd: cmd.cmd.clone(),
                 req_args: cmd.args_json(),
                 resp: reply,
+                resp_error: is_error,
                 latency: i64::try_from(resp_ts.saturating_sub(req_ts)).unwrap_or(i64::MAX),
             },
             RedisEvent::Push {
@@ -65,6 +66,7 @@ impl RedisStreamSession {
                 req_cmd: "PUSH".into(),
                 req_args: serde_json::json!([kind, channel]).to_string(),
                 resp: payload,
+                resp_error: false,
                 latency: 0,
             },
             RedisEvent::UnmatchedReply { .. } => {

@@ -8,6 +8,7 @@
 pub mod engine;
 pub mod provider;
 pub mod records;
+pub mod row_filter;
 pub mod schema;
 pub mod stats;
 pub mod store;
@@ -16,5 +17,6 @@ mod read_only;
 mod time_filter;
 
 pub use engine::{QueryEngine, QueryError, QueryResult};
+pub use row_filter::{RowFilter, RowFilterError};
 pub use stats::{Counter, CounterSnapshot, StatsRegistry};
 pub use store::{StoreConfig, StoreError, TableSnapshot, TableStats, TableStore};

@@ -27,6 +27,14 @@ pub struct AppState {
     pub stats: Arc<StatsRegistry>,
     /// Set once the eBPF probes are attached; drives `/readyz`.
     pub ready: Arc<AtomicBool>,
+    /// More metric families for `/metrics` (the RED histograms), rendered
+    /// after the counters and store gauges.
+    pub extra_metrics: Vec<Arc<dyn PrometheusSource>>,
+}
+
+/// Something that writes metric families in the Prometheus text format.
+pub trait PrometheusSource: Send + Sync {
+    fn render_prometheus(&self, out: &mut String);
 }
 
 pub fn router(state: AppState) -> Router {

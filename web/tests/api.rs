@@ -65,6 +65,7 @@ fn state() -> AppState {
         engine: Arc::new(QueryEngine::new(store)),
         stats,
         ready: Arc::new(AtomicBool::new(false)),
+        extra_metrics: Vec::new(),
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Int64Builder, StringBuilder};
+use arrow::array::{ArrayRef, BooleanBuilder, Int64Builder, StringBuilder};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
@@ -39,6 +39,17 @@ impl ColumnValue for i64 {
     }
     fn value_bytes(&self) -> usize {
         8
+    }
+}
+
+impl ColumnValue for bool {
+    type Builder = BooleanBuilder;
+    const DATA_TYPE: DataType = DataType::Boolean;
+    fn append_to(&self, builder: &mut BooleanBuilder) {
+        builder.append_value(*self);
+    }
+    fn value_bytes(&self) -> usize {
+        1
     }
 }
 
@@ -165,6 +176,8 @@ protocol_table! {
         req_args: String,
         /// The reply, rendered compactly.
         resp: String,
+        /// True when the reply is an error (`-ERR ...`, a blob error).
+        resp_error: bool,
         /// Nanoseconds from the command to its reply (0 for pushes).
         latency: i64,
     }
@@ -220,6 +233,7 @@ mod tests {
             req_cmd: "SET".into(),
             req_args: "[\"k\",\"v\"]".into(),
             resp: "OK".into(),
+            resp_error: false,
             latency: 1234,
         });
         assert_eq!(builder.len(), 1);

@@ -1,0 +1,492 @@
+//! The export pipeline, apart from capture so that a slow or absent
+//! backend never slows it:
+//!
+//! capture thread ──RowTap (bounded, try_send)──▶ intake task
+//!   intake: edge filters → RED histograms; spans → bounded span queue
+//!   sender task: one batch at a time → OTLP (retries with backoff inside
+//!     the exporter, then a pause before the next batch after a failure)
+//!   metrics task: every interval, collect the histograms → OTLP
+//!
+//! Every row or span that does not make it is counted.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use arrow::record_batch::RecordBatch;
+use opentelemetry_otlp::{
+    MetricExporter, RetryPolicy, SpanExporter, WithExportConfig, WithHttpConfig, WithTonicConfig,
+};
+use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
+use opentelemetry_sdk::trace::{RandomIdGenerator, SpanData, SpanExporter as _};
+use sonde_query::row_filter::RowFilter;
+use sonde_query::stats::{Counter, StatsRegistry};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::config::{ExportArgs, OtlpProtocol, Signal};
+use super::operation::{Operation, Process, ServiceNaming, operation};
+use super::red::RedMetrics;
+use super::row_view::RowView;
+use super::spans::{ResourceDefaults, scope, span};
+
+/// Batches waiting between capture and the intake task.
+const TAP_CAPACITY: usize = 256;
+/// Spans per export request.
+const MAX_EXPORT_BATCH: usize = 2048;
+/// Longest pause after failed exports before the next attempt.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Per-table edge filters of one signal (absent: every row passes).
+pub type TableFilters = HashMap<&'static str, Vec<RowFilter>>;
+
+/// The capture thread's end: hands each protocol batch to the export
+/// pipeline without ever waiting.
+#[derive(Clone)]
+pub struct RowTap {
+    tx: mpsc::Sender<(&'static str, RecordBatch)>,
+    dropped_rows: Arc<Counter>,
+}
+
+impl RowTap {
+    pub fn offer(&self, table: &'static str, batch: &RecordBatch) {
+        if batch.num_rows() == 0 || !super::EXPORTED_TABLES.contains(&table) {
+            return;
+        }
+        if self.tx.try_send((table, batch.clone())).is_err() {
+            self.dropped_rows.add(batch.num_rows() as u64);
+        }
+    }
+}
+
+struct Counters {
+    /// Spans in the intake queue and in the batch being sent, behind the
+    /// `otlp_spans_queued` gauge.
+    queue_len: AtomicU64,
+    in_flight: AtomicU64,
+    spans_created: Arc<Counter>,
+    spans_queued: Arc<Counter>,
+    spans_exported: Arc<Counter>,
+    spans_dropped_queue_full: Arc<Counter>,
+    spans_dropped_export_failed: Arc<Counter>,
+    span_export_failures: Arc<Counter>,
+    rows_filtered_out: Arc<Counter>,
+    filter_errors: Arc<Counter>,
+    metric_exports: Arc<Counter>,
+    metric_export_failures: Arc<Counter>,
+}
+
+impl Counters {
+    fn set_queue_len(&self, len: usize) {
+        self.queue_len.store(len as u64, Ordering::Relaxed);
+        self.refresh_queued();
+    }
+
+    fn refresh_queued(&self) {
+        self.spans_queued
+            .set(self.queue_len.load(Ordering::Relaxed) + self.in_flight.load(Ordering::Relaxed));
+    }
+
+    fn register(stats: &StatsRegistry) -> Self {
+        Self {
+            queue_len: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            spans_created: stats.counter(
+                "otlp_spans_created",
+                "Spans made from captured rows (exported + dropped + queued)",
+            ),
+            spans_queued: stats.counter(
+                "otlp_spans_queued",
+                "Spans waiting for export now, including the batch being sent (a gauge)",
+            ),
+            spans_exported: stats
+                .counter("otlp_spans_exported", "Spans accepted by the OTLP backend"),
+            spans_dropped_queue_full: stats.counter(
+                "otlp_spans_dropped_queue_full",
+                "Spans dropped because the export queue was full (backend slow or down)",
+            ),
+            spans_dropped_export_failed: stats.counter(
+                "otlp_spans_dropped_export_failed",
+                "Spans dropped after their export failed (retries exhausted)",
+            ),
+            span_export_failures: stats.counter(
+                "otlp_span_export_failures",
+                "Span export requests that failed after retries",
+            ),
+            rows_filtered_out: stats.counter(
+                "otlp_rows_filtered_out",
+                "Rows kept local by a --traces-filter (not a loss)",
+            ),
+            filter_errors: stats.counter(
+                "otlp_filter_errors",
+                "Batches an edge filter failed to evaluate (their rows were not exported)",
+            ),
+            metric_exports: stats.counter("otlp_metric_exports", "Metric export requests accepted"),
+            metric_export_failures: stats.counter(
+                "otlp_metric_export_failures",
+                "Metric export requests that failed (the next export carries the totals)",
+            ),
+        }
+    }
+}
+
+pub struct Pipeline {
+    pub tap: RowTap,
+    pub red: Arc<RedMetrics>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+pub struct PipelineConfig {
+    pub naming: ServiceNaming,
+    pub defaults: ResourceDefaults,
+    pub traces_filters: TableFilters,
+    pub metrics_filters: TableFilters,
+    pub max_services: usize,
+}
+
+impl Pipeline {
+    /// Starts the tasks on the current tokio runtime. Exporters are built
+    /// here, so a malformed endpoint is an error at startup.
+    pub fn start(
+        args: &ExportArgs,
+        config: PipelineConfig,
+        stats: &Arc<StatsRegistry>,
+    ) -> anyhow::Result<Self> {
+        let counters = Arc::new(Counters::register(stats));
+        let red = Arc::new(RedMetrics::new(
+            config.defaults.clone(),
+            &args.otel_service_name,
+            config.max_services,
+            stats,
+        ));
+        let (tx, rx) = mpsc::channel(TAP_CAPACITY);
+        let tap = RowTap {
+            tx,
+            dropped_rows: stats.counter(
+                "otlp_rows_dropped_tap_full",
+                "Rows not handed to the export pipeline because its intake queue was full",
+            ),
+        };
+        let mut tasks = Vec::new();
+        let span_tx = match args
+            .endpoint_for(Signal::Traces)
+            .filter(|_| args.exports(Signal::Traces))
+        {
+            Some(endpoint) => {
+                let exporter = span_exporter(args, &endpoint)?;
+                tracing::info!(%endpoint, protocol = ?args.otlp_protocol, "exporting spans over OTLP");
+                let (span_tx, span_rx) = mpsc::channel::<Vec<(Process, SpanData)>>(1);
+                tasks.push(tokio::spawn(send_spans(
+                    exporter,
+                    span_rx,
+                    config.defaults.clone(),
+                    counters.clone(),
+                )));
+                Some(span_tx)
+            }
+            None => None,
+        };
+        if let Some(endpoint) = args
+            .endpoint_for(Signal::Metrics)
+            .filter(|_| args.exports(Signal::Metrics))
+        {
+            let exporter = metric_exporter(args, &endpoint)?;
+            tracing::info!(%endpoint, protocol = ?args.otlp_protocol, "exporting metrics over OTLP");
+            tasks.push(tokio::spawn(export_metrics(
+                exporter,
+                red.clone(),
+                args.metrics_interval(),
+                args.timeout(),
+                counters.clone(),
+            )));
+        }
+        let intake = Intake {
+            naming: config.naming,
+            traces_filters: config.traces_filters,
+            metrics_filters: config.metrics_filters,
+            red: red.clone(),
+            counters,
+            queue: VecDeque::new(),
+            max_queued: usize::try_from(args.otlp_max_queued_spans).unwrap_or(usize::MAX),
+            span_tx,
+            ids: RandomIdGenerator::default(),
+            scope: scope(),
+        };
+        tasks.push(tokio::spawn(intake.run(rx)));
+        Ok(Self { tap, red, tasks })
+    }
+
+    /// Waits (bounded) for queued spans to go out once the tap is closed.
+    pub async fn finish(self, deadline: Duration) {
+        let Pipeline { tap, tasks, .. } = self;
+        drop(tap);
+        let all = futures::future::join_all(tasks);
+        if tokio::time::timeout(deadline, all).await.is_err() {
+            tracing::warn!("OTLP export did not finish in time at shutdown; queued spans dropped");
+        }
+    }
+}
+
+struct Intake {
+    naming: ServiceNaming,
+    traces_filters: TableFilters,
+    metrics_filters: TableFilters,
+    red: Arc<RedMetrics>,
+    counters: Arc<Counters>,
+    queue: VecDeque<(Process, SpanData)>,
+    max_queued: usize,
+    span_tx: Option<mpsc::Sender<Vec<(Process, SpanData)>>>,
+    ids: RandomIdGenerator,
+    scope: opentelemetry::InstrumentationScope,
+}
+
+impl Intake {
+    async fn run(mut self, mut rx: mpsc::Receiver<(&'static str, RecordBatch)>) {
+        let mut ticker = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tokio::select! {
+                received = rx.recv() => match received {
+                    Some((table, batch)) => self.take(table, &batch),
+                    None => break,
+                },
+                _ = ticker.tick() => self.hand_over(),
+            }
+        }
+        // Shutdown: what is queued goes out, batch by batch.
+        if let Some(tx) = self.span_tx.take() {
+            while !self.queue.is_empty() {
+                let n = self.queue.len().min(MAX_EXPORT_BATCH);
+                self.counters
+                    .in_flight
+                    .fetch_add(n as u64, Ordering::Relaxed);
+                if tx.send(self.queue.drain(..n).collect()).await.is_err() {
+                    break;
+                }
+                self.counters.set_queue_len(self.queue.len());
+            }
+        }
+    }
+
+    fn take(&mut self, table: &'static str, batch: &RecordBatch) {
+        let for_metrics = self.filtered(table, batch, Signal::Metrics);
+        if let Some(rows) = &for_metrics {
+            for row in 0..rows.num_rows() {
+                if let Some(op) = operation(table, &RowView::new(rows, row), &self.naming) {
+                    self.red.record(&op);
+                }
+            }
+        }
+        if self.span_tx.is_none() {
+            return;
+        }
+        let Some(rows) = self.filtered(table, batch, Signal::Traces) else {
+            return;
+        };
+        self.counters
+            .rows_filtered_out
+            .add((batch.num_rows() - rows.num_rows()) as u64);
+        for row in 0..rows.num_rows() {
+            if let Some(op) = operation(table, &RowView::new(&rows, row), &self.naming) {
+                self.enqueue(op);
+            }
+        }
+        if self.queue.len() >= MAX_EXPORT_BATCH {
+            self.hand_over();
+        }
+    }
+
+    fn enqueue(&mut self, op: Operation) {
+        if self.queue.len() >= self.max_queued {
+            self.queue.pop_front();
+            self.counters.spans_dropped_queue_full.inc();
+        }
+        let data = span(&op, &self.ids, &self.scope);
+        self.queue.push_back((op.process, data));
+        self.counters.spans_created.inc();
+        self.counters.set_queue_len(self.queue.len());
+    }
+
+    /// The rows of `batch` that pass the signal's filters for `table`
+    /// (None when a filter failed: counted, nothing passes).
+    fn filtered(&self, table: &str, batch: &RecordBatch, signal: Signal) -> Option<RecordBatch> {
+        let filters = match signal {
+            Signal::Traces => &self.traces_filters,
+            Signal::Metrics => &self.metrics_filters,
+        };
+        let mut rows = batch.clone();
+        for filter in filters.get(table).into_iter().flatten() {
+            match filter.apply(&rows) {
+                Ok(kept) => rows = kept,
+                Err(err) => {
+                    self.counters.filter_errors.inc();
+                    tracing::warn!(%err, table, "edge filter failed");
+                    return None;
+                }
+            }
+        }
+        Some(rows)
+    }
+
+    /// Gives the sender the next batch if it is free; otherwise spans wait
+    /// in the (bounded) queue.
+    fn hand_over(&mut self) {
+        let Some(tx) = &self.span_tx else { return };
+        if self.queue.is_empty() {
+            return;
+        }
+        let Ok(permit) = tx.try_reserve() else { return };
+        let n = self.queue.len().min(MAX_EXPORT_BATCH);
+        self.counters
+            .in_flight
+            .fetch_add(n as u64, Ordering::Relaxed);
+        permit.send(self.queue.drain(..n).collect());
+        self.counters.set_queue_len(self.queue.len());
+    }
+}
+
+/// Exports span batches one at a time, grouped by resource (the exporter
+/// holds one resource per request).
+async fn send_spans(
+    mut exporter: SpanExporter,
+    mut rx: mpsc::Receiver<Vec<(Process, SpanData)>>,
+    defaults: ResourceDefaults,
+    counters: Arc<Counters>,
+) {
+    let mut backoff = Duration::ZERO;
+    while let Some(batch) = rx.recv().await {
+        let batch_len = batch.len() as u64;
+        let mut groups: BTreeMap<Process, Vec<SpanData>> = BTreeMap::new();
+        for (process, span) in batch {
+            groups.entry(process).or_default().push(span);
+        }
+        let mut failed = false;
+        for (process, spans) in groups {
+            let n = spans.len() as u64;
+            if failed {
+                counters.spans_dropped_export_failed.add(n);
+                continue;
+            }
+            exporter.set_resource(&defaults.resource(&process, true));
+            match exporter.export(spans).await {
+                Ok(()) => counters.spans_exported.add(n),
+                Err(err) => {
+                    failed = true;
+                    counters.span_export_failures.inc();
+                    counters.spans_dropped_export_failed.add(n);
+                    tracing::warn!(%err, spans = n, "span export failed");
+                }
+            }
+        }
+        counters.in_flight.fetch_sub(batch_len, Ordering::Relaxed);
+        counters.refresh_queued();
+        // After a failure, wait before the next batch (doubling up to a cap)
+        // so a down backend is not hammered; spans queue meanwhile.
+        backoff = if failed {
+            (backoff * 2).clamp(Duration::from_secs(1), MAX_BACKOFF)
+        } else {
+            Duration::ZERO
+        };
+        if !backoff.is_zero() {
+            tokio::time::sleep(backoff).await;
+        }
+    }
+}
+
+async fn export_metrics(
+    exporter: MetricExporter,
+    red: Arc<RedMetrics>,
+    interval: Duration,
+    timeout: Duration,
+    counters: Arc<Counters>,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        for rm in red.collect() {
+            match tokio::time::timeout(timeout, exporter.export(&rm)).await {
+                Ok(Ok(())) => counters.metric_exports.inc(),
+                Ok(Err(err)) => {
+                    counters.metric_export_failures.inc();
+                    tracing::warn!(%err, "metric export failed");
+                    break;
+                }
+                Err(_) => {
+                    counters.metric_export_failures.inc();
+                    tracing::warn!("metric export timed out");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Few retries: the queue, not the exporter, absorbs a long outage.
+fn retry_policy() -> RetryPolicy {
+    RetryPolicy::recommended()
+        .with_max_retries(2)
+        .with_initial_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(2))
+}
+
+fn span_exporter(args: &ExportArgs, endpoint: &str) -> anyhow::Result<SpanExporter> {
+    let exporter = match args.otlp_protocol {
+        OtlpProtocol::Grpc => SpanExporter::builder()
+            .with_tonic()
+            .with_endpoint(endpoint)
+            .with_timeout(args.timeout())
+            .with_metadata(grpc_metadata(&args.otlp_headers)?)
+            .with_retry_policy(retry_policy())
+            .build()?,
+        OtlpProtocol::HttpProtobuf => SpanExporter::builder()
+            .with_http()
+            .with_endpoint(endpoint)
+            .with_timeout(args.timeout())
+            .with_headers(args.otlp_headers.iter().cloned().collect())
+            .with_http_client(http_client(args))
+            .with_retry_policy(retry_policy())
+            .build()?,
+    };
+    Ok(exporter)
+}
+
+fn metric_exporter(args: &ExportArgs, endpoint: &str) -> anyhow::Result<MetricExporter> {
+    let exporter = match args.otlp_protocol {
+        OtlpProtocol::Grpc => MetricExporter::builder()
+            .with_tonic()
+            .with_endpoint(endpoint)
+            .with_timeout(args.timeout())
+            .with_metadata(grpc_metadata(&args.otlp_headers)?)
+            .with_retry_policy(retry_policy())
+            .build()?,
+        OtlpProtocol::HttpProtobuf => MetricExporter::builder()
+            .with_http()
+            .with_endpoint(endpoint)
+            .with_timeout(args.timeout())
+            .with_headers(args.otlp_headers.iter().cloned().collect())
+            .with_http_client(http_client(args))
+            .with_retry_policy(retry_policy())
+            .build()?,
+    };
+    Ok(exporter)
+}
+
+fn http_client(args: &ExportArgs) -> opentelemetry_http::hyper::HyperClient {
+    opentelemetry_http::hyper::HyperClient::with_default_connector(args.timeout(), None)
+}
+
+fn grpc_metadata(headers: &[(String, String)]) -> anyhow::Result<tonic::metadata::MetadataMap> {
+    let mut metadata = tonic::metadata::MetadataMap::new();
+    for (key, value) in headers {
+        let key =
+            tonic::metadata::AsciiMetadataKey::from_bytes(key.to_ascii_lowercase().as_bytes())
+                .map_err(|_| anyhow::anyhow!("`{key}` is not a valid gRPC metadata key"))?;
+        let value = value.parse().map_err(|_| {
+            anyhow::anyhow!("the value of header `{key}` is not valid gRPC metadata")
+        })?;
+        metadata.insert(key, value);
+    }
+    Ok(metadata)
+}

@@ -1,0 +1,313 @@
+//! RED (rate, errors, duration) histograms of every service, kept by the
+//! OpenTelemetry SDK: one meter provider per service resource, read on
+//! demand (a ManualReader) by the OTLP metric export and by `/metrics`.
+//! Cumulative temporality, so both readers see the same totals.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{Histogram as OtelHistogram, MeterProvider as _};
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};
+use opentelemetry_sdk::metrics::reader::MetricReader;
+use opentelemetry_sdk::metrics::{
+    InstrumentKind, ManualReader, Pipeline, SdkMeterProvider, Temporality,
+};
+use sonde_query::stats::{Counter, StatsRegistry};
+
+use super::operation::{Histogram, Operation, Process};
+use super::spans::{ResourceDefaults, scope};
+
+/// A ManualReader the registry keeps a handle to after giving it to a
+/// meter provider (which takes its reader by value).
+#[derive(Debug, Clone)]
+struct SharedReader(Arc<ManualReader>);
+
+impl MetricReader for SharedReader {
+    fn register_pipeline(&self, pipeline: Weak<Pipeline>) {
+        self.0.register_pipeline(pipeline);
+    }
+    fn collect(&self, rm: &mut ResourceMetrics) -> OTelSdkResult {
+        self.0.collect(rm)
+    }
+    fn force_flush(&self) -> OTelSdkResult {
+        self.0.force_flush()
+    }
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.0.shutdown_with_timeout(timeout)
+    }
+    fn temporality(&self, kind: InstrumentKind) -> Temporality {
+        self.0.temporality(kind)
+    }
+}
+
+struct ServiceMeters {
+    /// Kept alive: dropping the provider stops its instruments.
+    _provider: SdkMeterProvider,
+    reader: SharedReader,
+    histograms: HashMap<Histogram, OtelHistogram<f64>>,
+}
+
+impl ServiceMeters {
+    fn new(resource: opentelemetry_sdk::Resource) -> Self {
+        let reader = SharedReader(Arc::new(
+            ManualReader::builder()
+                .with_temporality(Temporality::Cumulative)
+                .build(),
+        ));
+        let provider = SdkMeterProvider::builder()
+            .with_resource(resource)
+            .with_reader(reader.clone())
+            .build();
+        let meter = provider.meter_with_scope(scope());
+        let histograms = Histogram::ALL
+            .into_iter()
+            .map(|h| {
+                let instrument = meter
+                    .f64_histogram(h.name())
+                    .with_unit("s")
+                    .with_description(h.description())
+                    .with_boundaries(h.boundaries())
+                    .build();
+                (h, instrument)
+            })
+            .collect();
+        Self {
+            _provider: provider,
+            reader,
+            histograms,
+        }
+    }
+}
+
+pub struct RedMetrics {
+    defaults: ResourceDefaults,
+    max_services: usize,
+    services: Mutex<HashMap<Process, Arc<ServiceMeters>>>,
+    agent: ServiceMeters,
+    /// Kept so its callback stays registered.
+    _agent_counters: opentelemetry::metrics::ObservableGauge<u64>,
+    over_cap: Arc<Counter>,
+    recorded: Arc<Counter>,
+}
+
+impl RedMetrics {
+    /// `agent_service`: service.name of the agent's own counters, which are
+    /// exported beside the RED histograms.
+    pub fn new(
+        defaults: ResourceDefaults,
+        agent_service: &str,
+        max_services: usize,
+        stats: &Arc<StatsRegistry>,
+    ) -> Self {
+        let agent_process = Process {
+            service: agent_service.to_string(),
+            pid: std::process::id(),
+            comm: "sonde".to_string(),
+            pod: None,
+            namespace: None,
+            container: None,
+            node: None,
+        };
+        let agent = ServiceMeters::new(defaults.resource(&agent_process, true));
+        let registry = stats.clone();
+        // Read at collection time, so counters registered later are included.
+        let agent_counters = agent
+            ._provider
+            .meter_with_scope(scope())
+            .u64_observable_gauge("sonde.agent.counter")
+            .with_description("The agent's own counters (the rows of capture_stats)")
+            .with_callback(move |observer| {
+                for counter in registry.snapshot() {
+                    observer.observe(counter.value, &[KeyValue::new("name", counter.name)]);
+                }
+            })
+            .build();
+        Self {
+            defaults,
+            max_services,
+            services: Mutex::new(HashMap::new()),
+            agent,
+            _agent_counters: agent_counters,
+            over_cap: stats.counter(
+                "red_metrics_services_over_cap",
+                "Measurements not recorded: more services than the RED metrics cap",
+            ),
+            recorded: stats.counter(
+                "red_metrics_recorded",
+                "Exchanges recorded in the RED duration histograms",
+            ),
+        }
+    }
+
+    /// Counts one operation in its histogram (if it has one).
+    pub fn record(&self, op: &Operation) {
+        let Some((histogram, attributes)) = &op.metric else {
+            return;
+        };
+        let key = Process {
+            pid: 0,
+            ..op.process.clone()
+        };
+        let meters = {
+            let mut services = self.services.lock().unwrap_or_else(|e| e.into_inner());
+            match services.get(&key) {
+                Some(meters) => meters.clone(),
+                None if services.len() >= self.max_services => {
+                    self.over_cap.inc();
+                    return;
+                }
+                None => {
+                    let meters = Arc::new(ServiceMeters::new(self.defaults.resource(&key, false)));
+                    services.insert(key, meters.clone());
+                    meters
+                }
+            }
+        };
+        let seconds = (op.end_ns.saturating_sub(op.start_ns)).max(0) as f64 / 1e9;
+        if let Some(instrument) = meters.histograms.get(histogram) {
+            instrument.record(seconds, attributes);
+            self.recorded.inc();
+        }
+    }
+
+    /// Current totals of every service, plus the agent's own counters.
+    pub fn collect(&self) -> Vec<ResourceMetrics> {
+        let readers: Vec<SharedReader> = {
+            let services = self.services.lock().unwrap_or_else(|e| e.into_inner());
+            services.values().map(|m| m.reader.clone()).collect()
+        };
+        std::iter::once(self.agent.reader.clone())
+            .chain(readers)
+            .filter_map(|reader| {
+                let mut rm = ResourceMetrics::default();
+                reader.collect(&mut rm).ok()?;
+                Some(rm)
+            })
+            .collect()
+    }
+
+    /// The RED histograms in the Prometheus text format
+    /// (`http_server_request_duration_seconds_bucket{...}`), labelled with
+    /// the resource's service and Kubernetes identity.
+    pub fn render_prometheus(&self, out: &mut String) {
+        let collected = self.collect();
+        for histogram in Histogram::ALL {
+            let base = prometheus_name(histogram.name());
+            let mut wrote_header = false;
+            for rm in &collected {
+                let resource_labels = resource_labels(rm);
+                let points = rm
+                    .scope_metrics()
+                    .flat_map(|s| s.metrics())
+                    .filter(|m| m.name() == histogram.name());
+                for metric in points {
+                    let AggregatedMetrics::F64(MetricData::Histogram(data)) = metric.data() else {
+                        continue;
+                    };
+                    if !wrote_header {
+                        let _ = writeln!(out, "# HELP {base} {}", histogram.description());
+                        let _ = writeln!(out, "# TYPE {base} histogram");
+                        wrote_header = true;
+                    }
+                    for point in data.data_points() {
+                        let mut labels = resource_labels.clone();
+                        for kv in point.attributes() {
+                            labels.push((prometheus_label(kv.key.as_str()), kv.value.to_string()));
+                        }
+                        let mut cumulative = 0u64;
+                        for (bound, count) in point.bounds().zip(point.bucket_counts()) {
+                            cumulative += count;
+                            write_sample(
+                                out,
+                                &format!("{base}_bucket"),
+                                &labels,
+                                Some(&bound.to_string()),
+                                cumulative,
+                            );
+                        }
+                        write_sample(
+                            out,
+                            &format!("{base}_bucket"),
+                            &labels,
+                            Some("+Inf"),
+                            point.count(),
+                        );
+                        let _ = writeln!(
+                            out,
+                            "{base}_sum{} {}",
+                            label_text(&labels, None),
+                            point.sum()
+                        );
+                        write_sample(out, &format!("{base}_count"), &labels, None, point.count());
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn services(&self) -> usize {
+        self.services.lock().map(|s| s.len()).unwrap_or(0)
+    }
+}
+
+impl sonde_web::PrometheusSource for RedMetrics {
+    fn render_prometheus(&self, out: &mut String) {
+        RedMetrics::render_prometheus(self, out);
+    }
+}
+
+fn resource_labels(rm: &ResourceMetrics) -> Vec<(String, String)> {
+    ["service.name", "k8s.namespace.name", "k8s.pod.name"]
+        .iter()
+        .filter_map(|key| {
+            rm.resource()
+                .get(&opentelemetry::Key::from_static_str(key))
+                .map(|v| (prometheus_label(key), v.to_string()))
+        })
+        .collect()
+}
+
+/// `http.server.request.duration` (unit s) → `http_server_request_duration_seconds`.
+fn prometheus_name(name: &str) -> String {
+    format!("{}_seconds", prometheus_label(name))
+}
+
+fn prometheus_label(key: &str) -> String {
+    key.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
+}
+
+fn label_text(labels: &[(String, String)], le: Option<&str>) -> String {
+    let mut text = String::from("{");
+    let all = labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .chain(le.map(|le| ("le", le)));
+    for (i, (key, value)) in all.enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        let escaped = value
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n");
+        let _ = write!(text, "{key}=\"{escaped}\"");
+    }
+    text.push('}');
+    text
+}
+
+fn write_sample(
+    out: &mut String,
+    name: &str,
+    labels: &[(String, String)],
+    le: Option<&str>,
+    value: u64,
+) {
+    let _ = writeln!(out, "{name}{} {value}", label_text(labels, le));
+}
