@@ -124,11 +124,9 @@ export const PROTOCOLS = [
     table: 'redis_events',
     endpoint: 'req_cmd',
     endpointNote: 'command',
-    // The table keeps a reply's text but not its RESP type, so an error
-    // reply is told by its code word. A string value that happens to start
-    // with one of these words counts as an error too.
-    failed: "regexp_like(resp, '^(ERR|WRONGTYPE|NOAUTH|NOPERM|WRONGPASS|READONLY|NOSCRIPT|BUSY|LOADING|EXECABORT|"
-      + "MOVED|ASK|CROSSSLOT|CLUSTERDOWN|TRYAGAIN|OOM|MISCONF|NOREPLICAS|MASTERDOWN|NOPROTO|UNBLOCKED)( |$)')",
+    // resp_error is the reply's RESP type (simple or blob error), not a
+    // guess from its text.
+    failed: 'resp_error',
     failedNote: 'error replies (ERR, WRONGTYPE, …)',
     // Server pushes (pub/sub messages) answer no command: no latency, no error.
     filter: "req_cmd <> 'PUSH'",
