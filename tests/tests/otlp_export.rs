@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -26,6 +26,11 @@ struct Receiver {
 
 impl Receiver {
     fn start(name: &str) -> Receiver {
+        Self::start_with_tls(name, None)
+    }
+
+    /// With `tls` (certificate, key), both ports speak TLS only.
+    fn start_with_tls(name: &str, tls: Option<(&Path, &Path)>) -> Receiver {
         let out = scratch_dir(&format!("otlp-{name}")).join("received.jsonl");
         let grpc_port = free_port();
         let http_port = free_port();
@@ -34,6 +39,9 @@ impl Receiver {
             .arg(&out)
             .arg(grpc_port.to_string())
             .arg(http_port.to_string());
+        if let Some((cert, key)) = tls {
+            cmd.arg(cert).arg(key);
+        }
         // The HTTP port opens after the gRPC one: both are up when it accepts.
         let server = Server::spawn(cmd, http_port);
         Receiver {
@@ -637,4 +645,144 @@ fn a_backend_that_never_answers_does_not_stall_capture() {
     }
     let log = agent.stop();
     assert!(log.contains("span export failed"), "{log}");
+}
+
+/// A private CA and a server certificate it signed for localhost/127.0.0.1;
+/// returns (ca.pem, server.pem, server.key).
+fn test_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let path = |name: &str| dir.join(name);
+    let openssl = |args: &[&str]| {
+        run(Command::new("openssl").args(args).current_dir(dir));
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=sonde-test-ca",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    std::fs::write(
+        path("server.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("extensions file");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ]);
+    (path("ca.pem"), path("server.pem"), path("server.key"))
+}
+
+#[test]
+fn https_endpoints_over_grpc_and_http_verify_the_collector_certificate() {
+    if !ebpf_available() {
+        return;
+    }
+    let dir = scratch_dir("otlp-tls-certs");
+    let (ca, cert, key) = test_certificates(&dir);
+    let receiver = Receiver::start_with_tls("tls", Some((&cert, &key)));
+    let port = free_port();
+    let _server = python_server(port);
+    let ca_arg = ca.to_str().unwrap().to_string();
+    let cases = [
+        ("grpc", receiver.grpc_port, "/grpc-path"),
+        ("http/protobuf", receiver.http_port, "/http-path"),
+    ];
+    for (protocol, receiver_port, path) in cases {
+        let agent = Agent::start_with(
+            "otlp-tls",
+            &[
+                "--otlp-endpoint",
+                &format!("https://localhost:{receiver_port}"),
+                "--otlp-protocol",
+                protocol,
+                "--otlp-certificate",
+                &ca_arg,
+                "--otlp-metrics-interval-ms",
+                "1000",
+            ],
+        );
+        curl(&["-o", "/dev/null", &format!("http://127.0.0.1:{port}{path}")]);
+        let spans = receiver.wait_spans(2, |s| s.attr("url.path") == path);
+        assert_eq!(spans.len(), 2, "{spans:#?}");
+        let transport = if protocol == "grpc" { "grpc" } else { "http" };
+        assert!(spans.iter().all(|s| s.transport == transport), "{spans:#?}");
+        let (metrics_transport, _) =
+            receiver.wait_point("http.server.request.duration", 1, |res, p| {
+                res["service.name"] == "python3" && p["attrs"]["http.route"] == path
+            });
+        assert_eq!(metrics_transport, transport);
+        agent.stop();
+    }
+
+    // Without the CA the collector's certificate is not trusted: nothing is
+    // exported, and the failures are counted.
+    let agent = Agent::start_with(
+        "otlp-tls-untrusted",
+        &[
+            "--otlp-endpoint",
+            &format!("https://localhost:{}", receiver.http_port),
+            "--otlp-signals",
+            "traces",
+            "--otlp-timeout-ms",
+            "1000",
+            "--traces-filter",
+            &format!("local_port = {port} OR remote_port = {port}"),
+        ],
+    );
+    curl(&[
+        "-o",
+        "/dev/null",
+        &format!("http://127.0.0.1:{port}/untrusted"),
+    ]);
+    let deadline = Instant::now() + WAIT;
+    while agent.counter("otlp_span_export_failures") < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "no export failure counted:\n{}",
+            agent.log()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(agent.counter("otlp_spans_exported"), 0);
+    assert!(
+        receiver
+            .spans()
+            .iter()
+            .all(|s| s.attr("url.path") != "/untrusted")
+    );
+    agent.stop();
 }

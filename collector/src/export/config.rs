@@ -46,6 +46,10 @@ pub struct ExportArgs {
     #[arg(long = "otlp-header", env = "OTEL_EXPORTER_OTLP_HEADERS", value_name = "KEY=VALUE",
           value_delimiter = ',', value_parser = parse_header, hide_env_values = true)]
     pub otlp_headers: Vec<(String, String)>,
+    /// PEM file of CA certificates trusted for https:// endpoints, besides
+    /// the built-in Mozilla roots (a private CA, a self-signed collector).
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_CERTIFICATE", value_name = "PATH")]
+    pub otlp_certificate: Option<std::path::PathBuf>,
     /// Deadline of one export request, in milliseconds.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_TIMEOUT", default_value_t = 10_000,
           value_parser = clap::value_parser!(u64).range(1..=600_000))]

@@ -11,6 +11,7 @@ pub mod red;
 pub mod route;
 pub mod row_view;
 pub mod spans;
+pub mod tls;
 pub mod trace_context;
 
 use std::collections::HashMap;

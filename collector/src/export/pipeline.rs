@@ -431,21 +431,40 @@ fn retry_policy() -> RetryPolicy {
         .with_max_delay(Duration::from_secs(2))
 }
 
+fn is_https(endpoint: &str) -> bool {
+    endpoint
+        .get(..8)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
+}
+
+fn extra_ca(args: &ExportArgs) -> anyhow::Result<Option<Vec<u8>>> {
+    args.otlp_certificate
+        .as_deref()
+        .map(super::tls::load_ca_file)
+        .transpose()
+}
+
 fn span_exporter(args: &ExportArgs, endpoint: &str) -> anyhow::Result<SpanExporter> {
+    let ca = extra_ca(args)?;
     let exporter = match args.otlp_protocol {
-        OtlpProtocol::Grpc => SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(endpoint)
-            .with_timeout(args.timeout())
-            .with_metadata(grpc_metadata(&args.otlp_headers)?)
-            .with_retry_policy(retry_policy())
-            .build()?,
+        OtlpProtocol::Grpc => {
+            let mut builder = SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(endpoint)
+                .with_timeout(args.timeout())
+                .with_metadata(grpc_metadata(&args.otlp_headers)?)
+                .with_retry_policy(retry_policy());
+            if is_https(endpoint) {
+                builder = builder.with_tls_config(super::tls::grpc_tls(ca.as_deref()));
+            }
+            builder.build()?
+        }
         OtlpProtocol::HttpProtobuf => SpanExporter::builder()
             .with_http()
             .with_endpoint(endpoint)
             .with_timeout(args.timeout())
             .with_headers(args.otlp_headers.iter().cloned().collect())
-            .with_http_client(http_client(args))
+            .with_http_client(http_client(args, ca.as_deref())?)
             .with_retry_policy(retry_policy())
             .build()?,
     };
@@ -453,28 +472,45 @@ fn span_exporter(args: &ExportArgs, endpoint: &str) -> anyhow::Result<SpanExport
 }
 
 fn metric_exporter(args: &ExportArgs, endpoint: &str) -> anyhow::Result<MetricExporter> {
+    let ca = extra_ca(args)?;
     let exporter = match args.otlp_protocol {
-        OtlpProtocol::Grpc => MetricExporter::builder()
-            .with_tonic()
-            .with_endpoint(endpoint)
-            .with_timeout(args.timeout())
-            .with_metadata(grpc_metadata(&args.otlp_headers)?)
-            .with_retry_policy(retry_policy())
-            .build()?,
+        OtlpProtocol::Grpc => {
+            let mut builder = MetricExporter::builder()
+                .with_tonic()
+                .with_endpoint(endpoint)
+                .with_timeout(args.timeout())
+                .with_metadata(grpc_metadata(&args.otlp_headers)?)
+                .with_retry_policy(retry_policy());
+            if is_https(endpoint) {
+                builder = builder.with_tls_config(super::tls::grpc_tls(ca.as_deref()));
+            }
+            builder.build()?
+        }
         OtlpProtocol::HttpProtobuf => MetricExporter::builder()
             .with_http()
             .with_endpoint(endpoint)
             .with_timeout(args.timeout())
             .with_headers(args.otlp_headers.iter().cloned().collect())
-            .with_http_client(http_client(args))
+            .with_http_client(http_client(args, ca.as_deref())?)
             .with_retry_policy(retry_policy())
             .build()?,
     };
     Ok(exporter)
 }
 
-fn http_client(args: &ExportArgs) -> opentelemetry_http::hyper::HyperClient {
-    opentelemetry_http::hyper::HyperClient::with_default_connector(args.timeout(), None)
+fn http_client(
+    args: &ExportArgs,
+    extra_ca: Option<&[u8]>,
+) -> anyhow::Result<
+    opentelemetry_http::hyper::HyperClient<
+        hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    >,
+> {
+    Ok(opentelemetry_http::hyper::HyperClient::new(
+        super::tls::https_connector(extra_ca)?,
+        args.timeout(),
+        None,
+    ))
 }
 
 fn grpc_metadata(headers: &[(String, String)]) -> anyhow::Result<tonic::metadata::MetadataMap> {
