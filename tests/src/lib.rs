@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod mariadb;
+
 /// A free TCP port on loopback (bound and released; fine for tests on one host).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -2,82 +2,17 @@
 //! driver's server-side prepared statements (mysql-connector-python), captured
 //! by the real agent; rows checked through SQL.
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use sonde_e2e::{Agent, Server, ebpf_available, fixture, free_port, run, scratch_dir};
+use sonde_e2e::mariadb::{self, PASSWORD, client};
+use sonde_e2e::{Agent, ebpf_available, fixture, run, scratch_dir};
 
 const WAIT: Duration = Duration::from_secs(20);
-const PASSWORD: &str = "sekret-mysql-pw";
 
 fn s(v: &Value) -> String {
     v.as_str().unwrap_or_default().to_string()
-}
-
-/// A MariaDB server on a free loopback port with user `sonde` (password
-/// PASSWORD) and a `shop.items` table, prepared over the unix socket (not traced).
-fn mariadb(name: &str) -> (Server, u16) {
-    let dir = scratch_dir(&format!("mariadb-{name}"));
-    let data = dir.join("data");
-    run(Command::new("mariadb-install-db").args([
-        &format!("--datadir={}", data.display()),
-        "--auth-root-authentication-method=normal",
-        "--user=root",
-        "--skip-test-db",
-    ]));
-    let port = free_port();
-    let socket = dir.join("mysqld.sock");
-    let mut cmd = Command::new("mariadbd");
-    cmd.args([
-        format!("--datadir={}", data.display()),
-        format!("--socket={}", socket.display()),
-        format!("--port={port}"),
-        "--bind-address=127.0.0.1".into(),
-        "--user=root".into(),
-        format!("--pid-file={}", dir.join("mysqld.pid").display()),
-        format!("--log-error={}", dir.join("error.log").display()),
-        "--skip-log-bin".into(),
-    ]);
-    let server = Server::spawn(cmd, port);
-    admin(
-        &socket,
-        &format!(
-            "CREATE USER 'sonde'@'127.0.0.1' IDENTIFIED BY '{PASSWORD}'; \
-         GRANT ALL ON *.* TO 'sonde'@'127.0.0.1'; \
-         CREATE DATABASE shop; CREATE TABLE shop.items (id INT PRIMARY KEY, name VARCHAR(50));"
-        ),
-    );
-    (server, port)
-}
-
-fn admin(socket: &Path, sql: &str) {
-    run(Command::new("mariadb").args([
-        &format!("--socket={}", socket.display()),
-        "-u",
-        "root",
-        "-e",
-        sql,
-    ]));
-}
-
-fn client(port: u16, sql: &str) -> std::process::Output {
-    Command::new("mariadb")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-P",
-            &port.to_string(),
-            "-u",
-            "sonde",
-            &format!("-p{PASSWORD}"),
-            "shop",
-            "-e",
-            sql,
-        ])
-        .output()
-        .expect("mariadb client")
 }
 
 #[test]
@@ -86,7 +21,7 @@ fn mysql_queries_errors_and_prepared_statements() {
         return;
     }
     let agent = Agent::start("mysql");
-    let (_server, port) = mariadb("queries");
+    let (_server, port) = mariadb::start("queries");
 
     assert!(
         client(port, "INSERT INTO items VALUES (1, 'apple'), (2, 'pear')")
@@ -203,7 +138,7 @@ fn mysql_burst_of_queries_is_fully_captured() {
         return;
     }
     let agent = Agent::start("mysql-burst");
-    let (_server, port) = mariadb("burst");
+    let (_server, port) = mariadb::start("burst");
     let sent = 1000;
     let script: String = (0..sent)
         .map(|i| format!("SELECT {i} AS n, 'burst';\n"))

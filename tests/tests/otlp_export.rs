@@ -786,3 +786,150 @@ fn https_endpoints_over_grpc_and_http_verify_the_collector_certificate() {
     );
     agent.stop();
 }
+
+#[test]
+fn dns_spans_and_lookup_metrics() {
+    if !ebpf_available() {
+        return;
+    }
+    let receiver = Receiver::start("dns");
+    let agent = Agent::start_with(
+        "otlp-dns",
+        &[
+            "--otlp-endpoint",
+            &format!("http://127.0.0.1:{}", receiver.http_port),
+            "--otlp-metrics-interval-ms",
+            "1000",
+        ],
+    );
+    let port = free_port();
+    let mut cmd = Command::new("dnsmasq");
+    cmd.args([
+        "--keep-in-foreground",
+        "--no-resolv",
+        "--no-hosts",
+        "--bind-interfaces",
+        "--listen-address=127.0.0.1",
+        "--pid-file=",
+        "--user=root",
+        "--group=root",
+        "--log-facility=/dev/null",
+        "--local=/sonde.test/",
+        "--host-record=api.sonde.test,10.9.8.7",
+        &format!("--port={port}"),
+    ]);
+    let _dnsmasq = Server::spawn(cmd, port);
+    let dig = |name: &str| {
+        run(Command::new("dig").args([
+            "@127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "+short",
+            "+tries=1",
+            "+time=2",
+            name,
+            "A",
+        ]))
+    };
+    assert_eq!(dig("api.sonde.test").trim(), "10.9.8.7");
+    assert_eq!(dig("nope.sonde.test").trim(), "");
+
+    let spans = receiver.wait_spans(4, |s| s.attr("server.port") == port);
+    assert_eq!(spans.len(), 4, "{spans:#?}");
+    for span in &spans {
+        assert_eq!(span.name, "DNS A");
+        assert_eq!(span.attr("dns.question.type"), "A");
+    }
+    let find = |kind: &str, name: &str| {
+        spans
+            .iter()
+            .find(|s| s.kind == kind && s.attr("dns.question.name") == name)
+            .unwrap_or_else(|| panic!("no {kind} span for {name}: {spans:#?}"))
+            .clone()
+    };
+    let ok = find("SPAN_KIND_CLIENT", "api.sonde.test");
+    assert_eq!(ok.status, "");
+    assert_eq!(ok.resource["service.name"], "dig");
+    assert_eq!(
+        ok.attr("dns.answers"),
+        serde_json::json!({"values": [{"stringValue": "10.9.8.7"}]})
+    );
+    let nx = find("SPAN_KIND_CLIENT", "nope.sonde.test");
+    assert_eq!(nx.status, "STATUS_CODE_ERROR");
+    assert_eq!(nx.attr("error.type"), "NXDOMAIN");
+    let server = find("SPAN_KIND_SERVER", "nope.sonde.test");
+    assert_eq!(server.resource["service.name"], "dnsmasq");
+    assert_eq!(server.attr("error.type"), "NXDOMAIN");
+
+    let (_, point) = receiver.wait_point("dns.lookup.duration", 1, |res, p| {
+        res["service.name"] == "dig" && p["attrs"]["dns.question.name"] == "nope.sonde.test"
+    });
+    assert_eq!(point["attrs"]["error.type"], "NXDOMAIN");
+    agent.stop();
+}
+
+#[test]
+fn mysql_spans_carry_sanitized_statements() {
+    if !ebpf_available() {
+        return;
+    }
+    let receiver = Receiver::start("mysql");
+    let agent = Agent::start_with(
+        "otlp-mysql",
+        &[
+            "--otlp-endpoint",
+            &format!("http://127.0.0.1:{}", receiver.grpc_port),
+            "--otlp-protocol",
+            "grpc",
+            "--otlp-metrics-interval-ms",
+            "1000",
+        ],
+    );
+    let (_server, port) = sonde_e2e::mariadb::start("otlp");
+    let ok = sonde_e2e::mariadb::client(port, "INSERT INTO items VALUES (7, 'secret-name')");
+    assert!(ok.status.success(), "{ok:?}");
+    let err = sonde_e2e::mariadb::client(port, "SELECT * FROM missing_table WHERE id = 42");
+    assert!(!err.status.success());
+
+    let pick = |s: &Span| {
+        s.attr("db.system.name") == "mysql"
+            && s.attr("server.port") == port
+            && ["INSERT", "SELECT"].contains(&s.name.as_str())
+            && s.attr("db.query.text")
+                .as_str()
+                .is_some_and(|t| t.contains("items") || t.contains("missing_table"))
+    };
+    let spans = receiver.wait_spans(4, pick);
+    assert_eq!(spans.len(), 4, "{spans:#?}");
+    for kind in ["SPAN_KIND_CLIENT", "SPAN_KIND_SERVER"] {
+        let by_name = |name: &str| {
+            spans
+                .iter()
+                .find(|s| s.kind == kind && s.name == name)
+                .unwrap_or_else(|| panic!("no {kind} {name}: {spans:#?}"))
+                .clone()
+        };
+        let insert = by_name("INSERT");
+        assert_eq!(
+            insert.attr("db.query.text"),
+            "INSERT INTO items VALUES (?, ?)"
+        );
+        assert_eq!(insert.attr("db.operation.name"), "INSERT");
+        assert_eq!(insert.status, "");
+        let select = by_name("SELECT");
+        assert_eq!(
+            select.attr("db.query.text"),
+            "SELECT * FROM missing_table WHERE id = ?"
+        );
+        assert_eq!(select.status, "STATUS_CODE_ERROR");
+        assert_eq!(select.attr("error.type"), "1146");
+        assert_eq!(select.attr("db.response.status_code"), "1146");
+    }
+    let (_, point) = receiver.wait_point("db.client.operation.duration", 1, |res, p| {
+        res["service.name"] == "mariadb"
+            && p["attrs"]["db.operation.name"] == "SELECT"
+            && p["attrs"]["error.type"] == "1146"
+    });
+    assert_eq!(point["attrs"]["db.system.name"], "mysql");
+    agent.stop();
+}
