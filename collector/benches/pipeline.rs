@@ -2,16 +2,26 @@
 //! Arrow append, driven through `conntrack::Tracker` with ring-buffer records
 //! built like the kernel's (`sonde_ebpf::events::record_bytes`). Reports
 //! ring-buffer events/s; every iteration checks the expected row count.
+//! The `export` group measures what OTLP export adds per row (span and RED
+//! histogram), in rows/s.
 
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arrow::compute::concat_batches;
+use arrow::record_batch::RecordBatch;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use opentelemetry_sdk::trace::RandomIdGenerator;
 use sonde::conntrack::{Tracker, TrackerConfig};
 use sonde::counters::CaptureCounters;
+use sonde::export::operation::{ServiceNaming, operation};
+use sonde::export::red::RedMetrics;
+use sonde::export::row_view::RowView;
+use sonde::export::spans::{ResourceDefaults, scope, span};
 use sonde_ebpf::events::{self, ConnId, build};
 use sonde_query::StatsRegistry;
+use sonde_query::schema::{HTTP_EVENTS, http_events_schema};
 
 const CONNECTIONS: usize = 50;
 const REQUESTS_PER_CONNECTION: usize = 200;
@@ -106,6 +116,49 @@ fn run(records: &[Vec<u8>]) -> usize {
     rows
 }
 
+/// The http_events rows the pipeline makes of `records`, as one batch.
+fn http_rows(records: &[Vec<u8>]) -> RecordBatch {
+    let stats = Arc::new(StatsRegistry::new());
+    let mut tracker = Tracker::new(TrackerConfig::default(), CaptureCounters::register(&stats));
+    for record in records {
+        tracker.handle_record(record);
+    }
+    let batches: Vec<RecordBatch> = tracker
+        .take_batches()
+        .into_iter()
+        .filter(|(name, _)| *name == "http_events")
+        .map(|(_, batch)| batch)
+        .collect();
+    concat_batches(&http_events_schema(), &batches).expect("same schema")
+}
+
+/// Row → operation → span, plus the RED histogram: the export's work per row.
+fn export(c: &mut Criterion) {
+    let batch = http_rows(&records());
+    let stats = Arc::new(StatsRegistry::new());
+    let defaults = ResourceDefaults {
+        host_name: "bench".into(),
+        extra: Vec::new(),
+    };
+    let red = RedMetrics::new(defaults, "sonde", 1024, &stats);
+    let naming = ServiceNaming::default();
+    let ids = RandomIdGenerator::default();
+    let scope = scope();
+    let mut group = c.benchmark_group("export");
+    group.throughput(Throughput::Elements(batch.num_rows() as u64));
+    group.bench_function("http_rows_to_spans_and_red_metrics", |b| {
+        b.iter(|| {
+            for row in 0..batch.num_rows() {
+                let op = operation(HTTP_EVENTS, &RowView::new(&batch, row), &naming)
+                    .expect("an http row");
+                red.record(&op);
+                black_box(span(&op, &ids, &scope));
+            }
+        })
+    });
+    group.finish();
+}
+
 fn pipeline(c: &mut Criterion) {
     let records = records();
     let mut group = c.benchmark_group("pipeline");
@@ -122,5 +175,5 @@ fn config() -> Criterion {
         .configure_from_args()
 }
 
-criterion_group! { name = benches; config = config(); targets = pipeline }
+criterion_group! { name = benches; config = config(); targets = pipeline, export }
 criterion_main!(benches);

@@ -66,8 +66,9 @@ pub struct ExportArgs {
     #[arg(long, env = "OTEL_METRIC_EXPORT_INTERVAL", default_value_t = 60_000,
           value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
     pub otlp_metrics_interval_ms: u64,
-    /// Spans held for export at most; beyond, the oldest are dropped (counted).
-    #[arg(long, default_value_t = 65_536,
+    /// Spans held for export at most (about 1.5 KiB each); beyond, the
+    /// oldest are dropped (counted).
+    #[arg(long, default_value_t = 16_384,
           value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub otlp_max_queued_spans: u64,
     /// Only rows matching this SQL predicate become spans: `[TABLE:]PREDICATE`

@@ -31,8 +31,9 @@ use operation::ServiceNaming;
 use pipeline::{PipelineConfig, TableFilters};
 use spans::ResourceDefaults;
 
-/// Distinct service resources the RED metrics keep (beyond: counted, not recorded).
-const MAX_METRIC_SERVICES: usize = 1024;
+/// Distinct service resources the RED metrics keep (beyond: counted, not
+/// recorded). With the per-histogram series cap this bounds their memory.
+const MAX_METRIC_SERVICES: usize = 256;
 
 /// The tables whose rows are exchanges (spans and RED metrics).
 pub const EXPORTED_TABLES: [&str; 4] = [HTTP_EVENTS, DNS_EVENTS, MYSQL_EVENTS, REDIS_EVENTS];

@@ -14,7 +14,8 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};
 use opentelemetry_sdk::metrics::reader::MetricReader;
 use opentelemetry_sdk::metrics::{
-    InstrumentKind, ManualReader, Pipeline, SdkMeterProvider, Temporality,
+    Aggregation, Instrument, InstrumentKind, ManualReader, Pipeline, SdkMeterProvider, Stream,
+    Temporality,
 };
 use sonde_query::stats::{Counter, StatsRegistry};
 
@@ -61,6 +62,7 @@ impl ServiceMeters {
         let provider = SdkMeterProvider::builder()
             .with_resource(resource)
             .with_reader(reader.clone())
+            .with_view(bounded_histograms)
             .build();
         let meter = provider.meter_with_scope(scope());
         let histograms = Histogram::ALL
@@ -81,6 +83,26 @@ impl ServiceMeters {
             histograms,
         }
     }
+}
+
+/// Attribute sets kept per histogram per service; beyond, measurements go
+/// to the SDK's overflow series (`otel.metric.overflow=true`), so memory
+/// stays bounded whatever the routes look like.
+const MAX_SERIES_PER_HISTOGRAM: usize = 200;
+
+/// The conventions' buckets and the series cap, for each RED histogram.
+fn bounded_histograms(instrument: &Instrument) -> Option<Stream> {
+    let histogram = Histogram::ALL
+        .into_iter()
+        .find(|h| h.name() == instrument.name())?;
+    Stream::builder()
+        .with_aggregation(Aggregation::ExplicitBucketHistogram {
+            boundaries: histogram.boundaries(),
+            record_min_max: true,
+        })
+        .with_cardinality_limit(MAX_SERIES_PER_HISTOGRAM)
+        .build()
+        .ok()
 }
 
 pub struct RedMetrics {
