@@ -333,3 +333,128 @@ fn write_sample(
 ) {
     let _ = writeln!(out, "{name}{} {value}", label_text(labels, le));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::operation::{Operation, Role};
+
+    fn red() -> (RedMetrics, Arc<StatsRegistry>) {
+        let stats = Arc::new(StatsRegistry::new());
+        let defaults = ResourceDefaults {
+            host_name: "node-1".into(),
+            extra: Vec::new(),
+        };
+        (RedMetrics::new(defaults, "sonde", 2, &stats), stats)
+    }
+
+    fn op(service: &str, route: &str, latency_ns: i64) -> Operation {
+        Operation {
+            role: Role::Server,
+            start_ns: 1_000,
+            end_ns: 1_000 + latency_ns,
+            name: String::new(),
+            attributes: Vec::new(),
+            metric: Some((
+                Histogram::HttpServer,
+                vec![KeyValue::new("http.route", route.to_string())],
+            )),
+            error: None,
+            parent: None,
+            process: Process {
+                service: service.into(),
+                pid: 1,
+                comm: service.into(),
+                pod: None,
+                namespace: None,
+                container: None,
+                node: None,
+            },
+        }
+    }
+
+    #[test]
+    fn prometheus_text_of_one_series() {
+        let (red, _) = red();
+        red.record(&op("web", "/a", 20_000_000));
+        red.record(&op("web", "/a", 3_000_000_000));
+        let mut text = String::new();
+        red.render_prometheus(&mut text);
+        let base = "http_server_request_duration_seconds";
+        let labels = "service_name=\"web\",http_route=\"/a\"";
+        assert!(
+            text.contains(&format!("# TYPE {base} histogram\n")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("{base}_bucket{{{labels},le=\"0.01\"}} 0\n")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("{base}_bucket{{{labels},le=\"0.025\"}} 1\n")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("{base}_bucket{{{labels},le=\"2.5\"}} 1\n")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("{base}_bucket{{{labels},le=\"5\"}} 2\n")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("{base}_bucket{{{labels},le=\"+Inf\"}} 2\n")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("{base}_sum{{{labels}}} 3.02\n")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("{base}_count{{{labels}}} 2\n")),
+            "{text}"
+        );
+        assert!(
+            !text.contains("db_client"),
+            "only histograms with data: {text}"
+        );
+    }
+
+    #[test]
+    fn series_and_services_are_capped() {
+        let (red, stats) = red();
+        for i in 0..300 {
+            red.record(&op("web", &format!("/r{i}"), 1_000));
+        }
+        red.record(&op("api", "/", 1_000));
+        red.record(&op("third", "/", 1_000));
+        assert_eq!(red.services(), 2);
+        let over = stats.snapshot();
+        let value = |name: &str| over.iter().find(|c| c.name == name).map(|c| c.value);
+        assert_eq!(value("red_metrics_services_over_cap"), Some(1));
+        assert_eq!(value("red_metrics_recorded"), Some(301));
+        let web = red
+            .collect()
+            .into_iter()
+            .find(|rm| {
+                rm.resource()
+                    .get(&opentelemetry::Key::from_static_str("service.name"))
+                    .is_some_and(|v| v.as_str() == "web")
+            })
+            .unwrap();
+        let mut points = 0;
+        let mut total = 0;
+        for metric in web.scope_metrics().flat_map(|s| s.metrics()) {
+            if let AggregatedMetrics::F64(MetricData::Histogram(h)) = metric.data() {
+                points += h.data_points().count();
+                total += h.data_points().map(|p| p.count()).sum::<u64>();
+            }
+        }
+        // The cap, plus the one overflow series (otel.metric.overflow=true).
+        assert_eq!(points, MAX_SERIES_PER_HISTOGRAM + 1);
+        assert_eq!(
+            total, 300,
+            "overflowing measurements are kept in the overflow series"
+        );
+    }
+}
