@@ -63,17 +63,20 @@ else
     query_repeat=5
 fi
 
+# Whole-workspace builds with every target, like scripts/test.sh: the same
+# feature set, so a dev-profile run reuses the test build instead of
+# recompiling DataFusion and Arrow with other features.
 echo "== build ($profile)"
-cargo build --profile "$profile" -p sonde
+cargo build --profile "$profile" --workspace --all-targets --locked
 
 echo "== criterion: parsers, pipeline"
-cargo bench --profile "$profile" -p sonde-protocols --bench parsers -- "${criterion_args[@]}" 2>&1 | tee "$out/criterion.log"
-cargo bench --profile "$profile" -p sonde --bench pipeline -- "${criterion_args[@]}" 2>&1 | tee -a "$out/criterion.log"
+cargo bench --profile "$profile" --workspace --locked --bench parsers -- "${criterion_args[@]}" 2>&1 | tee "$out/criterion.log"
+cargo bench --profile "$profile" --workspace --locked --bench pipeline -- "${criterion_args[@]}" 2>&1 | tee -a "$out/criterion.log"
 
 echo "== dashboard queries: Sonde (DataFusion) vs DuckDB, rows: $query_rows"
 mkdir -p "$out/query"
 SONDE_BENCH_ROWS="$query_rows" SONDE_BENCH_REPEAT="$query_repeat" SONDE_BENCH_EXPORT_DIR="$out/query" \
-    cargo bench --profile "$profile" -p sonde-query --bench dashboard | tee "$out/query_sonde.csv"
+    cargo bench --profile "$profile" --workspace --locked --bench dashboard | tee "$out/query_sonde.csv"
 python3 bench/duckdb_queries.py "$out/query" "$query_repeat" | tee "$out/query_duckdb.csv"
 rm -f "$out"/query/*.arrow "$out"/query/*.parquet
 

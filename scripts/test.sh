@@ -28,3 +28,5 @@ else
 fi
 echo "== browser tests (dashboard in Chromium)"
 bash scripts/browser-test.sh
+echo "== benchmark harness, tiny size (checks it runs end to end; figures not meaningful)"
+SONDE_BENCH_OUT=target/bench-tiny bash scripts/bench.sh --size tiny
