@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod mariadb;
+pub mod servers;
 
 /// A free TCP port on loopback (bound and released; fine for tests on one host).
 pub fn free_port() -> u16 {

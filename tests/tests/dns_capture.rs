@@ -6,6 +6,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
+use sonde_e2e::servers::{dig, dnsmasq, dnsmasq_args};
 use sonde_e2e::{Agent, Server, ebpf_available, fixture, free_port, run};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -18,42 +19,6 @@ fn json(v: &Value) -> Value {
     serde_json::from_str(v.as_str().unwrap_or("null")).expect("a JSON column")
 }
 
-/// dnsmasq's records for the tests; `--local` makes unknown names NXDOMAIN.
-fn dnsmasq_args(port: u16) -> Vec<String> {
-    [
-        "--keep-in-foreground",
-        "--no-resolv",
-        "--no-hosts",
-        "--bind-interfaces",
-        "--listen-address=127.0.0.1",
-        "--pid-file=",
-        "--user=root",
-        "--group=root",
-        "--log-facility=/dev/null",
-        "--local=/sonde.test/",
-        "--host-record=api.sonde.test,10.9.8.7,fd00::7",
-        "--txt-record=txt.sonde.test,hello dns",
-        "--cname=www.sonde.test,api.sonde.test",
-    ]
-    .into_iter()
-    .map(String::from)
-    .chain([format!("--port={port}")])
-    .collect()
-}
-
-fn dig(port: u16, args: &[&str]) -> String {
-    run(Command::new("dig")
-        .args([
-            "@127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "+short",
-            "+tries=1",
-            "+time=2",
-        ])
-        .args(args))
-}
-
 #[test]
 fn dig_over_udp_and_tcp() {
     if !ebpf_available() {
@@ -61,14 +26,7 @@ fn dig_over_udp_and_tcp() {
     }
     let agent = Agent::start("dns-dig");
     let port = free_port();
-    let _dnsmasq = Server::spawn(
-        {
-            let mut cmd = Command::new("dnsmasq");
-            cmd.args(dnsmasq_args(port));
-            cmd
-        },
-        port,
-    );
+    let _dnsmasq = dnsmasq(port);
     assert_eq!(dig(port, &["api.sonde.test", "A"]).trim(), "10.9.8.7");
     assert_eq!(dig(port, &["api.sonde.test", "AAAA"]).trim(), "fd00::7");
     assert_eq!(

@@ -40,19 +40,7 @@ fn curl_to_python_http_server_records_both_sides() {
     }
     let agent = Agent::start("python-http");
     let port = free_port();
-    let dir = sonde_e2e::scratch_dir("python-root");
-    std::fs::write(dir.join("hello.txt"), "hello, sonde").expect("file");
-    let mut cmd = Command::new("python3");
-    cmd.args([
-        "-m",
-        "http.server",
-        &port.to_string(),
-        "--bind",
-        "127.0.0.1",
-        "--directory",
-    ])
-    .arg(&dir);
-    let _server = Server::spawn(cmd, port);
+    let _server = sonde_e2e::servers::python_http_server("python-root", port, "hello, sonde");
 
     curl(&[&format!("http://127.0.0.1:{port}/hello.txt")]);
     curl(&["-o", "/dev/null", &format!("http://127.0.0.1:{port}/nope")]);

@@ -52,6 +52,26 @@ impl Receiver {
         }
     }
 
+    /// An agent exporting to this receiver over `protocol`, metrics every second.
+    fn agent(&self, name: &str, protocol: &str, extra: &[&str]) -> Agent {
+        let port = if protocol == "grpc" {
+            self.grpc_port
+        } else {
+            self.http_port
+        };
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let mut args = vec![
+            "--otlp-endpoint",
+            &endpoint,
+            "--otlp-protocol",
+            protocol,
+            "--otlp-metrics-interval-ms",
+            "1000",
+        ];
+        args.extend_from_slice(extra);
+        Agent::start_with(name, &args)
+    }
+
     fn requests(&self) -> Vec<Value> {
         std::fs::read_to_string(&self.out)
             .unwrap_or_default()
@@ -243,19 +263,7 @@ fn attributes(list: &Value) -> HashMap<String, Value> {
 }
 
 fn python_server(port: u16) -> Server {
-    let dir = scratch_dir(&format!("otlp-www-{port}"));
-    std::fs::write(dir.join("hello.txt"), "hello, otlp").expect("file");
-    let mut cmd = Command::new("python3");
-    cmd.args([
-        "-m",
-        "http.server",
-        &port.to_string(),
-        "--bind",
-        "127.0.0.1",
-        "--directory",
-    ])
-    .arg(&dir);
-    Server::spawn(cmd, port)
+    sonde_e2e::servers::python_http_server(&format!("otlp-{port}"), port, "hello, otlp")
 }
 
 fn host_name() -> String {
@@ -292,15 +300,10 @@ fn http_spans_and_metrics_over_grpc_join_the_callers_trace() {
         return;
     }
     let receiver = Receiver::start("grpc");
-    let agent = Agent::start_with(
+    let agent = receiver.agent(
         "otlp-grpc",
+        "grpc",
         &[
-            "--otlp-endpoint",
-            &format!("http://127.0.0.1:{}", receiver.grpc_port),
-            "--otlp-protocol",
-            "grpc",
-            "--otlp-metrics-interval-ms",
-            "1000",
             "--service-name",
             "python3=shop",
             "--otel-resource-attributes",
@@ -422,18 +425,10 @@ fn http_protobuf_export_with_an_edge_filter_and_prometheus_metrics() {
         return;
     }
     let receiver = Receiver::start("http");
-    let agent = Agent::start_with(
+    let agent = receiver.agent(
         "otlp-http",
-        &[
-            "--otlp-endpoint",
-            &format!("http://127.0.0.1:{}", receiver.http_port),
-            "--otlp-protocol",
-            "http/protobuf",
-            "--otlp-metrics-interval-ms",
-            "1000",
-            "--traces-filter",
-            "http_events: resp_status >= 400",
-        ],
+        "http/protobuf",
+        &["--traces-filter", "http_events: resp_status >= 400"],
     );
     let port = free_port();
     let _server = python_server(port);
@@ -499,30 +494,9 @@ fn redis_spans_and_database_metrics() {
         return;
     }
     let receiver = Receiver::start("redis");
-    let agent = Agent::start_with(
-        "otlp-redis",
-        &[
-            "--otlp-endpoint",
-            &format!("http://127.0.0.1:{}", receiver.grpc_port),
-            "--otlp-protocol",
-            "grpc",
-            "--otlp-metrics-interval-ms",
-            "1000",
-        ],
-    );
+    let agent = receiver.agent("otlp-redis", "grpc", &[]);
     let port = free_port();
-    let mut cmd = Command::new("redis-server");
-    cmd.args([
-        "--port",
-        &port.to_string(),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-    ]);
-    let _server = Server::spawn(cmd, port);
+    let _server = sonde_e2e::servers::redis_server(port, None);
     let cli = |args: &[&str]| {
         run(Command::new("redis-cli")
             .args(["-p", &port.to_string()])
@@ -793,44 +767,10 @@ fn dns_spans_and_lookup_metrics() {
         return;
     }
     let receiver = Receiver::start("dns");
-    let agent = Agent::start_with(
-        "otlp-dns",
-        &[
-            "--otlp-endpoint",
-            &format!("http://127.0.0.1:{}", receiver.http_port),
-            "--otlp-metrics-interval-ms",
-            "1000",
-        ],
-    );
+    let agent = receiver.agent("otlp-dns", "http/protobuf", &[]);
     let port = free_port();
-    let mut cmd = Command::new("dnsmasq");
-    cmd.args([
-        "--keep-in-foreground",
-        "--no-resolv",
-        "--no-hosts",
-        "--bind-interfaces",
-        "--listen-address=127.0.0.1",
-        "--pid-file=",
-        "--user=root",
-        "--group=root",
-        "--log-facility=/dev/null",
-        "--local=/sonde.test/",
-        "--host-record=api.sonde.test,10.9.8.7",
-        &format!("--port={port}"),
-    ]);
-    let _dnsmasq = Server::spawn(cmd, port);
-    let dig = |name: &str| {
-        run(Command::new("dig").args([
-            "@127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "+short",
-            "+tries=1",
-            "+time=2",
-            name,
-            "A",
-        ]))
-    };
+    let _dnsmasq = sonde_e2e::servers::dnsmasq(port);
+    let dig = |name: &str| sonde_e2e::servers::dig(port, &[name, "A"]);
     assert_eq!(dig("api.sonde.test").trim(), "10.9.8.7");
     assert_eq!(dig("nope.sonde.test").trim(), "");
 
@@ -874,17 +814,7 @@ fn mysql_spans_carry_sanitized_statements() {
         return;
     }
     let receiver = Receiver::start("mysql");
-    let agent = Agent::start_with(
-        "otlp-mysql",
-        &[
-            "--otlp-endpoint",
-            &format!("http://127.0.0.1:{}", receiver.grpc_port),
-            "--otlp-protocol",
-            "grpc",
-            "--otlp-metrics-interval-ms",
-            "1000",
-        ],
-    );
+    let agent = receiver.agent("otlp-mysql", "grpc", &[]);
     let (_server, port) = sonde_e2e::mariadb::start("otlp");
     let ok = sonde_e2e::mariadb::client(port, "INSERT INTO items VALUES (7, 'secret-name')");
     assert!(ok.status.success(), "{ok:?}");

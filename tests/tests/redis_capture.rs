@@ -15,22 +15,7 @@ fn s(v: &Value) -> String {
 }
 
 fn redis_server(port: u16) -> Server {
-    let mut cmd = Command::new("redis-server");
-    cmd.args([
-        "--port",
-        &port.to_string(),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--requirepass",
-        PASSWORD,
-        "--dir",
-        "/tmp",
-    ]);
-    Server::spawn(cmd, port)
+    sonde_e2e::servers::redis_server(port, Some(PASSWORD))
 }
 
 fn cli(port: u16, args: &[&str]) -> String {

@@ -444,58 +444,63 @@ fn extra_ca(args: &ExportArgs) -> anyhow::Result<Option<Vec<u8>>> {
         .transpose()
 }
 
+/// The settings both exporters share, on a gRPC builder.
+fn tonic_settings<B: WithExportConfig + WithTonicConfig>(
+    builder: B,
+    args: &ExportArgs,
+    endpoint: &str,
+    ca: Option<&[u8]>,
+) -> anyhow::Result<B> {
+    let mut builder = builder
+        .with_endpoint(endpoint)
+        .with_timeout(args.timeout())
+        .with_metadata(grpc_metadata(&args.otlp_headers)?)
+        .with_retry_policy(retry_policy());
+    if is_https(endpoint) {
+        builder = builder.with_tls_config(super::tls::grpc_tls(ca));
+    }
+    Ok(builder)
+}
+
+/// The settings both exporters share, on an HTTP/protobuf builder.
+fn http_settings<B: WithExportConfig + WithHttpConfig>(
+    builder: B,
+    args: &ExportArgs,
+    endpoint: &str,
+    ca: Option<&[u8]>,
+) -> anyhow::Result<B> {
+    Ok(builder
+        .with_endpoint(endpoint)
+        .with_timeout(args.timeout())
+        .with_headers(args.otlp_headers.iter().cloned().collect())
+        .with_http_client(http_client(args, ca)?)
+        .with_retry_policy(retry_policy()))
+}
+
 fn span_exporter(args: &ExportArgs, endpoint: &str) -> anyhow::Result<SpanExporter> {
     let ca = extra_ca(args)?;
-    let exporter = match args.otlp_protocol {
+    let ca = ca.as_deref();
+    Ok(match args.otlp_protocol {
         OtlpProtocol::Grpc => {
-            let mut builder = SpanExporter::builder()
-                .with_tonic()
-                .with_endpoint(endpoint)
-                .with_timeout(args.timeout())
-                .with_metadata(grpc_metadata(&args.otlp_headers)?)
-                .with_retry_policy(retry_policy());
-            if is_https(endpoint) {
-                builder = builder.with_tls_config(super::tls::grpc_tls(ca.as_deref()));
-            }
-            builder.build()?
+            tonic_settings(SpanExporter::builder().with_tonic(), args, endpoint, ca)?.build()?
         }
-        OtlpProtocol::HttpProtobuf => SpanExporter::builder()
-            .with_http()
-            .with_endpoint(endpoint)
-            .with_timeout(args.timeout())
-            .with_headers(args.otlp_headers.iter().cloned().collect())
-            .with_http_client(http_client(args, ca.as_deref())?)
-            .with_retry_policy(retry_policy())
-            .build()?,
-    };
-    Ok(exporter)
+        OtlpProtocol::HttpProtobuf => {
+            http_settings(SpanExporter::builder().with_http(), args, endpoint, ca)?.build()?
+        }
+    })
 }
 
 fn metric_exporter(args: &ExportArgs, endpoint: &str) -> anyhow::Result<MetricExporter> {
     let ca = extra_ca(args)?;
-    let exporter = match args.otlp_protocol {
+    let ca = ca.as_deref();
+    Ok(match args.otlp_protocol {
         OtlpProtocol::Grpc => {
-            let mut builder = MetricExporter::builder()
-                .with_tonic()
-                .with_endpoint(endpoint)
-                .with_timeout(args.timeout())
-                .with_metadata(grpc_metadata(&args.otlp_headers)?)
-                .with_retry_policy(retry_policy());
-            if is_https(endpoint) {
-                builder = builder.with_tls_config(super::tls::grpc_tls(ca.as_deref()));
-            }
-            builder.build()?
+            tonic_settings(MetricExporter::builder().with_tonic(), args, endpoint, ca)?.build()?
         }
-        OtlpProtocol::HttpProtobuf => MetricExporter::builder()
-            .with_http()
-            .with_endpoint(endpoint)
-            .with_timeout(args.timeout())
-            .with_headers(args.otlp_headers.iter().cloned().collect())
-            .with_http_client(http_client(args, ca.as_deref())?)
-            .with_retry_policy(retry_policy())
-            .build()?,
-    };
-    Ok(exporter)
+        OtlpProtocol::HttpProtobuf => {
+            http_settings(MetricExporter::builder().with_http(), args, endpoint, ca)?.build()?
+        }
+    })
 }
 
 fn http_client(
