@@ -240,7 +240,9 @@ impl MysqlSession {
                 self.handshake_response(pkt, ts);
                 return None;
             }
-            Phase::Unknown if pkt.seq == 1 && is_handshake_response(pkt) => {
+            // Sequence 2: after an SSLRequest, the first packet of the TLS
+            // plaintext stream (the greeting was on the wire, before TLS).
+            Phase::Unknown if matches!(pkt.seq, 1 | 2) && is_handshake_response(pkt) => {
                 self.handshake_response(pkt, ts);
                 return None;
             }
