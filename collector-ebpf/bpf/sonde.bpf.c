@@ -107,14 +107,19 @@ struct {
  * sonde_tls_fds, the fallback for calls that make no syscall, e.g. an SSL_read
  * served from already-decrypted bytes) and emit nothing: that ciphertext is not
  * a stream Sonde parses. The uretprobe emits the plaintext for that fd with
- * SONDE_DATA_TLS, positioned in the connection's plaintext stream. */
+ * SONDE_DATA_TLS, positioned in the connection's plaintext stream.
+ * SSL_do_handshake (also behind SSL_connect and SSL_accept) is followed the
+ * same way without plaintext: its ciphertext is not traced, and its socket is
+ * known before the first SSL_read, which may make no syscall at all. */
 struct tls_call {
 	__u64 ssl;      /* SSL *, the first argument */
 	__u64 buf;      /* plaintext buffer */
 	__u64 len_ptr;  /* _ex forms: user address of the size_t moved; 0 otherwise */
 	__u64 ts_enter;
 	__s32 fd;       /* socket of a nested syscall, -1 until one is seen */
-	__u32 depth;    /* nested SSL_* entries on the same SSL (emitted once, by the outer) */
+	__u16 depth;    /* nested SSL_* entries on the same SSL (emitted once, by the outer) */
+	__u8 handshake; /* SSL_do_handshake: no plaintext; its syscalls only tie SSL to fd */
+	__u8 pad;
 };
 
 struct {
@@ -580,16 +585,31 @@ int sys_exit_close(struct trace_event_raw_sys_exit *ctx)
 
 /* --- data syscalls --- */
 
+/* tls_call.fd of a call whose only nested I/O was on fds Sonde does not trace
+ * (unix sockets, files): its plaintext is dropped without counting a loss. */
+#define TLS_FD_UNTRACED -2
+
 /* True if this thread is inside a TLS library call: the syscall moves its
- * ciphertext. Ties the call to this socket instead of tracing the syscall. */
-static __always_inline bool tls_claims(int fd)
+ * ciphertext. Ties the call to this socket (sk: an inet socket Sonde traces)
+ * instead of tracing the syscall. */
+static __always_inline bool tls_claims(int fd, struct sock *sk)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct tls_call *t = bpf_map_lookup_elem(&sonde_tls_active, &id);
 	if (!t)
 		return false;
-	t->fd = fd;
 	struct tls_ssl_key key = {.ssl = t->ssl, .tgid = id >> 32};
+	if (!sk) {
+		/* A unix socket, or e.g. a config file read: never overrides a
+		 * socket already seen, in this call or under this SSL object. */
+		if (t->fd == -1) {
+			t->fd = TLS_FD_UNTRACED;
+			__s32 untraced = TLS_FD_UNTRACED;
+			bpf_map_update_elem(&sonde_tls_fds, &key, &untraced, BPF_NOEXIST);
+		}
+		return true;
+	}
+	t->fd = fd;
 	bpf_map_update_elem(&sonde_tls_fds, &key, &fd, BPF_ANY);
 	return true;
 }
@@ -599,7 +619,7 @@ static __always_inline int enter_data(__u8 syscall, int fd, __u64 buf, __u64 cou
 	if (is_self())
 		return 0;
 	struct sock *sk = fd_to_inet_sock(fd);
-	if (sk && !tls_claims(fd))
+	if (!tls_claims(fd, sk) && sk)
 		stash(syscall, fd, buf, count, addr, sk);
 	return 0;
 }
@@ -769,7 +789,7 @@ int sched_process_exec(void *ctx)
 
 /* --- TLS library uprobes --- */
 
-static __always_inline int tls_enter(struct pt_regs *ctx, __u64 len_ptr)
+static __always_inline int tls_enter(struct pt_regs *ctx, __u64 len_ptr, bool handshake)
 {
 	if (is_self())
 		return 0;
@@ -783,10 +803,11 @@ static __always_inline int tls_enter(struct pt_regs *ctx, __u64 len_ptr)
 	}
 	struct tls_call call = {
 		.ssl = ssl,
-		.buf = PT_REGS_PARM2(ctx),
+		.buf = handshake ? 0 : PT_REGS_PARM2(ctx),
 		.len_ptr = len_ptr,
 		.ts_enter = bpf_ktime_get_ns(),
 		.fd = -1,
+		.handshake = handshake,
 	};
 	if (bpf_map_update_elem(&sonde_tls_active, &id, &call, BPF_ANY))
 		stat_add(SONDE_STAT_TLS_ACTIVE_MAP_FULL, 1);
@@ -805,6 +826,8 @@ static __always_inline int tls_exit(struct pt_regs *ctx, __u8 direction, __u8 sy
 	}
 	struct tls_call call = *active;
 	bpf_map_delete_elem(&sonde_tls_active, &id);
+	if (call.handshake)
+		return 0;
 
 	__u64 total;
 	long ret = PT_REGS_RC(ctx);
@@ -833,10 +856,13 @@ static __always_inline int tls_exit(struct pt_regs *ctx, __u8 direction, __u8 sy
 		struct tls_ssl_key key = {.ssl = call.ssl, .tgid = id >> 32};
 		__s32 *known = bpf_map_lookup_elem(&sonde_tls_fds, &key);
 		if (!known) {
-			stat_add(SONDE_STAT_TLS_NO_SOCKET, 1);
+			if (fd != TLS_FD_UNTRACED)
+				stat_add(SONDE_STAT_TLS_NO_SOCKET, 1);
 			return 0;
 		}
 		fd = *known;
+		if (fd == TLS_FD_UNTRACED)
+			return 0;
 		stat_add(SONDE_STAT_TLS_FD_FALLBACK, 1);
 	}
 	struct sock *sk = fd_to_inet_sock(fd);
@@ -854,13 +880,13 @@ static __always_inline int tls_exit(struct pt_regs *ctx, __u8 direction, __u8 sy
 
 /* int SSL_write(SSL *, const void *buf, int num) and SSL_read(SSL *, void *buf, int num) */
 SEC("uprobe")
-int ssl_write_enter(struct pt_regs *ctx) { return tls_enter(ctx, 0); }
+int ssl_write_enter(struct pt_regs *ctx) { return tls_enter(ctx, 0, false); }
 
 SEC("uretprobe")
 int ssl_write_exit(struct pt_regs *ctx) { return tls_exit(ctx, SONDE_DIR_EGRESS, SONDE_SYS_SSL_WRITE, false); }
 
 SEC("uprobe")
-int ssl_read_enter(struct pt_regs *ctx) { return tls_enter(ctx, 0); }
+int ssl_read_enter(struct pt_regs *ctx) { return tls_enter(ctx, 0, false); }
 
 SEC("uretprobe")
 int ssl_read_exit(struct pt_regs *ctx) { return tls_exit(ctx, SONDE_DIR_INGRESS, SONDE_SYS_SSL_READ, false); }
@@ -868,13 +894,20 @@ int ssl_read_exit(struct pt_regs *ctx) { return tls_exit(ctx, SONDE_DIR_INGRESS,
 /* int SSL_write_ex(SSL *, const void *buf, size_t num, size_t *written) and
  * int SSL_read_ex(SSL *, void *buf, size_t num, size_t *readbytes) */
 SEC("uprobe")
-int ssl_write_ex_enter(struct pt_regs *ctx) { return tls_enter(ctx, PT_REGS_PARM4(ctx)); }
+int ssl_write_ex_enter(struct pt_regs *ctx) { return tls_enter(ctx, PT_REGS_PARM4(ctx), false); }
 
 SEC("uretprobe")
 int ssl_write_ex_exit(struct pt_regs *ctx) { return tls_exit(ctx, SONDE_DIR_EGRESS, SONDE_SYS_SSL_WRITE, true); }
 
 SEC("uprobe")
-int ssl_read_ex_enter(struct pt_regs *ctx) { return tls_enter(ctx, PT_REGS_PARM4(ctx)); }
+int ssl_read_ex_enter(struct pt_regs *ctx) { return tls_enter(ctx, PT_REGS_PARM4(ctx), false); }
 
 SEC("uretprobe")
 int ssl_read_ex_exit(struct pt_regs *ctx) { return tls_exit(ctx, SONDE_DIR_INGRESS, SONDE_SYS_SSL_READ, true); }
+
+/* int SSL_do_handshake(SSL *): SSL_connect and SSL_accept tail-call it. */
+SEC("uprobe")
+int ssl_handshake_enter(struct pt_regs *ctx) { return tls_enter(ctx, 0, true); }
+
+SEC("uretprobe")
+int ssl_handshake_exit(struct pt_regs *ctx) { return tls_exit(ctx, SONDE_DIR_EGRESS, 0, false); }

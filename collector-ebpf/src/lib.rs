@@ -24,11 +24,18 @@ pub mod names {
 
 /// The TLS library uprobes: (entry program, return program, symbol). Each is
 /// attached to every OpenSSL library or binary that exports the symbol.
+/// SSL_do_handshake carries no plaintext: its socket syscalls tie the SSL
+/// object to its socket (and its ciphertext is not traced).
 pub const TLS_UPROBES: &[(&str, &str, &str)] = &[
     ("ssl_write_enter", "ssl_write_exit", "SSL_write"),
     ("ssl_read_enter", "ssl_read_exit", "SSL_read"),
     ("ssl_write_ex_enter", "ssl_write_ex_exit", "SSL_write_ex"),
     ("ssl_read_ex_enter", "ssl_read_ex_exit", "SSL_read_ex"),
+    (
+        "ssl_handshake_enter",
+        "ssl_handshake_exit",
+        "SSL_do_handshake",
+    ),
 ];
 
 /// Every tracepoint program in the object: (program name, category, tracepoint).

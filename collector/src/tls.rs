@@ -405,6 +405,8 @@ impl TlsAttacher {
                 .collect();
             paths.sort();
             for path in paths {
+                // libssl.so is a link to libssl.so.3: name the file itself.
+                let path = std::fs::canonicalize(&path).unwrap_or(path);
                 let display = path.display().to_string();
                 self.consider(
                     Candidate {
@@ -486,6 +488,15 @@ impl TlsAttacher {
         if !self.known.insert((meta.dev(), meta.ino())) {
             return;
         }
+        // The same file under the path the process uses, when it resolves
+        // here too (same mount namespace): it outlives the process, unlike
+        // /proc/PID/..., and a short-lived process may be gone by attach time.
+        let mut candidate = candidate;
+        if let Ok(here) = std::fs::metadata(&candidate.display)
+            && (here.dev(), here.ino()) == (meta.dev(), meta.ino())
+        {
+            candidate.open_path = PathBuf::from(&candidate.display);
+        }
         if self.known.len() >= MAX_KNOWN_FILES {
             self.known.clear();
             self.known.insert((meta.dev(), meta.ino()));
@@ -500,10 +511,9 @@ impl TlsAttacher {
         };
         if !covers_read_and_write(&symbols) {
             if !candidate.is_exe {
-                let names: Vec<&str> = TLS_UPROBES.iter().map(|(_, _, s)| *s).collect();
                 self.report(
                     &candidate,
-                    Err(format!("not OpenSSL: defines none of {}", names.join(", "))),
+                    Err("not OpenSSL: no SSL_read/SSL_write functions defined".to_string()),
                 );
             }
             return;
@@ -587,7 +597,7 @@ fn attach_pair(
             path,
             UProbeScope::AllProcesses,
         )
-        .map_err(|e| format!("uretprobe: {e:#}"))?;
+        .map_err(|e| format!("uretprobe: {}", error_chain(&e)))?;
     let entry_prog: &mut UProbe = ebpf
         .program_mut(entry)
         .ok_or("not in the BPF object")?
@@ -603,9 +613,22 @@ fn attach_pair(
         {
             let _ = ret_prog.detach(ret_link);
         }
-        return Err(format!("uprobe: {err:#}"));
+        return Err(format!("uprobe: {}", error_chain(&err)));
     }
     Ok(())
+}
+
+/// An error and its sources, `: `-separated (aya's errors keep the OS error in
+/// the source).
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// /proc/PID/map_files/<range> of the first mapping of `path` (deleted files).
@@ -787,10 +810,16 @@ garbage line
                 .unwrap_or_else(|| panic!("{name} not in readelf output"))
         };
         let symbols = file_tls_symbols(path).unwrap();
-        let expected: Vec<(&str, u64)> = ["SSL_write", "SSL_read", "SSL_write_ex", "SSL_read_ex"]
-            .into_iter()
-            .map(|name| (name, listed(name)))
-            .collect();
+        let expected: Vec<(&str, u64)> = [
+            "SSL_write",
+            "SSL_read",
+            "SSL_write_ex",
+            "SSL_read_ex",
+            "SSL_do_handshake",
+        ]
+        .into_iter()
+        .map(|name| (name, listed(name)))
+        .collect();
         assert_eq!(symbols, expected);
     }
 }

@@ -816,6 +816,22 @@ fn tls_plaintext_stream_starts_at_the_handshake_response() {
         ]
     );
     assert!(!session.is_opaque());
+
+    // MariaDB clients send extended capabilities in the last 4 filler bytes.
+    let mut mariadb = handshake_response(CLIENT_CAPS | CLIENT_SSL, "app", &[0x5a; 20], None, "x");
+    mariadb[3] = 2;
+    mariadb[4 + 28..4 + 32].copy_from_slice(&[0x1c, 0, 0, 0]);
+    assert_eq!(
+        sonde_protocols::detect(&mariadb).map(|d| (d.protocol, d.kind)),
+        Some((sonde_protocols::Protocol::Mysql, Request))
+    );
+    let (exchanges, _) = run(
+        &MysqlConfig::default(),
+        &[(C, mariadb), (S, ok(3, 0, 0, 0, 2))],
+    );
+    assert_eq!(exchanges.len(), 1);
+    assert_eq!(exchanges[0].req_cmd, COM_CONNECT);
+    assert_eq!(exchanges[0].resp_status, MysqlStatus::Ok);
 }
 
 #[test]

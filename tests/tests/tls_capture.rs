@@ -214,7 +214,7 @@ fn curl_over_https_to_nginx_is_captured_in_plaintext() {
     assert_eq!(s(&status[0][1]), "attached");
     assert_eq!(
         s(&status[0][2]),
-        "SSL_write SSL_read SSL_write_ex SSL_read_ex"
+        "SSL_write SSL_read SSL_write_ex SSL_read_ex SSL_do_handshake"
     );
     assert!(agent.counter("tls_targets_attached") >= 1);
     assert!(agent.counter("tls_connections") >= 4);
@@ -301,10 +301,14 @@ fn new_process_with_its_own_libssl_is_instrumented_after_exec() {
     assert_eq!(r[5].as_bool(), Some(true));
     assert_eq!(i(&r[6]), pid);
     // nginx (system libssl) has the server side.
-    let server = agent.query(&format!(
-        "SELECT req_path, resp_status, encrypted FROM http_events \
-         WHERE local_port = {port} AND trace_role = 'server'"
-    ));
+    let server = agent.wait_rows(
+        &format!(
+            "SELECT req_path, resp_status, encrypted FROM http_events \
+             WHERE local_port = {port} AND trace_role = 'server'"
+        ),
+        1,
+        WAIT,
+    );
     assert_eq!(
         server,
         vec![vec![
@@ -323,7 +327,7 @@ fn new_process_with_its_own_libssl_is_instrumented_after_exec() {
     assert_eq!(s(&status[0][1]), "attached");
     let detail = s(&status[0][2]);
     assert!(
-        detail.starts_with("SSL_write SSL_read SSL_write_ex SSL_read_ex; ")
+        detail.starts_with("SSL_write SSL_read SSL_write_ex SSL_read_ex SSL_do_handshake; ")
             && detail.ends_with(" ms after exec"),
         "{detail}"
     );
@@ -498,7 +502,8 @@ fn statically_linked_openssl_binary_is_instrumented() {
     assert_eq!(i(&status[0][0]), pid);
     assert_eq!(s(&status[0][1]), "attached");
     assert!(
-        s(&status[0][2]).starts_with("SSL_write SSL_read SSL_write_ex SSL_read_ex; "),
+        s(&status[0][2])
+            .starts_with("SSL_write SSL_read SSL_write_ex SSL_read_ex SSL_do_handshake; "),
         "{status:?}"
     );
 }
