@@ -136,7 +136,14 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     // TLS plaintext: the uprobe attacher runs on its own thread.
     let mut probes = probes;
     let tls_thread = probes.tls_setup.take().and_then(|(ebpf, execs)| {
-        crate::tls::spawn(ebpf, execs, store.clone(), &stats, shutdown_rx.clone())
+        crate::tls::spawn(
+            ebpf,
+            execs,
+            store.clone(),
+            &stats,
+            args.proc_root.clone(),
+            shutdown_rx.clone(),
+        )
     });
     let capture = Capture {
         probes,

@@ -269,6 +269,8 @@ pub struct TlsAttacher {
     known: HashSet<(u64, u64)>,
     self_pid: u32,
     rows: Vec<ProbeStatusRow>,
+    /// The host's /proc (`--proc-root`; /host/proc in the DaemonSet).
+    proc_root: PathBuf,
 }
 
 /// (pid, when its exec was seen, scans done).
@@ -285,6 +287,7 @@ impl TlsAttacher {
         execs: RingBuf<MapData>,
         store: Arc<TableStore>,
         stats: &StatsRegistry,
+        proc_root: PathBuf,
     ) -> Result<TlsAttacher, String> {
         {
             let mut guard = ebpf.lock().map_err(|_| "BPF object lock poisoned")?;
@@ -307,6 +310,7 @@ impl TlsAttacher {
             known: HashSet::new(),
             self_pid: std::process::id(),
             rows: Vec::new(),
+            proc_root,
         })
     }
 
@@ -393,36 +397,44 @@ impl TlsAttacher {
         }
     }
 
+    /// The libssl files of the system library directories, in this
+    /// filesystem (pid 0 in probe_status) and in the host's, through pid 1's
+    /// root when the agent runs in a container (pid 1; the same files are
+    /// skipped on a host). Regular files only: links (libssl.so) name the
+    /// same files.
     fn scan_system_libraries(&mut self) {
-        for dir in SYSTEM_LIB_DIRS {
-            let Ok(entries) = std::fs::read_dir(dir) else {
-                continue;
-            };
-            let mut paths: Vec<PathBuf> = entries
-                .filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.to_str().is_some_and(is_libssl_name))
-                .collect();
-            paths.sort();
-            for path in paths {
-                // libssl.so is a link to libssl.so.3: name the file itself.
-                let path = std::fs::canonicalize(&path).unwrap_or(path);
-                let display = path.display().to_string();
-                self.consider(
-                    Candidate {
-                        display,
-                        open_path: path,
-                        pid: 0,
-                        is_exe: false,
-                    },
-                    None,
-                );
+        let host_root = self.proc_root.join("1/root");
+        for (root, pid) in [(PathBuf::from("/"), 0), (host_root, 1)] {
+            for dir in SYSTEM_LIB_DIRS {
+                let Ok(entries) = std::fs::read_dir(root.join(dir.trim_start_matches('/'))) else {
+                    continue;
+                };
+                let mut names: Vec<String> = entries
+                    .filter_map(Result::ok)
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .filter(|name| is_libssl_name(name))
+                    .collect();
+                names.sort();
+                for name in names {
+                    let display = format!("{dir}/{name}");
+                    let open_path = root.join(display.trim_start_matches('/'));
+                    self.consider(
+                        Candidate {
+                            display,
+                            open_path,
+                            pid,
+                            is_exe: false,
+                        },
+                        None,
+                    );
+                }
             }
         }
     }
 
     fn scan_all_processes(&mut self) {
-        let Ok(entries) = std::fs::read_dir("/proc") else {
+        let Ok(entries) = std::fs::read_dir(&self.proc_root) else {
             return;
         };
         let pids: Vec<u32> = entries
@@ -440,14 +452,15 @@ impl TlsAttacher {
         if pid == self.self_pid {
             return true;
         }
-        let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/maps")) else {
+        let proc = self.proc_root.join(pid.to_string());
+        let Ok(maps) = std::fs::read_to_string(proc.join("maps")) else {
             return false;
         };
-        if with_exe && let Ok(target) = std::fs::read_link(format!("/proc/{pid}/exe")) {
+        if with_exe && let Ok(target) = std::fs::read_link(proc.join("exe")) {
             self.consider(
                 Candidate {
                     display: target.display().to_string(),
-                    open_path: PathBuf::from(format!("/proc/{pid}/exe")),
+                    open_path: proc.join("exe"),
                     pid,
                     is_exe: true,
                 },
@@ -460,12 +473,12 @@ impl TlsAttacher {
             }
             // A deleted file (upgraded on disk) is still reachable through map_files.
             let open_path = if mapping.deleted {
-                match map_files_entry(pid, &mapping.path, &maps) {
+                match map_files_entry(&proc, &mapping.path, &maps) {
                     Some(p) => p,
                     None => continue,
                 }
             } else {
-                PathBuf::from(format!("/proc/{pid}/root{}", mapping.path))
+                proc.join("root").join(mapping.path.trim_start_matches('/'))
             };
             self.consider(
                 Candidate {
@@ -632,10 +645,10 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 }
 
 /// /proc/PID/map_files/<range> of the first mapping of `path` (deleted files).
-fn map_files_entry(pid: u32, path: &str, maps: &str) -> Option<PathBuf> {
+fn map_files_entry(proc: &Path, path: &str, maps: &str) -> Option<PathBuf> {
     let line = maps.lines().find(|l| l.contains(path))?;
     let range = line.split(' ').next()?;
-    Some(PathBuf::from(format!("/proc/{pid}/map_files/{range}")))
+    Some(proc.join("map_files").join(range))
 }
 
 /// Loads the uprobes and starts the attacher thread. A failure is reported
@@ -645,9 +658,10 @@ pub fn spawn(
     execs: RingBuf<MapData>,
     store: Arc<TableStore>,
     stats: &StatsRegistry,
+    proc_root: PathBuf,
     shutdown: watch::Receiver<bool>,
 ) -> Option<std::thread::JoinHandle<()>> {
-    let attacher = match TlsAttacher::new(ebpf, execs, store.clone(), stats) {
+    let attacher = match TlsAttacher::new(ebpf, execs, store.clone(), stats, proc_root) {
         Ok(attacher) => attacher,
         Err(err) => {
             tracing::warn!(%err, "TLS uprobes unavailable; encrypted traffic is not captured");
