@@ -588,6 +588,11 @@ int sys_exit_close(struct trace_event_raw_sys_exit *ctx)
 /* tls_call.fd of a call whose only nested I/O was on fds Sonde does not trace
  * (unix sockets, files): its plaintext is dropped without counting a loss. */
 #define TLS_FD_UNTRACED -2
+/* A TLS call this old no longer claims syscalls: should its return probe
+ * have been missed (a stack switch, longjmp), the thread's socket syscalls
+ * are traced again (as ciphertext, counted, not parsed) instead of being
+ * suppressed for good. A blocking call's first syscall comes long before. */
+#define TLS_CALL_CLAIM_NS (10ULL * 1000 * 1000 * 1000)
 
 /* True if this thread is inside a TLS library call: the syscall moves its
  * ciphertext. Ties the call to this socket (sk: an inet socket Sonde traces)
@@ -596,7 +601,7 @@ static __always_inline bool tls_claims(int fd, struct sock *sk)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct tls_call *t = bpf_map_lookup_elem(&sonde_tls_active, &id);
-	if (!t)
+	if (!t || bpf_ktime_get_ns() - t->ts_enter > TLS_CALL_CLAIM_NS)
 		return false;
 	struct tls_ssl_key key = {.ssl = t->ssl, .tgid = id >> 32};
 	if (!sk) {
@@ -796,7 +801,7 @@ static __always_inline int tls_enter(struct pt_regs *ctx, __u64 len_ptr, bool ha
 	__u64 id = bpf_get_current_pid_tgid();
 	__u64 ssl = PT_REGS_PARM1(ctx);
 	struct tls_call *outer = bpf_map_lookup_elem(&sonde_tls_active, &id);
-	if (outer && outer->ssl == ssl) {
+	if (outer && outer->ssl == ssl && bpf_ktime_get_ns() - outer->ts_enter <= TLS_CALL_CLAIM_NS) {
 		/* e.g. a wrapper calling SSL_read_ex from SSL_read: the outer call emits. */
 		outer->depth++;
 		return 0;

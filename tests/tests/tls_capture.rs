@@ -627,3 +627,54 @@ fn mysql_over_tls_is_captured_in_plaintext() {
         .collect();
     assert_eq!(got, expected, "{:?}", agent.capture_stats());
 }
+
+/// Many requests on one TLS connection (curl URL globbing, keep-alive): every
+/// one is a row on each side, none lost, none twice.
+#[test]
+fn https_keepalive_burst_is_fully_captured() {
+    if !ebpf_available() {
+        return;
+    }
+    let agent = Agent::start("tls-burst");
+    let dir = scratch_dir("tls-burst");
+    let (cert, key) = self_signed_cert(&dir);
+    let port = tls_port();
+    let _nginx = nginx_tls(&dir, port, &cert, &key);
+    let sent = 300;
+    curl(&[
+        "--cacert",
+        &cert.display().to_string(),
+        "-o",
+        "/dev/null",
+        &format!("https://127.0.0.1:{port}/hello?i=[1-{sent}]"),
+    ]);
+    let sql = format!(
+        "SELECT trace_role, count(*), count(DISTINCT req_path) FROM http_events \
+         WHERE (local_port = {port} OR remote_port = {port}) AND resp_status = 200 AND encrypted \
+         GROUP BY trace_role ORDER BY trace_role"
+    );
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut rows = agent.query(&sql);
+    while rows.iter().map(|r| i(&r[1])).sum::<i64>() < 2 * sent
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(300));
+        rows = agent.query(&sql);
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let rows = agent.query(&sql);
+    assert_eq!(
+        rows,
+        vec![
+            vec![Value::from("client"), Value::from(sent), Value::from(sent)],
+            vec![Value::from("server"), Value::from(sent), Value::from(sent)],
+        ],
+        "{:?}",
+        agent.capture_stats()
+    );
+    let all = agent.query(&format!(
+        "SELECT count(*) FROM http_events WHERE local_port = {port} OR remote_port = {port}"
+    ));
+    assert_eq!(i(&all[0][0]), 2 * sent);
+    assert_eq!(agent.counter("kernel_tls_no_socket"), 0);
+}
