@@ -13,6 +13,8 @@ as_root() {
 # (a network namespace for the libc-resolver test).
 packages=(clang llvm libbpf-dev curl python3 ca-certificates redis-server redis-tools
     mariadb-server mariadb-client dnsmasq-base bind9-dnsutils iproute2)
+# TLS tests: openssl (certificates, s_server), gcc + libssl-dev (a client with OpenSSL linked statically).
+packages+=(openssl gcc libssl-dev)
 command -v nginx >/dev/null 2>&1 || packages+=(nginx)
 
 missing=()

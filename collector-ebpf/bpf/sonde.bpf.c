@@ -12,6 +12,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
 
 #include "sonde_events.h"
 
@@ -47,6 +48,7 @@ struct conn_state {
 	struct sonde_conn_id id;
 	__u64 sk;       /* struct sock *, to tell a reused fd from the same connection */
 	__u64 bytes[2]; /* stream positions, by enum sonde_direction */
+	__u64 tls_bytes[2]; /* plaintext stream positions (TLS library probes) */
 };
 
 struct {
@@ -97,6 +99,55 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } sonde_generation SEC(".maps");
+
+/* --- TLS library probes (OpenSSL SSL_read/SSL_write and their _ex forms) ---
+ *
+ * The uprobe on entry stashes the call per thread; the socket syscalls the
+ * library makes inside the call see it, record their fd in it (and in
+ * sonde_tls_fds, the fallback for calls that make no syscall, e.g. an SSL_read
+ * served from already-decrypted bytes) and emit nothing: that ciphertext is not
+ * a stream Sonde parses. The uretprobe emits the plaintext for that fd with
+ * SONDE_DATA_TLS, positioned in the connection's plaintext stream.
+ * SSL_do_handshake (also behind SSL_connect and SSL_accept) is followed the
+ * same way without plaintext: its ciphertext is not traced, and its socket is
+ * known before the first SSL_read, which may make no syscall at all. */
+struct tls_call {
+	__u64 ssl;      /* SSL *, the first argument */
+	__u64 buf;      /* plaintext buffer */
+	__u64 len_ptr;  /* _ex forms: user address of the size_t moved; 0 otherwise */
+	__u64 ts_enter;
+	__s32 fd;       /* socket of a nested syscall, -1 until one is seen */
+	__u16 depth;    /* nested SSL_* entries on the same SSL (emitted once, by the outer) */
+	__u8 handshake; /* SSL_do_handshake: no plaintext; its syscalls only tie SSL to fd */
+	__u8 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64); /* pid_tgid */
+	__type(value, struct tls_call);
+} sonde_tls_active SEC(".maps");
+
+struct tls_ssl_key {
+	__u64 ssl;
+	__u32 tgid;
+	__u32 pad;
+};
+
+/* Last socket seen under each SSL object. LRU: entries of freed SSL objects age out. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct tls_ssl_key);
+	__type(value, __s32);
+} sonde_tls_fds SEC(".maps");
+
+/* Exec notifications for the TLS attacher (small: one 16-byte record per exec). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 << 10);
+} sonde_execs SEC(".maps");
 
 static __always_inline void stat_add(__u32 which, __u64 n)
 {
@@ -266,6 +317,7 @@ struct copy_state {
 	__u64 remaining;   /* bytes still to copy under the cap */
 	__u64 copied;
 	struct sonde_peer peer;
+	__u16 flags; /* SONDE_DATA_* carried by every event of the call (besides LAST) */
 	__u8 direction;
 	__u8 syscall;
 	bool failed;
@@ -342,7 +394,7 @@ static long copy_one_chunk(__u32 index, void *ctx)
 	ev->copied = len;
 	/* LAST only when the call is complete; otherwise emit_tail sends the
 	 * header-only event that ends the call (and declares the uncopied rest). */
-	ev->flags = s->position == s->call_end ? SONDE_DATA_LAST : 0;
+	ev->flags = (s->position == s->call_end ? SONDE_DATA_LAST : 0) | s->flags;
 	if (bpf_ringbuf_output(&sonde_events, ev, SONDE_DATA_HEADER_SIZE + len, 0)) {
 		stat_add(SONDE_STAT_RING_FULL_EVENTS, 1);
 		stat_add(SONDE_STAT_RING_FULL_BYTES, len);
@@ -365,7 +417,7 @@ static __always_inline void emit_tail(struct copy_state *s)
 	ev->direction = s->direction;
 	ev->syscall = s->syscall;
 	ev->peer = s->peer;
-	ev->flags = SONDE_DATA_LAST;
+	ev->flags = SONDE_DATA_LAST | s->flags;
 	if (bpf_ringbuf_output(&sonde_events, ev, SONDE_DATA_HEADER_SIZE, 0))
 		stat_add(SONDE_STAT_RING_FULL_EVENTS, 1);
 }
@@ -397,14 +449,20 @@ static __always_inline void read_peer(__u64 uaddr, struct sonde_peer *peer)
 }
 
 /* Emits the first min(total, cap) bytes of a call, from a single buffer (iov == 0)
- * or an iovec array, and accounts the whole call in the stream position. */
+ * or an iovec array, and accounts the whole call in the stream position (the
+ * plaintext stream's for SONDE_DATA_TLS). */
 static __always_inline void emit_data(struct conn_state *c, __u8 direction, __u8 syscall, __u64 ts,
-				      __u64 buf, __u64 iov, __u64 iov_count, __u64 total, __u64 peer_addr)
+				      __u64 buf, __u64 iov, __u64 iov_count, __u64 total, __u64 peer_addr,
+				      __u16 flags)
 {
 	__u32 cap = sonde_max_bytes_per_call;
 	if (cap > MAX_BYTES_PER_CALL_LIMIT)
 		cap = MAX_BYTES_PER_CALL_LIMIT;
-	__u64 start = __sync_fetch_and_add(&c->bytes[direction & 1], total);
+	__u64 start;
+	if (flags & SONDE_DATA_TLS)
+		start = __sync_fetch_and_add(&c->tls_bytes[direction & 1], total);
+	else
+		start = __sync_fetch_and_add(&c->bytes[direction & 1], total);
 
 	__u32 zero = 0;
 	struct copy_state *s = bpf_map_lookup_elem(&sonde_copy, &zero);
@@ -423,6 +481,7 @@ static __always_inline void emit_data(struct conn_state *c, __u8 direction, __u8
 	s->copied = 0;
 	s->direction = direction;
 	s->syscall = syscall;
+	s->flags = flags;
 	s->failed = false;
 	read_peer(peer_addr, &s->peer);
 
@@ -526,12 +585,46 @@ int sys_exit_close(struct trace_event_raw_sys_exit *ctx)
 
 /* --- data syscalls --- */
 
+/* tls_call.fd of a call whose only nested I/O was on fds Sonde does not trace
+ * (unix sockets, files): its plaintext is dropped without counting a loss. */
+#define TLS_FD_UNTRACED -2
+/* A TLS call this old no longer claims syscalls: should its return probe
+ * have been missed (a stack switch, longjmp), the thread's socket syscalls
+ * are traced again (as ciphertext, counted, not parsed) instead of being
+ * suppressed for good. A blocking call's first syscall comes long before. */
+#define TLS_CALL_CLAIM_NS (10ULL * 1000 * 1000 * 1000)
+
+/* True if this thread is inside a TLS library call: the syscall moves its
+ * ciphertext. Ties the call to this socket (sk: an inet socket Sonde traces)
+ * instead of tracing the syscall. */
+static __always_inline bool tls_claims(int fd, struct sock *sk)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct tls_call *t = bpf_map_lookup_elem(&sonde_tls_active, &id);
+	if (!t || bpf_ktime_get_ns() - t->ts_enter > TLS_CALL_CLAIM_NS)
+		return false;
+	struct tls_ssl_key key = {.ssl = t->ssl, .tgid = id >> 32};
+	if (!sk) {
+		/* A unix socket, or e.g. a config file read: never overrides a
+		 * socket already seen, in this call or under this SSL object. */
+		if (t->fd == -1) {
+			t->fd = TLS_FD_UNTRACED;
+			__s32 untraced = TLS_FD_UNTRACED;
+			bpf_map_update_elem(&sonde_tls_fds, &key, &untraced, BPF_NOEXIST);
+		}
+		return true;
+	}
+	t->fd = fd;
+	bpf_map_update_elem(&sonde_tls_fds, &key, &fd, BPF_ANY);
+	return true;
+}
+
 static __always_inline int enter_data(__u8 syscall, int fd, __u64 buf, __u64 count, __u64 addr)
 {
 	if (is_self())
 		return 0;
 	struct sock *sk = fd_to_inet_sock(fd);
-	if (sk)
+	if (!tls_claims(fd, sk) && sk)
 		stash(syscall, fd, buf, count, addr, sk);
 	return 0;
 }
@@ -557,9 +650,9 @@ static __always_inline int exit_data(__u8 syscall, long ret, __u8 direction, boo
 	if (!c)
 		return 0;
 	if (vectored)
-		emit_data(c, direction, call.syscall, ts, 0, call.buf, call.count, ret, 0);
+		emit_data(c, direction, call.syscall, ts, 0, call.buf, call.count, ret, 0, 0);
 	else
-		emit_data(c, direction, call.syscall, ts, call.buf, 0, 0, ret, call.addr);
+		emit_data(c, direction, call.syscall, ts, call.buf, 0, 0, ret, call.addr, 0);
 	return 0;
 }
 
@@ -575,10 +668,11 @@ static __always_inline int exit_msg(__u8 syscall, long ret, __u8 direction)
 	if (bpf_probe_read_user(&msg, sizeof(msg), (void *)call.buf)) {
 		/* Nothing to copy from: the bytes still advance the stream. */
 		stat_add(SONDE_STAT_READ_FAILURES, 1);
-		emit_data(c, direction, call.syscall, ts, 0, 0, 0, ret, 0);
+		emit_data(c, direction, call.syscall, ts, 0, 0, 0, ret, 0, 0);
 		return 0;
 	}
-	emit_data(c, direction, call.syscall, ts, 0, (__u64)msg.msg_iov, msg.msg_iovlen, ret, (__u64)msg.msg_name);
+	emit_data(c, direction, call.syscall, ts, 0, (__u64)msg.msg_iov, msg.msg_iovlen, ret, (__u64)msg.msg_name,
+		  0);
 	return 0;
 }
 
@@ -603,7 +697,7 @@ static __always_inline int exit_mmsg(__u8 syscall, long ret, __u8 direction)
 		if (m.msg_len == 0)
 			continue;
 		emit_data(c, direction, call.syscall, ts, 0, (__u64)m.msg_hdr.msg_iov, m.msg_hdr.msg_iovlen,
-			  m.msg_len, (__u64)m.msg_hdr.msg_name);
+			  m.msg_len, (__u64)m.msg_hdr.msg_name, 0);
 	}
 	return 0;
 }
@@ -659,6 +753,7 @@ int sys_exit_sendfile64(struct trace_event_raw_sys_exit *ctx)
 	s->call_end = s->position + ctx->ret;
 	s->direction = SONDE_DIR_EGRESS;
 	s->syscall = SONDE_SYS_SENDFILE;
+	s->flags = 0;
 	emit_tail(s);
 	return 0;
 }
@@ -668,6 +763,9 @@ SEC("tracepoint/sched/sched_process_exit")
 int sched_process_exit(void *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
+	/* A thread that dies inside a TLS call must not leave it claiming the
+	 * syscalls of a later thread with the same id. */
+	bpf_map_delete_elem(&sonde_tls_active, &id);
 	if ((__u32)id != (__u32)(id >> 32))
 		return 0; /* a thread, not the process */
 	struct sonde_conn_id conn = {.tgid = id >> 32, .fd = -1};
@@ -677,3 +775,144 @@ int sched_process_exit(void *ctx)
 		stat_add(SONDE_STAT_RING_FULL_EVENTS, 1);
 	return 0;
 }
+
+/* A new program image: userspace scans it (and the libraries it maps) for TLS
+ * libraries to probe. */
+SEC("tracepoint/sched/sched_process_exec")
+int sched_process_exec(void *ctx)
+{
+	if (is_self())
+		return 0;
+	struct sonde_exec_event ev = {
+		.tgid = bpf_get_current_pid_tgid() >> 32,
+		.timestamp_ns = bpf_ktime_get_ns(),
+	};
+	if (bpf_ringbuf_output(&sonde_execs, &ev, sizeof(ev), 0))
+		stat_add(SONDE_STAT_EXEC_RING_FULL, 1);
+	return 0;
+}
+
+/* --- TLS library uprobes --- */
+
+static __always_inline int tls_enter(struct pt_regs *ctx, __u64 len_ptr, bool handshake)
+{
+	if (is_self())
+		return 0;
+	__u64 id = bpf_get_current_pid_tgid();
+	__u64 ssl = PT_REGS_PARM1(ctx);
+	struct tls_call *outer = bpf_map_lookup_elem(&sonde_tls_active, &id);
+	if (outer && outer->ssl == ssl && bpf_ktime_get_ns() - outer->ts_enter <= TLS_CALL_CLAIM_NS) {
+		/* e.g. a wrapper calling SSL_read_ex from SSL_read: the outer call emits. */
+		outer->depth++;
+		return 0;
+	}
+	struct tls_call call = {
+		.ssl = ssl,
+		.buf = handshake ? 0 : PT_REGS_PARM2(ctx),
+		.len_ptr = len_ptr,
+		.ts_enter = bpf_ktime_get_ns(),
+		.fd = -1,
+		.handshake = handshake,
+	};
+	if (bpf_map_update_elem(&sonde_tls_active, &id, &call, BPF_ANY))
+		stat_add(SONDE_STAT_TLS_ACTIVE_MAP_FULL, 1);
+	return 0;
+}
+
+static __always_inline int tls_exit(struct pt_regs *ctx, __u8 direction, __u8 syscall, bool ex)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct tls_call *active = bpf_map_lookup_elem(&sonde_tls_active, &id);
+	if (!active)
+		return 0;
+	if (active->depth > 0) {
+		active->depth--;
+		return 0;
+	}
+	struct tls_call call = *active;
+	bpf_map_delete_elem(&sonde_tls_active, &id);
+	if (call.handshake)
+		return 0;
+
+	__u64 total;
+	long ret = PT_REGS_RC(ctx);
+	if (ex) {
+		/* int SSL_read_ex(SSL *, void *, size_t, size_t *readbytes): 1 on success. */
+		if ((int)ret != 1 || !call.len_ptr)
+			return 0;
+		__u64 moved = 0;
+		if (bpf_probe_read_user(&moved, sizeof(moved), (void *)call.len_ptr)) {
+			stat_add(SONDE_STAT_READ_FAILURES, 1);
+			return 0;
+		}
+		total = moved;
+	} else {
+		/* int SSL_read(SSL *, void *, int): bytes moved, <= 0 on error or retry. */
+		int moved = (int)ret;
+		if (moved <= 0)
+			return 0;
+		total = moved;
+	}
+	if (total == 0)
+		return 0;
+
+	int fd = call.fd;
+	if (fd < 0) {
+		struct tls_ssl_key key = {.ssl = call.ssl, .tgid = id >> 32};
+		__s32 *known = bpf_map_lookup_elem(&sonde_tls_fds, &key);
+		if (!known) {
+			if (fd != TLS_FD_UNTRACED)
+				stat_add(SONDE_STAT_TLS_NO_SOCKET, 1);
+			return 0;
+		}
+		fd = *known;
+		if (fd == TLS_FD_UNTRACED)
+			return 0;
+		stat_add(SONDE_STAT_TLS_FD_FALLBACK, 1);
+	}
+	struct sock *sk = fd_to_inet_sock(fd);
+	if (!sk) {
+		stat_add(SONDE_STAT_TLS_NO_SOCKET, 1);
+		return 0;
+	}
+	struct conn_state *c = conn_get(fd, sk);
+	if (!c)
+		return 0;
+	__u64 ts = direction == SONDE_DIR_EGRESS ? call.ts_enter : bpf_ktime_get_ns();
+	emit_data(c, direction, syscall, ts, call.buf, 0, 0, total, 0, SONDE_DATA_TLS);
+	return 0;
+}
+
+/* int SSL_write(SSL *, const void *buf, int num) and SSL_read(SSL *, void *buf, int num) */
+SEC("uprobe")
+int ssl_write_enter(struct pt_regs *ctx) { return tls_enter(ctx, 0, false); }
+
+SEC("uretprobe")
+int ssl_write_exit(struct pt_regs *ctx) { return tls_exit(ctx, SONDE_DIR_EGRESS, SONDE_SYS_SSL_WRITE, false); }
+
+SEC("uprobe")
+int ssl_read_enter(struct pt_regs *ctx) { return tls_enter(ctx, 0, false); }
+
+SEC("uretprobe")
+int ssl_read_exit(struct pt_regs *ctx) { return tls_exit(ctx, SONDE_DIR_INGRESS, SONDE_SYS_SSL_READ, false); }
+
+/* int SSL_write_ex(SSL *, const void *buf, size_t num, size_t *written) and
+ * int SSL_read_ex(SSL *, void *buf, size_t num, size_t *readbytes) */
+SEC("uprobe")
+int ssl_write_ex_enter(struct pt_regs *ctx) { return tls_enter(ctx, PT_REGS_PARM4(ctx), false); }
+
+SEC("uretprobe")
+int ssl_write_ex_exit(struct pt_regs *ctx) { return tls_exit(ctx, SONDE_DIR_EGRESS, SONDE_SYS_SSL_WRITE, true); }
+
+SEC("uprobe")
+int ssl_read_ex_enter(struct pt_regs *ctx) { return tls_enter(ctx, PT_REGS_PARM4(ctx), false); }
+
+SEC("uretprobe")
+int ssl_read_ex_exit(struct pt_regs *ctx) { return tls_exit(ctx, SONDE_DIR_INGRESS, SONDE_SYS_SSL_READ, true); }
+
+/* int SSL_do_handshake(SSL *): SSL_connect and SSL_accept tail-call it. */
+SEC("uprobe")
+int ssl_handshake_enter(struct pt_regs *ctx) { return tls_enter(ctx, 0, true); }
+
+SEC("uretprobe")
+int ssl_handshake_exit(struct pt_regs *ctx) { return tls_exit(ctx, SONDE_DIR_EGRESS, 0, false); }

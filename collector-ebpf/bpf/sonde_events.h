@@ -51,10 +51,16 @@ enum sonde_syscall {
 	SONDE_SYS_CONNECT = 12,
 	SONDE_SYS_ACCEPT = 13,
 	SONDE_SYS_CLOSE = 14,
+	/* Plaintext from a TLS library probe (the data event has SONDE_DATA_TLS). */
+	SONDE_SYS_SSL_READ = 15,
+	SONDE_SYS_SSL_WRITE = 16,
 };
 
 /* Data event flags. */
 #define SONDE_DATA_LAST 0x1 /* last event of its syscall: [position+copied, call_end) was not copied */
+/* Plaintext of a TLS library call (SSL_read/SSL_write...). Its positions count
+ * the connection's plaintext stream, apart from the bytes on the wire. */
+#define SONDE_DATA_TLS 0x2
 
 /* Kernel-side loss and health counters (a per-CPU array indexed by these). */
 enum sonde_stat {
@@ -66,6 +72,10 @@ enum sonde_stat {
 	SONDE_STAT_READ_FAILURES,        /* bpf_probe_read_user failures (bytes become a gap) */
 	SONDE_STAT_SENDFILE_BYTES,       /* bytes sent by sendfile (no user buffer to copy) */
 	SONDE_STAT_MMSG_TRUNCATED,       /* messages of sendmmsg/recvmmsg beyond the per-call limit */
+	SONDE_STAT_TLS_ACTIVE_MAP_FULL,  /* TLS calls not traced: in-flight TLS call map full */
+	SONDE_STAT_TLS_NO_SOCKET,        /* TLS calls whose socket could not be found (plaintext lost) */
+	SONDE_STAT_TLS_FD_FALLBACK,      /* TLS calls tied to their socket by the SSL object (no nested syscall) */
+	SONDE_STAT_EXEC_RING_FULL,       /* exec events lost (new processes scanned late or not at all) */
 	SONDE_STAT_COUNT,
 };
 
@@ -118,6 +128,14 @@ struct sonde_data_event {
 	__u8 payload[SONDE_CHUNK_MAX];
 };
 
+/* A process called exec: userspace looks for TLS libraries it maps. Sent on
+ * its own small ring buffer (sonde_execs), read by the TLS attacher. */
+struct sonde_exec_event {
+	__u32 tgid;
+	__u32 pad;
+	__u64 timestamp_ns;
+};
+
 struct sonde_close_event {
 	struct sonde_event_header hdr;
 	__u64 bytes_egress;
@@ -136,5 +154,6 @@ _Static_assert(__builtin_offsetof(struct sonde_data_event, copied) == 56, "data.
 _Static_assert(__builtin_offsetof(struct sonde_data_event, peer) == 64, "data.peer");
 _Static_assert(sizeof(struct sonde_peer) == 24, "sonde_peer layout");
 _Static_assert(sizeof(struct sonde_close_event) == 56, "sonde_close_event layout");
+_Static_assert(sizeof(struct sonde_exec_event) == 16, "sonde_exec_event layout");
 
 #endif /* SONDE_EVENTS_H */

@@ -20,6 +20,12 @@ pub const DIR_EGRESS: u8 = 0;
 pub const DIR_INGRESS: u8 = 1;
 
 pub const DATA_LAST: u16 = 0x1;
+/// Plaintext of a TLS library call; positions count the plaintext stream.
+pub const DATA_TLS: u16 = 0x2;
+
+/// `DataEventHeader::syscall` of TLS plaintext (diagnostics only).
+pub const SYS_SSL_READ: u8 = 15;
+pub const SYS_SSL_WRITE: u8 = 16;
 
 pub const AF_INET: u16 = 2;
 pub const AF_INET6: u16 = 10;
@@ -70,8 +76,28 @@ pub const KERNEL_STATS: &[(u32, &str, &str)] = &[
         "kernel_mmsg_truncated",
         "Messages of sendmmsg/recvmmsg beyond the per-call limit of 8",
     ),
+    (
+        8,
+        "kernel_tls_active_map_full",
+        "TLS library calls not traced because the in-flight TLS call map was full",
+    ),
+    (
+        9,
+        "kernel_tls_no_socket",
+        "TLS library calls whose socket could not be found (their plaintext is lost)",
+    ),
+    (
+        10,
+        "kernel_tls_fd_fallback",
+        "TLS library calls without a nested socket syscall, tied to the socket last seen under their SSL object",
+    ),
+    (
+        11,
+        "kernel_exec_ring_full",
+        "Exec notifications lost (those processes are not scanned for TLS libraries)",
+    ),
 ];
-pub const KERNEL_STAT_COUNT: u32 = 8;
+pub const KERNEL_STAT_COUNT: u32 = 12;
 
 /// Field order matters: connections sort by (tgid, fd, ...), so one process's
 /// connections, or one fd's generations, are a range.
@@ -132,6 +158,22 @@ pub struct DataEventHeader {
     pub peer: Peer,
 }
 
+/// A process called exec (sent on the separate `sonde_execs` ring buffer).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExecEvent {
+    pub tgid: u32,
+    pub pad: u32,
+    pub timestamp_ns: u64,
+}
+
+impl ExecEvent {
+    /// Decodes one `sonde_execs` record; `None` if it is too short.
+    pub fn decode(record: &[u8]) -> Option<Self> {
+        read_pod(record)
+    }
+}
+
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct CloseEvent {
@@ -151,6 +193,7 @@ const _: () = assert!(offset_of!(DataEventHeader, copied) == 56);
 const _: () = assert!(offset_of!(DataEventHeader, peer) == 64);
 const _: () = assert!(size_of::<Peer>() == 24);
 const _: () = assert!(size_of::<CloseEvent>() == 56);
+const _: () = assert!(size_of::<ExecEvent>() == 16);
 
 /// Marker for the plain-old-data event structs above: every bit pattern is a
 /// valid value (integers and byte arrays only, no padding read as data).
@@ -162,6 +205,7 @@ unsafe impl Pod for EventHeader {}
 unsafe impl Pod for OpenEvent {}
 unsafe impl Pod for DataEventHeader {}
 unsafe impl Pod for CloseEvent {}
+unsafe impl Pod for ExecEvent {}
 
 /// The raw bytes of an event, as the kernel would write them (for tests,
 /// benchmarks and replaying recorded streams).
@@ -239,6 +283,33 @@ pub mod build {
             direction,
             syscall: 1,
             flags: DATA_LAST,
+            peer: Peer::default(),
+        };
+        record_bytes(&ev, bytes)
+    }
+
+    /// Like [`data`], but the plaintext of a TLS library call
+    /// (`DATA_TLS`; positions in the plaintext stream).
+    pub fn tls_data(
+        conn: ConnId,
+        direction: u8,
+        timestamp_ns: u64,
+        position: u64,
+        bytes: &[u8],
+        call_end: u64,
+    ) -> Vec<u8> {
+        let ev = DataEventHeader {
+            hdr: header(EV_DATA, conn, timestamp_ns),
+            position,
+            call_end,
+            copied: bytes.len() as u32,
+            direction,
+            syscall: if direction == DIR_EGRESS {
+                SYS_SSL_WRITE
+            } else {
+                SYS_SSL_READ
+            },
+            flags: DATA_LAST | DATA_TLS,
             peer: Peer::default(),
         };
         record_bytes(&ev, bytes)
@@ -431,6 +502,32 @@ mod tests {
                 typed[..4].copy_from_slice(&EV_DATA.to_ne_bytes());
                 let _ = Event::decode(&typed);
             }
+        }
+    }
+
+    #[test]
+    fn decodes_exec_events() {
+        let ev = ExecEvent {
+            tgid: 77,
+            pad: 0,
+            timestamp_ns: 5,
+        };
+        assert_eq!(ExecEvent::decode(&bytes_of(&ev)), Some(ev));
+        assert_eq!(ExecEvent::decode(&[1, 2, 3]), None);
+    }
+
+    #[test]
+    fn tls_data_carries_its_flag() {
+        let conn = header(EV_DATA).conn;
+        let record = build::tls_data(conn, DIR_INGRESS, 9, 3, b"abc", 6);
+        match Event::decode(&record).unwrap() {
+            Event::Data { header, payload } => {
+                assert_eq!(header.flags, DATA_LAST | DATA_TLS);
+                assert_eq!(header.syscall, SYS_SSL_READ);
+                assert_eq!((header.position, header.call_end), (3, 6));
+                assert_eq!(payload, b"abc");
+            }
+            other => panic!("unexpected {other:?}"),
         }
     }
 

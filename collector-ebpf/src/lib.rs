@@ -19,7 +19,24 @@ pub mod names {
     pub const STATS_MAP: &str = "sonde_stats";
     pub const SELF_TGID: &str = "sonde_self_tgid";
     pub const MAX_BYTES_PER_CALL: &str = "sonde_max_bytes_per_call";
+    pub const EXECS_MAP: &str = "sonde_execs";
 }
+
+/// The TLS library uprobes: (entry program, return program, symbol). Each is
+/// attached to every OpenSSL library or binary that exports the symbol.
+/// SSL_do_handshake carries no plaintext: its socket syscalls tie the SSL
+/// object to its socket (and its ciphertext is not traced).
+pub const TLS_UPROBES: &[(&str, &str, &str)] = &[
+    ("ssl_write_enter", "ssl_write_exit", "SSL_write"),
+    ("ssl_read_enter", "ssl_read_exit", "SSL_read"),
+    ("ssl_write_ex_enter", "ssl_write_ex_exit", "SSL_write_ex"),
+    ("ssl_read_ex_enter", "ssl_read_ex_exit", "SSL_read_ex"),
+    (
+        "ssl_handshake_enter",
+        "ssl_handshake_exit",
+        "SSL_do_handshake",
+    ),
+];
 
 /// Every tracepoint program in the object: (program name, category, tracepoint).
 /// The program name is the C function name.
@@ -55,4 +72,5 @@ pub const TRACEPOINTS: &[(&str, &str, &str)] = &[
     ("sys_enter_sendfile64", "syscalls", "sys_enter_sendfile64"),
     ("sys_exit_sendfile64", "syscalls", "sys_exit_sendfile64"),
     ("sched_process_exit", "sched", "sched_process_exit"),
+    ("sched_process_exec", "sched", "sched_process_exec"),
 ];

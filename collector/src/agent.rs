@@ -12,6 +12,7 @@ use sonde_query::schema::{
     capture_stats_schema, conn_stats_schema, dns_events_schema, http_events_schema,
     mysql_events_schema, redis_events_schema,
 };
+use sonde_query::schema::{PROBE_STATUS, probe_status_schema};
 use sonde_query::stats::StatsRegistry;
 use sonde_query::store::{StoreConfig, TableStore};
 use sonde_web::AppState;
@@ -51,6 +52,7 @@ fn all_tables() -> Vec<(&'static str, arrow::datatypes::SchemaRef)> {
         (REDIS_EVENTS, redis_events_schema()),
         (CONN_STATS, conn_stats_schema()),
         (CAPTURE_STATS, capture_stats_schema()),
+        (PROBE_STATUS, probe_status_schema()),
     ]
 }
 
@@ -61,6 +63,7 @@ fn store_config(args: &AgentArgs) -> StoreConfig {
         // (DNS, MySQL, Redis, conn_stats) share what is left equally.
         shares: vec![
             (CAPTURE_STATS.to_string(), 0.02),
+            (PROBE_STATUS.to_string(), 0.02),
             (HTTP_EVENTS.to_string(), 0.58),
         ],
     }
@@ -109,6 +112,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
             "Tracepoint programs that could not be attached",
         )
         .set(probes.failed.len() as u64);
+    crate::tls::report_tracepoints(&store, &probes.attached, &probes.failed);
 
     let tracker_config = TrackerConfig {
         http: http_config(&args),
@@ -135,6 +139,18 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         tracker = tracker.with_kubernetes(K8sEnricher::new(resolver, args.proc_root.clone()));
     }
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    // TLS plaintext: the uprobe attacher runs on its own thread.
+    let mut probes = probes;
+    let tls_thread = probes.tls_setup.take().and_then(|(ebpf, execs)| {
+        crate::tls::spawn(
+            ebpf,
+            execs,
+            store.clone(),
+            &stats,
+            args.proc_root.clone(),
+            shutdown_rx.clone(),
+        )
+    });
     let capture = Capture {
         probes,
         ring,
@@ -191,6 +207,9 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let capture_result = tokio::task::spawn_blocking(move || capture_thread.join())
         .await
         .context("joining the capture thread")?;
+    if let Some(tls_thread) = tls_thread {
+        let _ = tokio::task::spawn_blocking(move || tls_thread.join()).await;
+    }
     if let Ok(Err(err)) = server.await {
         tracing::warn!(%err, "API server error at shutdown");
     }
@@ -269,7 +288,7 @@ mod tests {
             store.register(name, schema).unwrap();
         }
         let stats = store.table_stats();
-        assert_eq!(stats.len(), 6);
+        assert_eq!(stats.len(), 7);
         for table in stats {
             assert!(
                 table.budget_bytes >= 20 << 20,

@@ -74,6 +74,18 @@ enum Transport {
     Udp,
 }
 
+/// What a connection's TLS library probes and wire bytes said so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TlsMode {
+    /// No TLS seen: the wire bytes are the stream.
+    None,
+    /// A TLS handshake record went by on the wire: wire bytes are ciphertext
+    /// (counted, not parsed) until a library probe sends plaintext, if ever.
+    Ciphertext,
+    /// A library probe sent plaintext: that is the stream; wire bytes are ignored.
+    Plaintext,
+}
+
 #[derive(Default)]
 struct DirState {
     reassembler: Option<Reassembler>,
@@ -96,6 +108,7 @@ struct Connection {
     /// `bytes` at the last conn_stats row, and when it was written.
     reported_bytes: [u64; 2],
     reported_ns: u64,
+    tls: TlsMode,
 }
 
 impl Connection {
@@ -263,6 +276,13 @@ impl Tracker {
         };
         let before = conn.buffered();
         conn.last_seen_ns = header.hdr.timestamp_ns;
+        if conn.transport == Transport::Tcp
+            && !tls_filter(conn, dir, header, payload, &self.counters)
+        {
+            let after = conn.buffered();
+            self.buffered_bytes = (self.buffered_bytes + after).saturating_sub(before);
+            return;
+        }
         conn.bytes[dir.index()] = conn.bytes[dir.index()].max(header.call_end);
         let mut shared = Shared {
             config: &self.config,
@@ -458,6 +478,7 @@ fn new_connection(fields: ConnFields, transport: Transport, now_ns: u64) -> Conn
         bytes: [0; 2],
         reported_bytes: [0; 2],
         reported_ns: now_ns,
+        tls: TlsMode::None,
     }
 }
 
@@ -515,6 +536,77 @@ fn on_datagram(
             .counters
             .protocol_unknown_bytes
             .add(payload.len() as u64);
+    }
+}
+
+/// Sorts a TCP data event by TLS: plaintext from a library probe switches the
+/// connection to the plaintext stream (once); wire bytes of a TLS connection
+/// are counted, not parsed. True if the event goes on to reassembly.
+fn tls_filter(
+    conn: &mut Connection,
+    dir: Dir,
+    header: &DataEventHeader,
+    payload: &[u8],
+    counters: &CaptureCounters,
+) -> bool {
+    if header.flags & events::DATA_TLS != 0 {
+        if conn.tls != TlsMode::Plaintext {
+            switch_to_plaintext(conn, counters);
+        }
+        counters.tls_plaintext_bytes.add(payload.len() as u64);
+        return true;
+    }
+    let at_boundary = conn.dirs[dir.index()].window.is_empty()
+        && conn.dirs[dir.index()]
+            .reassembler
+            .as_ref()
+            .is_none_or(|r| r.next_position() == header.position);
+    if conn.tls == TlsMode::None && at_boundary && is_tls_handshake_record(payload) {
+        conn.tls = TlsMode::Ciphertext;
+    }
+    match conn.tls {
+        TlsMode::None => true,
+        TlsMode::Ciphertext => {
+            // Wire bytes still count in conn_stats until plaintext takes over.
+            conn.bytes[dir.index()] = conn.bytes[dir.index()].max(header.call_end);
+            counters.tls_ciphertext_bytes.add(payload.len() as u64);
+            false
+        }
+        TlsMode::Plaintext => {
+            counters.tls_ciphertext_bytes.add(payload.len() as u64);
+            false
+        }
+    }
+}
+
+/// From now on the connection's stream is the plaintext of its TLS library
+/// calls (positions from 0): what was buffered from the wire is dropped, the
+/// protocol is identified afresh, rows say `encrypted`, and conn_stats counts
+/// plaintext bytes.
+fn switch_to_plaintext(conn: &mut Connection, counters: &CaptureCounters) {
+    counters.tls_connections.inc();
+    for d in conn.dirs.iter_mut() {
+        counters.tls_ciphertext_bytes.add(d.window.len() as u64);
+        d.window.consume(d.window.len());
+        d.reassembler = None;
+    }
+    // A plaintext prelude (e.g. MySQL's greeting before STARTTLS) was parsed
+    // already; its session cannot continue on the new stream.
+    conn.protocol = ProtocolState::Unknown;
+    conn.fields.encrypted = true;
+    conn.tls = TlsMode::Plaintext;
+    conn.bytes = [0; 2];
+}
+
+/// The start of a TLS handshake record: content type 22, version 3.x (SSL 3.0
+/// to TLS 1.3 record versions), a length within the record limit.
+fn is_tls_handshake_record(bytes: &[u8]) -> bool {
+    match bytes {
+        [0x16, 0x03, minor, hi, lo, ..] => {
+            let len = u16::from_be_bytes([*hi, *lo]);
+            *minor <= 0x04 && len > 0 && len <= 16_384 + 2_048
+        }
+        _ => false,
     }
 }
 
@@ -816,6 +908,14 @@ mod tests {
                 .value(row)
                 .to_string()
         }
+        fn boolean(&self, column: &str, row: usize) -> bool {
+            let batch = self.batch.as_ref().unwrap();
+            batch
+                .column_by_name(column)
+                .unwrap()
+                .as_boolean()
+                .value(row)
+        }
         fn int(&self, column: &str, row: usize) -> i64 {
             let batch = self.batch.as_ref().unwrap();
             batch
@@ -1112,5 +1212,148 @@ mod tests {
             0,
             "idle connection of a dead process is dropped"
         );
+    }
+
+    /// A TLS 1.3 ClientHello's first bytes, and an application-data record.
+    const CLIENT_HELLO: &[u8] = &[
+        0x16, 0x03, 0x01, 0x00, 0x20, 0x01, 0x00, 0x00, 0x1c, 0x03, 0x03, 0xaa, 0xbb,
+    ];
+    const SERVER_HELLO: &[u8] = &[0x16, 0x03, 0x03, 0x00, 0x10, 0x02, 0x00, 0x00, 0x0c];
+    const APP_RECORD: &[u8] = &[0x17, 0x03, 0x03, 0x00, 0x05, 1, 2, 3, 4, 5];
+
+    fn tls_data(id: ConnId, dir: u8, ts: u64, position: u64, bytes: &[u8]) -> Vec<u8> {
+        build::tls_data(id, dir, ts, position, bytes, position + bytes.len() as u64)
+    }
+
+    #[test]
+    fn tls_plaintext_replaces_the_ciphertext_stream() {
+        let (mut t, stats) = tracker();
+        let id = conn(20, 20);
+        t.handle_record(&open(id, events::ROLE_CLIENT));
+        // The handshake on the wire (outside SSL_read/SSL_write).
+        t.handle_record(&data(
+            id,
+            OUT,
+            1,
+            0,
+            CLIENT_HELLO,
+            CLIENT_HELLO.len() as u64,
+        ));
+        t.handle_record(&data(id, IN, 2, 0, SERVER_HELLO, SERVER_HELLO.len() as u64));
+        // Then plaintext from the library probes, in its own positions.
+        t.handle_record(&tls_data(id, OUT, 100, 0, REQ));
+        // Wire bytes after the switch (e.g. a close_notify alert) are ignored.
+        let pos = CLIENT_HELLO.len() as u64;
+        t.handle_record(&data(
+            id,
+            OUT,
+            150,
+            pos,
+            APP_RECORD,
+            pos + APP_RECORD.len() as u64,
+        ));
+        t.handle_record(&tls_data(id, IN, 400, 0, RESP));
+        let taken = Taken::of(&mut t, "http_events");
+        assert_eq!(taken.len(), 1);
+        assert_eq!(taken.text("req_method", 0), "GET");
+        assert_eq!(taken.text("req_path", 0), "/a");
+        assert_eq!(taken.int("resp_status", 0), 200);
+        assert_eq!(taken.text("trace_role", 0), "client");
+        assert!(taken.boolean("encrypted", 0));
+        assert_eq!(taken.int("latency", 0), 300);
+        assert_eq!(counter(&stats, "tls_connections"), 1);
+        assert_eq!(
+            counter(&stats, "tls_ciphertext_bytes"),
+            (CLIENT_HELLO.len() + SERVER_HELLO.len() + APP_RECORD.len()) as u64
+        );
+        assert_eq!(
+            counter(&stats, "tls_plaintext_bytes"),
+            (REQ.len() + RESP.len()) as u64
+        );
+        assert_eq!(counter(&stats, "protocol_unknown_bytes"), 0);
+        assert_eq!(counter(&stats, "http_parse_failures"), 0);
+        assert_eq!(counter(&stats, "stream_gaps"), 0);
+        // conn_stats counts the plaintext bytes of an encrypted connection.
+        t.handle_record(&close(id));
+        let conn_rows = Taken::of(&mut t, "conn_stats");
+        assert_eq!(conn_rows.len(), 1);
+        assert_eq!(conn_rows.int("bytes_sent", 0), REQ.len() as i64);
+        assert_eq!(conn_rows.int("bytes_recv", 0), RESP.len() as i64);
+        assert!(conn_rows.boolean("encrypted", 0));
+    }
+
+    #[test]
+    fn tls_without_a_library_probe_is_counted_not_parsed() {
+        let (mut t, stats) = tracker();
+        let id = conn(21, 21);
+        t.handle_record(&open(id, events::ROLE_SERVER));
+        t.handle_record(&data(id, IN, 1, 0, CLIENT_HELLO, CLIENT_HELLO.len() as u64));
+        let mut pos = CLIENT_HELLO.len() as u64;
+        for i in 0..3 {
+            t.handle_record(&data(
+                id,
+                IN,
+                10 + i,
+                pos,
+                APP_RECORD,
+                pos + APP_RECORD.len() as u64,
+            ));
+            pos += APP_RECORD.len() as u64;
+        }
+        assert_eq!(rows(&mut t), vec![]);
+        assert_eq!(
+            counter(&stats, "tls_ciphertext_bytes"),
+            (CLIENT_HELLO.len() + 3 * APP_RECORD.len()) as u64
+        );
+        assert_eq!(counter(&stats, "protocol_unknown_bytes"), 0);
+        assert_eq!(counter(&stats, "tls_connections"), 0);
+    }
+
+    #[test]
+    fn plaintext_prelude_then_tls_starts_a_fresh_session() {
+        let (mut t, stats) = tracker();
+        let id = conn(22, 22);
+        t.handle_record(&open(id, events::ROLE_SERVER));
+        // A plaintext request and response, then a TLS handshake (STARTTLS-like).
+        t.handle_record(&data(id, IN, 1, 0, REQ, REQ.len() as u64));
+        t.handle_record(&data(id, OUT, 2, 0, RESP, RESP.len() as u64));
+        let pos = REQ.len() as u64;
+        t.handle_record(&data(
+            id,
+            IN,
+            3,
+            pos,
+            CLIENT_HELLO,
+            pos + CLIENT_HELLO.len() as u64,
+        ));
+        let second = b"GET /secret HTTP/1.1\r\n\r\n";
+        t.handle_record(&tls_data(id, IN, 10, 0, second));
+        t.handle_record(&tls_data(id, OUT, 30, 0, RESP));
+        let taken = Taken::of(&mut t, "http_events");
+        assert_eq!(taken.len(), 2);
+        assert_eq!(
+            (taken.text("req_path", 0), taken.boolean("encrypted", 0)),
+            ("/a".to_string(), false)
+        );
+        assert_eq!(
+            (taken.text("req_path", 1), taken.boolean("encrypted", 1)),
+            ("/secret".to_string(), true)
+        );
+        assert_eq!(taken.int("latency", 1), 20);
+        assert_eq!(counter(&stats, "http_parse_failures"), 0);
+        assert_eq!(counter(&stats, "protocol_unknown_bytes"), 0);
+    }
+
+    #[test]
+    fn tls_handshake_records_are_recognised() {
+        assert!(is_tls_handshake_record(CLIENT_HELLO));
+        assert!(is_tls_handshake_record(SERVER_HELLO));
+        assert!(!is_tls_handshake_record(APP_RECORD));
+        assert!(!is_tls_handshake_record(&CLIENT_HELLO[..4]));
+        assert!(!is_tls_handshake_record(REQ));
+        assert!(!is_tls_handshake_record(&[0x16, 0x03, 0x05, 0x00, 0x10]));
+        assert!(!is_tls_handshake_record(&[0x16, 0x03, 0x01, 0x00, 0x00]));
+        assert!(!is_tls_handshake_record(&[0x16, 0x03, 0x01, 0x48, 0x01]));
+        assert!(!is_tls_handshake_record(&[]));
     }
 }

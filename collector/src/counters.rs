@@ -57,4 +57,7 @@ capture_counters! {
     dns_unanswered => "DNS queries that never got a response (timeout, close, retransmission or queue full)",
     dns_unmatched_responses => "DNS responses without a pending query",
     store_append_failures => "Batches the table store refused",
+    tls_connections => "Connections switched to the plaintext stream of a TLS library probe",
+    tls_plaintext_bytes => "Plaintext bytes received from TLS library probes",
+    tls_ciphertext_bytes => "Bytes of TLS records on the wire, not parsed (handshakes; TLS no library probe decrypts)",
 }

@@ -22,4 +22,5 @@ pub mod redis_session;
 pub mod rows;
 pub mod session;
 pub mod stream_driver;
+pub mod tls;
 pub mod window;

@@ -4,6 +4,7 @@
 //! (a kernel may lack a syscall, e.g. no `sendfile64` on some arches).
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::TracePoint;
@@ -44,13 +45,18 @@ pub struct ProbeConfig {
 
 /// The attached probes and the maps the agent reads.
 pub struct Probes {
-    // Keeps programs and links alive: dropping it detaches everything.
-    _ebpf: Ebpf,
+    // Keeps programs and links alive: dropping the last reference detaches
+    // everything (the TLS attacher holds another, to attach uprobes).
+    _ebpf: Arc<Mutex<Ebpf>>,
     pub stats: PerCpuArray<MapData, u64>,
-    /// Key: tgid in the low 32 bits, fd in the high 32 (the C struct conn_key).
-    pub conns: BpfHashMap<MapData, u64, [u64; 6]>,
+    /// Key: tgid in the low 32 bits, fd in the high 32 (the C struct conn_key);
+    /// value: the C struct conn_state (64 bytes).
+    pub conns: BpfHashMap<MapData, u64, [u64; 8]>,
     pub attached: Vec<String>,
     pub failed: Vec<(String, String)>,
+    /// What the TLS attacher needs (taken by the agent): the BPF object, to
+    /// attach uprobes, and the exec ring buffer.
+    pub tls_setup: Option<(Arc<Mutex<Ebpf>>, RingBuf<MapData>)>,
 }
 
 pub fn conn_map_key(tgid: u32, fd: i32) -> u64 {
@@ -177,13 +183,21 @@ pub fn load_and_attach(config: &ProbeConfig) -> Result<(Probes, RingBuf<MapData>
             source,
         }
     })?;
+    let execs = RingBuf::try_from(take_map(&mut ebpf, names::EXECS_MAP)?).map_err(|source| {
+        ProbeError::Map {
+            name: names::EXECS_MAP,
+            source,
+        }
+    })?;
+    let ebpf = Arc::new(Mutex::new(ebpf));
     Ok((
         Probes {
-            _ebpf: ebpf,
+            _ebpf: ebpf.clone(),
             stats,
             conns,
             attached,
             failed,
+            tls_setup: Some((ebpf, execs)),
         },
         ring,
     ))

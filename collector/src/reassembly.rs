@@ -81,7 +81,6 @@ impl Reassembler {
     }
 
     /// Stream position of the next byte to deliver.
-    #[cfg(test)]
     pub fn next_position(&self) -> u64 {
         self.next
     }

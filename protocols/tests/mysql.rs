@@ -766,6 +766,74 @@ fn mid_connection_start_ssl_and_unanswered() {
     assert!(session.is_opaque());
 }
 
+/// The plaintext stream of a TLS connection (what the OpenSSL probes see)
+/// starts with the handshake response at sequence 2, after the SSLRequest
+/// that went on the wire: it is detected and gives the COM_CONNECT row.
+#[test]
+fn tls_plaintext_stream_starts_at_the_handshake_response() {
+    use Dir::*;
+    let mut response = handshake_response(
+        CLIENT_CAPS | CLIENT_SSL,
+        "app",
+        &[0x5a; 20],
+        Some("shop"),
+        "mysql_native_password",
+    );
+    response[3] = 2; // sequence 2
+    assert_eq!(
+        sonde_protocols::detect(&response).map(|d| (d.protocol, d.kind)),
+        Some((sonde_protocols::Protocol::Mysql, Request))
+    );
+    let steps = vec![
+        (C, response),
+        (S, ok(3, 0, 0, 0, 2)),
+        (C, query("SELECT 1")),
+        (
+            S,
+            concat(&[
+                packet(1, &[1]),
+                column(2, "", "1", 8),
+                eof(3, 2),
+                text_row(4, &[Some("1")]),
+                eof(5, 2),
+            ]),
+        ),
+    ];
+    let (exchanges, session) = run(&MysqlConfig::default(), &steps);
+    let got: Vec<_> = summary(&exchanges)
+        .into_iter()
+        .map(|(cmd, body, status, _, _)| (cmd, body, status))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                "COM_CONNECT",
+                "user=app db=shop plugin=mysql_native_password auth=<redacted>".to_string(),
+                MysqlStatus::Ok
+            ),
+            ("COM_QUERY", "SELECT 1".to_string(), MysqlStatus::ResultSet),
+        ]
+    );
+    assert!(!session.is_opaque());
+
+    // MariaDB clients send extended capabilities in the last 4 filler bytes.
+    let mut mariadb = handshake_response(CLIENT_CAPS | CLIENT_SSL, "app", &[0x5a; 20], None, "x");
+    mariadb[3] = 2;
+    mariadb[4 + 28..4 + 32].copy_from_slice(&[0x1c, 0, 0, 0]);
+    assert_eq!(
+        sonde_protocols::detect(&mariadb).map(|d| (d.protocol, d.kind)),
+        Some((sonde_protocols::Protocol::Mysql, Request))
+    );
+    let (exchanges, _) = run(
+        &MysqlConfig::default(),
+        &[(C, mariadb), (S, ok(3, 0, 0, 0, 2))],
+    );
+    assert_eq!(exchanges.len(), 1);
+    assert_eq!(exchanges[0].req_cmd, COM_CONNECT);
+    assert_eq!(exchanges[0].resp_status, MysqlStatus::Ok);
+}
+
 #[test]
 fn framing_is_chunking_independent() {
     let config = MysqlConfig::default();

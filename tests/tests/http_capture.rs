@@ -409,7 +409,7 @@ fn capture_stats_counts_events_and_shutdown_logs_them() {
     assert!(get("events_data").unwrap_or(0) >= 4, "{stats:?}");
     assert!(get("events_open").unwrap_or(0) >= 2, "{stats:?}");
     assert!(get("http_rows").unwrap_or(0) >= 2, "{stats:?}");
-    assert_eq!(get("probes_attached"), Some(31), "{stats:?}");
+    assert_eq!(get("probes_attached"), Some(32), "{stats:?}");
     for name in [
         "kernel_ring_full_events",
         "stream_gaps",

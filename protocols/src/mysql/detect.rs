@@ -22,8 +22,9 @@ fn decided(r: Result<Verdict, Verdict>) -> Verdict {
 }
 
 /// A command packet (sequence 0, known command, plausible length and
-/// payload) or a handshake response (sequence 1, CLIENT_PROTOCOL_41, 23
-/// zero filler bytes).
+/// payload) or a handshake response (sequence 1, or 2 after an SSLRequest:
+/// the first packet of a TLS plaintext stream; CLIENT_PROTOCOL_41, 23 zero
+/// filler bytes).
 pub(crate) fn request_verdict(input: &[u8]) -> Verdict {
     decided(request(input))
 }
@@ -32,7 +33,7 @@ fn request(input: &[u8]) -> Result<Verdict, Verdict> {
     let (len, seq) = header(input, 0)?;
     match seq {
         0 => command(input, len),
-        1 => handshake_response(input, len),
+        1 | 2 => handshake_response(input, len),
         _ => Ok(Verdict::No),
     }
 }
@@ -125,7 +126,9 @@ fn handshake_response(input: &[u8], len: usize) -> Result<Verdict, Verdict> {
     if caps & CLIENT_PROTOCOL_41 == 0 {
         return Ok(Verdict::No);
     }
-    for i in 13..36 {
+    // 23 filler bytes, of which MariaDB clients use the last 4 for their
+    // extended capabilities (when the server lacks CLIENT_MYSQL).
+    for i in 13..32 {
         if at(input, i)? != 0 {
             return Ok(Verdict::No);
         }

@@ -240,7 +240,9 @@ impl MysqlSession {
                 self.handshake_response(pkt, ts);
                 return None;
             }
-            Phase::Unknown if pkt.seq == 1 && is_handshake_response(pkt) => {
+            // Sequence 2: after an SSLRequest, the first packet of the TLS
+            // plaintext stream (the greeting was on the wire, before TLS).
+            Phase::Unknown if matches!(pkt.seq, 1 | 2) && is_handshake_response(pkt) => {
                 self.handshake_response(pkt, ts);
                 return None;
             }
@@ -1000,7 +1002,8 @@ fn is_handshake_response(pkt: &MysqlPacket) -> bool {
     c.u32_le()
         .is_some_and(|caps| caps & CLIENT_PROTOCOL_41 != 0)
         && c.skip(5).is_some()
-        && c.take(23)
+        // MariaDB clients put extended capabilities in the last 4 filler bytes.
+        && c.take(19)
             .is_some_and(|filler| filler.iter().all(|&b| b == 0))
 }
 

@@ -3,10 +3,12 @@
 
 mod conn;
 mod http;
+mod probes;
 mod tables;
 
 pub use conn::{ConnColumnsBuilder, ConnFields, K8sFields, TraceRole};
 pub use http::{HttpEventsBuilder, HttpRow, headers_to_json};
+pub use probes::{ProbeStatusRow, probe_status_batch, probe_status_schema};
 pub use tables::{
     ConnStatsBuilder, ConnStatsRow, DnsEventsBuilder, DnsRow, MysqlEventsBuilder, MysqlRow,
     RedisEventsBuilder, RedisRow, conn_stats_schema, dns_events_schema, mysql_events_schema,
