@@ -91,15 +91,15 @@ async function apiError(sql) {
   return (await response.json()).error;
 }
 
-test('the health strip shows the 31 attached probes', async () => {
+test('the health strip shows the 32 attached probes', async () => {
   const probes = page.getByTestId('probes-attached');
   await probes.waitFor({ timeout: DATA_TIMEOUT });
   await page.waitForFunction(
-    () => document.querySelector('[data-testid="probes-attached"]')?.textContent === '31',
+    () => document.querySelector('[data-testid="probes-attached"]')?.textContent === '32',
     null,
     { timeout: DATA_TIMEOUT },
   );
-  assert.equal(await probes.textContent(), '31');
+  assert.equal(await probes.textContent(), '32');
   // Events are flowing, so the rate is a number.
   const events = await page.getByTestId('events').locator('.chip-value').textContent();
   assert.match(events, /^[<\d]/, `events/s is "${events}"`);
