@@ -11,6 +11,14 @@ pub const PASSWORD: &str = "sekret-mysql-pw";
 /// A MariaDB server on a free loopback port with user `sonde` (password
 /// PASSWORD) and a `shop.items` table, prepared over the unix socket (not traced).
 pub fn start(name: &str) -> (Server, u16) {
+    let port = free_port();
+    (start_with(name, port, None), port)
+}
+
+/// The same on `port`; with `tls` (certificate, key: PEM files, the
+/// certificate also serving as CA) the server speaks TLS and the `sonde`
+/// user must use it.
+pub fn start_with(name: &str, port: u16, tls: Option<(&Path, &Path)>) -> Server {
     let dir = scratch_dir(&format!("mariadb-{name}"));
     let data = dir.join("data");
     run(Command::new("mariadb-install-db").args([
@@ -19,7 +27,6 @@ pub fn start(name: &str) -> (Server, u16) {
         "--user=root",
         "--skip-test-db",
     ]));
-    let port = free_port();
     let socket = dir.join("mysqld.sock");
     let mut cmd = Command::new("mariadbd");
     cmd.args([
@@ -32,16 +39,24 @@ pub fn start(name: &str) -> (Server, u16) {
         format!("--log-error={}", dir.join("error.log").display()),
         "--skip-log-bin".into(),
     ]);
+    if let Some((cert, key)) = tls {
+        cmd.args([
+            format!("--ssl-cert={}", cert.display()),
+            format!("--ssl-key={}", key.display()),
+            format!("--ssl-ca={}", cert.display()),
+        ]);
+    }
     let server = Server::spawn(cmd, port);
+    let require = if tls.is_some() { " REQUIRE SSL" } else { "" };
     admin(
         &socket,
         &format!(
-            "CREATE USER 'sonde'@'127.0.0.1' IDENTIFIED BY '{PASSWORD}'; \
+            "CREATE USER 'sonde'@'127.0.0.1' IDENTIFIED BY '{PASSWORD}'{require}; \
          GRANT ALL ON *.* TO 'sonde'@'127.0.0.1'; \
          CREATE DATABASE shop; CREATE TABLE shop.items (id INT PRIMARY KEY, name VARCHAR(50));"
         ),
     );
-    (server, port)
+    server
 }
 
 fn admin(socket: &Path, sql: &str) {

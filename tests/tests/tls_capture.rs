@@ -515,44 +515,11 @@ fn mysql_over_tls_is_captured_in_plaintext() {
     if !ebpf_available() {
         return;
     }
-    const PASSWORD: &str = "tls-db-pass";
     let agent = Agent::start("tls-mysql");
     let dir = scratch_dir("tls-mysql");
     let (cert, key) = self_signed_cert(&dir);
-    let data = dir.join("data");
-    run(Command::new("mariadb-install-db").args([
-        &format!("--datadir={}", data.display()),
-        "--auth-root-authentication-method=normal",
-        "--user=root",
-        "--skip-test-db",
-    ]));
     let port = tls_port();
-    let socket = dir.join("mysqld.sock");
-    let mut cmd = Command::new("mariadbd");
-    cmd.args([
-        format!("--datadir={}", data.display()),
-        format!("--socket={}", socket.display()),
-        format!("--port={port}"),
-        "--bind-address=127.0.0.1".into(),
-        "--user=root".into(),
-        format!("--pid-file={}", dir.join("mysqld.pid").display()),
-        format!("--log-error={}", dir.join("error.log").display()),
-        "--skip-log-bin".into(),
-        format!("--ssl-cert={}", cert.display()),
-        format!("--ssl-key={}", key.display()),
-        format!("--ssl-ca={}", cert.display()),
-    ]);
-    let _server = Server::spawn(cmd, port);
-    run(Command::new("mariadb").args([
-        &format!("--socket={}", socket.display()),
-        "-u",
-        "root",
-        "-e",
-        &format!(
-            "CREATE USER 'sonde'@'127.0.0.1' IDENTIFIED BY '{PASSWORD}' REQUIRE SSL; \
-             GRANT ALL ON *.* TO 'sonde'@'127.0.0.1'; CREATE DATABASE shop;"
-        ),
-    ]));
+    let _server = sonde_e2e::mariadb::start_with("tls", port, Some((&cert, &key)));
     let out = run(Command::new("mariadb").args([
         "-h",
         "127.0.0.1",
@@ -560,7 +527,7 @@ fn mysql_over_tls_is_captured_in_plaintext() {
         &port.to_string(),
         "-u",
         "sonde",
-        &format!("-p{PASSWORD}"),
+        &format!("-p{}", sonde_e2e::mariadb::PASSWORD),
         "--ssl",
         &format!("--ssl-ca={}", cert.display()),
         "shop",
@@ -597,7 +564,7 @@ fn mysql_over_tls_is_captured_in_plaintext() {
             .map(|g| g.2.clone())
             .unwrap_or_default();
         assert!(connect.starts_with("user=sonde db=shop"), "{got:?}");
-        assert!(!connect.contains(PASSWORD));
+        assert!(!connect.contains(sonde_e2e::mariadb::PASSWORD));
         expected.push((
             role.to_string(),
             "COM_CONNECT".to_string(),
