@@ -152,7 +152,7 @@ fn export(c: &mut Criterion) {
                 let op = operation(HTTP_EVENTS, &RowView::new(&batch, row), &naming)
                     .expect("an http row");
                 red.record(&op);
-                black_box(span(&op, &ids, &scope));
+                black_box(span(op, &ids, &scope));
             }
         })
     });

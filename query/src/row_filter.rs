@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use arrow::array::AsArray;
-use arrow::compute::filter_record_batch;
+use arrow::array::{Array, AsArray, BooleanArray};
+use arrow::compute::{filter_record_batch, prep_null_mask_filter};
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use datafusion::common::DFSchema;
@@ -75,19 +75,34 @@ impl RowFilter {
 
     /// The rows for which the predicate is true (null counts as false).
     pub fn apply(&self, batch: &RecordBatch) -> Result<RecordBatch, RowFilterError> {
-        let failed = |reason: String| RowFilterError::Evaluation {
-            predicate: self.predicate.clone(),
-            reason,
-        };
+        let mask = self.matches(batch)?;
+        filter_record_batch(batch, &mask).map_err(|e| self.failed(e.to_string()))
+    }
+
+    /// One value per row of `batch`: whether the predicate holds (a null
+    /// result is false). Never null itself.
+    pub fn matches(&self, batch: &RecordBatch) -> Result<BooleanArray, RowFilterError> {
         let mask = self
             .expr
             .evaluate(batch)
             .and_then(|value| value.into_array(batch.num_rows()))
-            .map_err(|e| failed(e.strip_backtrace()))?;
+            .map_err(|e| self.failed(e.strip_backtrace()))?;
         let Some(mask) = mask.as_boolean_opt() else {
-            return Err(failed(format!("evaluated to {}", mask.data_type())));
+            return Err(self.failed(format!("evaluated to {}", mask.data_type())));
         };
-        filter_record_batch(batch, mask).map_err(|e| failed(e.to_string()))
+        // prep_null_mask_filter needs a null buffer to fold.
+        Ok(if mask.null_count() > 0 {
+            prep_null_mask_filter(mask)
+        } else {
+            mask.clone()
+        })
+    }
+
+    fn failed(&self, reason: String) -> RowFilterError {
+        RowFilterError::Evaluation {
+            predicate: self.predicate.clone(),
+            reason,
+        }
     }
 }
 
@@ -134,6 +149,12 @@ mod tests {
         let batch = batch();
         let filter = RowFilter::compile("t", batch.schema(), "latency < 10").unwrap();
         assert_eq!(filter.apply(&batch).unwrap().num_rows(), 2);
+        let mask = filter.matches(&batch).unwrap();
+        assert_eq!(mask.null_count(), 0);
+        assert_eq!(
+            mask.iter().flatten().collect::<Vec<_>>(),
+            [true, true, false, false]
+        );
         let filter = RowFilter::compile(
             "t",
             batch.schema(),

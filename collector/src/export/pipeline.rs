@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use arrow::array::BooleanArray;
 use arrow::record_batch::RecordBatch;
 use opentelemetry_otlp::{
     MetricExporter, RetryPolicy, SpanExporter, WithExportConfig, WithHttpConfig, WithTonicConfig,
@@ -228,6 +229,23 @@ impl Pipeline {
     }
 }
 
+/// Which rows of a batch a signal takes.
+enum Selection {
+    All,
+    Rows(BooleanArray),
+    Nothing,
+}
+
+impl Selection {
+    fn selects(&self, row: usize) -> bool {
+        match self {
+            Selection::All => true,
+            Selection::Rows(mask) => row < mask.len() && mask.value(row),
+            Selection::Nothing => false,
+        }
+    }
+}
+
 struct Intake {
     naming: ServiceNaming,
     traces_filters: TableFilters,
@@ -268,26 +286,34 @@ impl Intake {
         }
     }
 
+    /// Each row is described once (an operation) and then counted in the
+    /// RED histograms and/or queued as a span, as the signals' filters say.
     fn take(&mut self, table: &'static str, batch: &RecordBatch) {
-        let for_metrics = self.filtered(table, batch, Signal::Metrics);
-        if let Some(rows) = &for_metrics {
-            for row in 0..rows.num_rows() {
-                if let Some(op) = operation(table, &RowView::new(rows, row), &self.naming) {
-                    self.red.record(&op);
-                }
-            }
-        }
-        if self.span_tx.is_none() {
-            return;
-        }
-        let Some(rows) = self.filtered(table, batch, Signal::Traces) else {
-            return;
+        let metrics = self.selection(table, batch, Signal::Metrics);
+        let traces = if self.span_tx.is_some() {
+            let traces = self.selection(table, batch, Signal::Traces);
+            let kept = (0..batch.num_rows())
+                .filter(|&row| traces.selects(row))
+                .count();
+            self.counters
+                .rows_filtered_out
+                .add((batch.num_rows() - kept) as u64);
+            traces
+        } else {
+            Selection::Nothing
         };
-        self.counters
-            .rows_filtered_out
-            .add((batch.num_rows() - rows.num_rows()) as u64);
-        for row in 0..rows.num_rows() {
-            if let Some(op) = operation(table, &RowView::new(&rows, row), &self.naming) {
+        for row in 0..batch.num_rows() {
+            let (for_metrics, for_traces) = (metrics.selects(row), traces.selects(row));
+            if !for_metrics && !for_traces {
+                continue;
+            }
+            let Some(op) = operation(table, &RowView::new(batch, row), &self.naming) else {
+                continue;
+            };
+            if for_metrics {
+                self.red.record(&op);
+            }
+            if for_traces {
                 self.enqueue(op);
             }
         }
@@ -301,31 +327,39 @@ impl Intake {
             self.queue.pop_front();
             self.counters.spans_dropped_queue_full.inc();
         }
-        let data = span(&op, &self.ids, &self.scope);
-        self.queue.push_back((op.process, data));
+        self.queue.push_back(span(op, &self.ids, &self.scope));
         self.counters.spans_created.inc();
         self.counters.set_queue_len(self.queue.len());
     }
 
-    /// The rows of `batch` that pass the signal's filters for `table`
-    /// (None when a filter failed: counted, nothing passes).
-    fn filtered(&self, table: &str, batch: &RecordBatch, signal: Signal) -> Option<RecordBatch> {
+    /// The rows of `batch` that pass every filter of the signal for `table`
+    /// (a filter that fails to evaluate selects nothing, and is counted).
+    fn selection(&self, table: &str, batch: &RecordBatch, signal: Signal) -> Selection {
         let filters = match signal {
             Signal::Traces => &self.traces_filters,
             Signal::Metrics => &self.metrics_filters,
         };
-        let mut rows = batch.clone();
+        let mut selection = Selection::All;
         for filter in filters.get(table).into_iter().flatten() {
-            match filter.apply(&rows) {
-                Ok(kept) => rows = kept,
+            let mask = filter.matches(batch).and_then(|mask| match &selection {
+                Selection::Rows(before) => arrow::compute::and(before, &mask).map_err(|e| {
+                    sonde_query::RowFilterError::Evaluation {
+                        predicate: filter.predicate().to_string(),
+                        reason: e.to_string(),
+                    }
+                }),
+                _ => Ok(mask),
+            });
+            match mask {
+                Ok(mask) => selection = Selection::Rows(mask),
                 Err(err) => {
                     self.counters.filter_errors.inc();
                     tracing::warn!(%err, table, "edge filter failed");
-                    return None;
+                    return Selection::Nothing;
                 }
             }
         }
-        Some(rows)
+        selection
     }
 
     /// Gives the sender the next batch if it is free; otherwise spans wait

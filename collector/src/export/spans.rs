@@ -64,9 +64,13 @@ fn unix_time(ns: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_nanos(u64::try_from(ns).unwrap_or(0))
 }
 
-/// The span of one operation. Without a trace context in the request it
-/// starts a new trace.
-pub fn span(op: &Operation, ids: &RandomIdGenerator, scope: &InstrumentationScope) -> SpanData {
+/// The span of one operation, with the process it is exported under.
+/// Without a trace context in the request it starts a new trace.
+pub fn span(
+    op: Operation,
+    ids: &RandomIdGenerator,
+    scope: &InstrumentationScope,
+) -> (Process, SpanData) {
     let (trace_id, parent_span_id, flags, remote) = match op.parent {
         Some(parent) => (parent.trace_id, parent.span_id, parent.flags, true),
         None => (
@@ -81,11 +85,11 @@ pub fn span(op: &Operation, ids: &RandomIdGenerator, scope: &InstrumentationScop
         Role::Server => SpanKind::Server,
         Role::Unknown => SpanKind::Internal,
     };
-    let status = match &op.error {
-        Some(error) => Status::error(error.clone()),
+    let status = match op.error {
+        Some(error) => Status::error(error),
         None => Status::Unset,
     };
-    SpanData {
+    let data = SpanData {
         span_context: SpanContext::new(
             trace_id,
             ids.new_span_id(),
@@ -96,14 +100,15 @@ pub fn span(op: &Operation, ids: &RandomIdGenerator, scope: &InstrumentationScop
         parent_span_id,
         parent_span_is_remote: remote,
         span_kind,
-        name: Cow::Owned(op.name.clone()),
+        name: Cow::Owned(op.name),
         start_time: unix_time(op.start_ns),
         end_time: unix_time(op.end_ns),
-        attributes: op.attributes.clone(),
+        attributes: op.attributes,
         dropped_attributes_count: 0,
         events: SpanEvents::default(),
         links: SpanLinks::default(),
         status,
         instrumentation_scope: scope.clone(),
-    }
+    };
+    (op.process, data)
 }
