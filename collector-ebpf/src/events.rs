@@ -275,17 +275,8 @@ pub mod build {
         bytes: &[u8],
         call_end: u64,
     ) -> Vec<u8> {
-        let ev = DataEventHeader {
-            hdr: header(EV_DATA, conn, timestamp_ns),
-            position,
-            call_end,
-            copied: bytes.len() as u32,
-            direction,
-            syscall: 1,
-            flags: DATA_LAST,
-            peer: Peer::default(),
-        };
-        record_bytes(&ev, bytes)
+        let span = (position, call_end);
+        last_data(conn, direction, timestamp_ns, span, bytes, 1, DATA_LAST)
     }
 
     /// Like [`data`], but the plaintext of a TLS library call
@@ -298,18 +289,33 @@ pub mod build {
         bytes: &[u8],
         call_end: u64,
     ) -> Vec<u8> {
+        let syscall = if direction == DIR_EGRESS {
+            SYS_SSL_WRITE
+        } else {
+            SYS_SSL_READ
+        };
+        let span = (position, call_end);
+        let flags = DATA_LAST | DATA_TLS;
+        last_data(conn, direction, timestamp_ns, span, bytes, syscall, flags)
+    }
+
+    fn last_data(
+        conn: ConnId,
+        direction: u8,
+        timestamp_ns: u64,
+        (position, call_end): (u64, u64),
+        bytes: &[u8],
+        syscall: u8,
+        flags: u16,
+    ) -> Vec<u8> {
         let ev = DataEventHeader {
             hdr: header(EV_DATA, conn, timestamp_ns),
             position,
             call_end,
             copied: bytes.len() as u32,
             direction,
-            syscall: if direction == DIR_EGRESS {
-                SYS_SSL_WRITE
-            } else {
-                SYS_SSL_READ
-            },
-            flags: DATA_LAST | DATA_TLS,
+            syscall,
+            flags,
             peer: Peer::default(),
         };
         record_bytes(&ev, bytes)

@@ -334,6 +334,23 @@ pub fn start_nginx(name: &str, port: u16) -> Server {
     let dir = scratch_dir(&format!("nginx-{name}"));
     std::fs::create_dir_all(dir.join("html")).expect("html dir");
     std::fs::write(dir.join("html/static.txt"), "x".repeat(5000)).expect("static file");
+    let server = format!(
+        r#"listen 127.0.0.1:{port};
+        root {dir}/html;
+        location = /hello {{ default_type text/plain; return 200 "hello from nginx\n"; }}
+        location = /created {{ default_type application/json; return 201 '{{"id":1}}'; }}
+        location = /missing {{ return 404; }}
+        location = /fail {{ return 503; }}
+        location = /empty {{ return 204; }}
+        location /static.txt {{ }}"#,
+        dir = dir.display()
+    );
+    nginx_with_server(&dir, port, &server)
+}
+
+/// nginx in `dir` (config, pid, logs, temp files) with one `server` block
+/// whose body is `server`, listening on `port`.
+pub fn nginx_with_server(dir: &Path, port: u16, server: &str) -> Server {
     let config = format!(
         r#"worker_processes 1;
 daemon off;
@@ -350,14 +367,7 @@ http {{
     uwsgi_temp_path {dir}/uwsgi;
     scgi_temp_path {dir}/scgi;
     server {{
-        listen 127.0.0.1:{port};
-        root {dir}/html;
-        location = /hello {{ default_type text/plain; return 200 "hello from nginx\n"; }}
-        location = /created {{ default_type application/json; return 201 '{{"id":1}}'; }}
-        location = /missing {{ return 404; }}
-        location = /fail {{ return 503; }}
-        location = /empty {{ return 204; }}
-        location /static.txt {{ }}
+        {server}
     }}
 }}
 "#,

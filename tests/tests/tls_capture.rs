@@ -59,43 +59,18 @@ fn self_signed_cert(dir: &Path) -> (PathBuf, PathBuf) {
 
 /// nginx serving HTTPS on `port` with the given certificate.
 fn nginx_tls(dir: &Path, port: u16, cert: &Path, key: &Path) -> Server {
-    let config = format!(
-        r#"worker_processes 1;
-daemon off;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 256; }}
-http {{
-    access_log off;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
-    server {{
-        listen 127.0.0.1:{port} ssl;
+    let server = format!(
+        r#"listen 127.0.0.1:{port} ssl;
         ssl_certificate {cert};
         ssl_certificate_key {key};
         ssl_protocols TLSv1.2 TLSv1.3;
         location = /hello {{ default_type text/plain; return 200 "hello over tls\n"; }}
         location = /created {{ default_type application/json; return 201 '{{"id":7}}'; }}
-        location = /missing {{ return 404; }}
-    }}
-}}
-"#,
-        dir = dir.display(),
+        location = /missing {{ return 404; }}"#,
         cert = cert.display(),
         key = key.display(),
     );
-    let conf = dir.join("nginx.conf");
-    std::fs::write(&conf, config).expect("nginx.conf");
-    let mut cmd = Command::new(if Path::new("/usr/sbin/nginx").exists() {
-        "/usr/sbin/nginx"
-    } else {
-        "nginx"
-    });
-    cmd.arg("-c").arg(&conf).arg("-p").arg(dir);
-    Server::spawn(cmd, port)
+    sonde_e2e::nginx_with_server(dir, port, &server)
 }
 
 /// (trace_role, comm, method, path, status, resp_body, encrypted) of the

@@ -100,7 +100,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sql_literals_become_placeholders() {
+    fn sql_literals_become_question_marks() {
         let cases = [
             (
                 "SELECT * FROM users WHERE email = 'a@b.c' AND id = 42",
