@@ -7,15 +7,17 @@
 //! kept, so a body of any size costs bounded memory.
 
 mod body;
+pub(crate) mod detect;
 mod head;
+mod pairing;
 
 use std::fmt;
 use std::mem;
 
 use body::Body;
 
-use crate::detect::MessageKind;
-use crate::detect::{is_http_request_start, is_http_response_start};
+use crate::MessageKind;
+use detect::{is_http_request_start, is_http_response_start};
 
 use crate::REDACTED;
 
@@ -130,6 +132,28 @@ pub enum Decoded {
 }
 
 pub use crate::GapOutcome;
+pub use pairing::{HttpExchange, HttpPairing, ResponseOutcome};
+
+/// What a response decoder must know of the request it answers: responses
+/// to HEAD have no body, and a 2xx to CONNECT ends the HTTP stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AnsweredMethod {
+    #[default]
+    Other,
+    Head,
+    Connect,
+}
+
+impl AnsweredMethod {
+    /// The framing class of a request method (compared exactly, as servers do).
+    pub fn of(method: &str) -> Self {
+        match method {
+            "HEAD" => AnsweredMethod::Head,
+            "CONNECT" => AnsweredMethod::Connect,
+            _ => AnsweredMethod::Other,
+        }
+    }
+}
 
 #[derive(Debug, Default)]
 enum State {
@@ -189,6 +213,19 @@ impl HttpDecoder {
         input: &[u8],
         request_method: Option<&str>,
     ) -> Result<Decoded, HttpError> {
+        self.decode_answering(
+            input,
+            request_method.map(AnsweredMethod::of).unwrap_or_default(),
+        )
+    }
+
+    /// [`decode`](Self::decode) with the answered request's method already
+    /// classified (what the agent's pairing hands in).
+    pub fn decode_answering(
+        &mut self,
+        input: &[u8],
+        answering: AnsweredMethod,
+    ) -> Result<Decoded, HttpError> {
         // Taking the state leaves the decoder idle if anything below fails.
         let (mut message, mut body, head_len) = match mem::take(&mut self.state) {
             State::Complete(message) => {
@@ -203,11 +240,11 @@ impl HttpDecoder {
                 return Ok(Decoded::NeedMore);
             }
             State::Idle | State::HeadStarted => {
-                let method = match self.kind {
-                    MessageKind::Request => None,
-                    MessageKind::Response => request_method,
+                let answering = match self.kind {
+                    MessageKind::Request => AnsweredMethod::Other,
+                    MessageKind::Response => answering,
                 };
-                match head::parse(input, self.kind, &self.config, method)? {
+                match head::parse(input, self.kind, &self.config, answering)? {
                     Some(head) => (head.message, head.body, head.len),
                     None => {
                         self.state = State::HeadStarted;

@@ -15,6 +15,7 @@
 //! handshake) lives in pure session types next to each decoder, driven by
 //! caller-supplied opaque `u64` timestamps.
 
+mod common;
 mod cursor;
 pub mod detect;
 pub mod dns;
@@ -23,29 +24,6 @@ pub mod mysql;
 pub mod redis;
 mod text;
 
-pub use detect::{Detection, MessageKind, Protocol, detect, detect_datagram, detect_with_hint};
-
-/// Outcome of one `decode` call of the DNS, MySQL and Redis stream decoders
-/// (the HTTP decoder has its own, same-shaped [`http::Decoded`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decoded<T> {
-    /// Nothing consumed; more bytes are needed.
-    NeedMore,
-    /// `consumed` bytes of the input belong to the current message; `message`
-    /// is Some when it completed. `consumed` is 0 only when a message
-    /// completed by a gap is handed out.
-    Progress { consumed: usize, message: Option<T> },
-}
-
-/// Outcome of a decoder's `skip_gap`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GapOutcome {
-    /// The lost bytes were payload of the message in progress, which goes on.
-    Absorbed,
-    /// A message (or the start of one) was lost; the decoder is idle and the
-    /// caller must resync.
-    MessageLost,
-}
-
-/// Value that replaces secrets (passwords, auth responses) in every output.
-pub const REDACTED: &str = "<redacted>";
+pub(crate) use common::Verdict;
+pub use common::{Decoded, Detection, GapOutcome, MessageKind, Protocol, REDACTED};
+pub use detect::{detect, detect_datagram, detect_with_hint};

@@ -2,8 +2,8 @@
 
 use super::parse::{Header, read_name, skip_record};
 use crate::MessageKind;
+use crate::Verdict;
 use crate::cursor::Cursor;
-use crate::detect::Verdict;
 
 /// Largest query accepted as evidence (EDNS options and padding included).
 const MAX_QUERY_LEN: usize = 4096;

@@ -2,7 +2,7 @@
 
 use super::detect::tcp_verdict;
 use super::{DnsConfig, DnsError, DnsMessage, parse_message};
-use crate::detect::Verdict;
+use crate::Verdict;
 use crate::{Decoded, GapOutcome, MessageKind};
 
 /// Incremental decoder of one direction of a DNS-over-TCP connection.

@@ -2,7 +2,7 @@
 //! httparse, and the choice of body framing that follows from it.
 
 use super::body::{Body, Chunked};
-use super::{HttpConfig, HttpError, HttpMessage, REDACTED, header_value};
+use super::{AnsweredMethod, HttpConfig, HttpError, HttpMessage, REDACTED, header_value};
 use crate::MessageKind;
 
 /// A parsed head: its length in the input, the message without body, and how
@@ -20,7 +20,7 @@ pub(super) fn parse(
     input: &[u8],
     kind: MessageKind,
     config: &HttpConfig,
-    request_method: Option<&str>,
+    answering: AnsweredMethod,
 ) -> Result<Option<Head>, HttpError> {
     let mut headers = vec![httparse::EMPTY_HEADER; config.max_headers];
     let mut parser = httparse::ParserConfig::default();
@@ -85,7 +85,7 @@ pub(super) fn parse(
     // Complete; `header_count` is that length.
     let raw_headers = headers.get(..header_count).unwrap_or_default();
 
-    let body = framing(kind, start.status, request_method, raw_headers)?;
+    let body = framing(kind, start.status, answering, raw_headers)?;
     let headers: Vec<(String, String)> = raw_headers
         .iter()
         .map(|h| (h.name.to_owned(), header_text(h, config)))
@@ -141,16 +141,16 @@ fn header_text(header: &httparse::Header<'_>, config: &HttpConfig) -> String {
 fn framing(
     kind: MessageKind,
     status: u16,
-    request_method: Option<&str>,
+    answering: AnsweredMethod,
     raw_headers: &[httparse::Header<'_>],
 ) -> Result<Body, HttpError> {
     const NO_BODY: Body = Body::Length { remaining: 0 };
     if kind == MessageKind::Response {
         let bodiless_status = matches!(status, 100..=199 | 204 | 304);
-        let is_head = request_method == Some("HEAD");
+        let is_head = answering == AnsweredMethod::Head;
         // A 2xx to CONNECT turns the connection into a tunnel; what follows
         // is not this message's body.
-        let tunnel = request_method == Some("CONNECT") && (200..300).contains(&status);
+        let tunnel = answering == AnsweredMethod::Connect && (200..300).contains(&status);
         if bodiless_status || is_head || tunnel {
             return Ok(NO_BODY);
         }

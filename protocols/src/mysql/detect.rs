@@ -1,6 +1,6 @@
 //! Evidence that bytes start a MySQL packet from the client or the server.
 
-use crate::detect::Verdict;
+use crate::Verdict;
 
 use super::consts::*;
 

@@ -5,7 +5,7 @@ use std::mem;
 
 use super::detect::{request_verdict, response_verdict};
 use super::{MysqlConfig, MysqlError, MysqlPacket};
-use crate::detect::Verdict;
+use crate::Verdict;
 use crate::{Decoded, GapOutcome, MessageKind};
 
 /// Physical payload size that announces a continuation packet.

@@ -1,7 +1,7 @@
 //! Evidence that bytes start a Redis request or reply, and resync.
 
 use crate::MessageKind;
-use crate::detect::Verdict;
+use crate::Verdict;
 
 /// Top-level command names that make an array of bulk strings a request
 /// (Redis 7.x, Valkey, common module-free set).
