@@ -4,29 +4,37 @@
 
 use std::mem::{offset_of, size_of};
 
-pub const CHUNK_MAX: usize = 8192;
-pub const COMM_LEN: usize = 16;
+/// Constants and struct layouts generated from `bpf/sonde_events.h` at
+/// build time (see build.rs).
+pub mod generated {
+    include!(concat!(env!("OUT_DIR"), "/sonde_events.rs"));
+}
+use generated as h;
 
-pub const EV_OPEN: u32 = 1;
-pub const EV_DATA: u32 = 2;
-pub const EV_CLOSE: u32 = 3;
-pub const EV_PROC_EXIT: u32 = 4;
+pub const CHUNK_MAX: usize = h::SONDE_CHUNK_MAX as usize;
+pub const COMM_LEN: usize = h::SONDE_COMM_LEN as usize;
 
-pub const ROLE_UNKNOWN: u16 = 0;
-pub const ROLE_CLIENT: u16 = 1;
-pub const ROLE_SERVER: u16 = 2;
+pub const EV_OPEN: u32 = h::SONDE_EV_OPEN as u32;
+pub const EV_DATA: u32 = h::SONDE_EV_DATA as u32;
+pub const EV_CLOSE: u32 = h::SONDE_EV_CLOSE as u32;
+pub const EV_PROC_EXIT: u32 = h::SONDE_EV_PROC_EXIT as u32;
 
-pub const DIR_EGRESS: u8 = 0;
-pub const DIR_INGRESS: u8 = 1;
+pub const ROLE_UNKNOWN: u16 = h::SONDE_ROLE_UNKNOWN as u16;
+pub const ROLE_CLIENT: u16 = h::SONDE_ROLE_CLIENT as u16;
+pub const ROLE_SERVER: u16 = h::SONDE_ROLE_SERVER as u16;
 
-pub const DATA_LAST: u16 = 0x1;
+pub const DIR_EGRESS: u8 = h::SONDE_DIR_EGRESS as u8;
+pub const DIR_INGRESS: u8 = h::SONDE_DIR_INGRESS as u8;
+
+pub const DATA_LAST: u16 = h::SONDE_DATA_LAST as u16;
 /// Plaintext of a TLS library call; positions count the plaintext stream.
-pub const DATA_TLS: u16 = 0x2;
+pub const DATA_TLS: u16 = h::SONDE_DATA_TLS as u16;
 
 /// `DataEventHeader::syscall` of TLS plaintext (diagnostics only).
-pub const SYS_SSL_READ: u8 = 15;
-pub const SYS_SSL_WRITE: u8 = 16;
+pub const SYS_SSL_READ: u8 = h::SONDE_SYS_SSL_READ as u8;
+pub const SYS_SSL_WRITE: u8 = h::SONDE_SYS_SSL_WRITE as u8;
 
+/// Linux's values (not Sonde's): the kernel reports them as they are.
 pub const AF_INET: u16 = 2;
 pub const AF_INET6: u16 = 10;
 
@@ -37,67 +45,68 @@ pub const SOCK_DGRAM: u32 = 2;
 /// (index, counter name, help).
 pub const KERNEL_STATS: &[(u32, &str, &str)] = &[
     (
-        0,
+        h::SONDE_STAT_RING_FULL_EVENTS as u32,
         "kernel_ring_full_events",
         "Events lost because the BPF ring buffer was full",
     ),
     (
-        1,
+        h::SONDE_STAT_RING_FULL_BYTES as u32,
         "kernel_ring_full_bytes",
         "Payload bytes in data events lost to a full ring buffer",
     ),
     (
-        2,
+        h::SONDE_STAT_CONN_MAP_FULL as u32,
         "kernel_conn_map_full",
         "Connections not tracked because the kernel connection map was full",
     ),
     (
-        3,
+        h::SONDE_STAT_ACTIVE_MAP_FULL as u32,
         "kernel_active_map_full",
         "Socket syscalls not traced because the in-flight syscall map was full",
     ),
     (
-        4,
+        h::SONDE_STAT_BYTES_NOT_COPIED as u32,
         "kernel_bytes_not_copied",
         "Payload bytes over the per-call copy cap (accounted by size only)",
     ),
     (
-        5,
+        h::SONDE_STAT_READ_FAILURES as u32,
         "kernel_read_failures",
         "Failed reads of user memory (the bytes become a stream gap)",
     ),
     (
-        6,
+        h::SONDE_STAT_SENDFILE_BYTES as u32,
         "kernel_sendfile_bytes",
         "Bytes sent with sendfile (no user buffer to copy; a gap the parsers skip)",
     ),
     (
-        7,
+        h::SONDE_STAT_MMSG_TRUNCATED as u32,
         "kernel_mmsg_truncated",
         "Messages of sendmmsg/recvmmsg beyond the per-call limit of 8",
     ),
     (
-        8,
+        h::SONDE_STAT_TLS_ACTIVE_MAP_FULL as u32,
         "kernel_tls_active_map_full",
         "TLS library calls not traced because the in-flight TLS call map was full",
     ),
     (
-        9,
+        h::SONDE_STAT_TLS_NO_SOCKET as u32,
         "kernel_tls_no_socket",
         "TLS library calls whose socket could not be found (their plaintext is lost)",
     ),
     (
-        10,
+        h::SONDE_STAT_TLS_FD_FALLBACK as u32,
         "kernel_tls_fd_fallback",
         "TLS library calls without a nested socket syscall, tied to the socket last seen under their SSL object",
     ),
     (
-        11,
+        h::SONDE_STAT_EXEC_RING_FULL as u32,
         "kernel_exec_ring_full",
         "Exec notifications lost (those processes are not scanned for TLS libraries)",
     ),
 ];
-pub const KERNEL_STAT_COUNT: u32 = 12;
+pub const KERNEL_STAT_COUNT: u32 = h::SONDE_STAT_COUNT as u32;
+const _: () = assert!(KERNEL_STATS.len() == KERNEL_STAT_COUNT as usize);
 
 /// Field order matters: connections sort by (tgid, fd, ...), so one process's
 /// connections, or one fd's generations, are a range.
@@ -182,18 +191,85 @@ pub struct CloseEvent {
     pub bytes_ingress: u64,
 }
 
-// The same numbers as the _Static_asserts in sonde_events.h.
-const _: () = assert!(size_of::<ConnId>() == 24);
-const _: () = assert!(size_of::<EventHeader>() == 40);
-const _: () = assert!(size_of::<OpenEvent>() == 104);
-const _: () = assert!(offset_of!(OpenEvent, local_addr) == 48);
-const _: () = assert!(offset_of!(OpenEvent, comm) == 88);
-const _: () = assert!(size_of::<DataEventHeader>() == 88);
-const _: () = assert!(offset_of!(DataEventHeader, copied) == 56);
-const _: () = assert!(offset_of!(DataEventHeader, peer) == 64);
-const _: () = assert!(size_of::<Peer>() == 24);
-const _: () = assert!(size_of::<CloseEvent>() == 56);
-const _: () = assert!(size_of::<ExecEvent>() == 16);
+/// Asserts at compile time that a Rust mirror has the C struct's size and
+/// every one of its fields at the C offset (the layouts come from the C
+/// compiler, see build.rs). `.. before field` mirrors the part of a C struct
+/// in front of a trailing field (the data event's payload).
+macro_rules! mirrors {
+    ($rust:ty = $c:ident { $($field:ident),* $(,)? }) => {
+        const _: () = {
+            use generated::layout::$c as c;
+            assert!(size_of::<$rust>() == c::SIZE);
+            assert!([$(stringify!($field)),*].len() == c::FIELDS);
+            $(assert!(offset_of!($rust, $field) == c::$field);)*
+        };
+    };
+    ($rust:ty = $c:ident .. before $tail:ident { $($field:ident),* $(,)? }) => {
+        const _: () = {
+            use generated::layout::$c as c;
+            assert!(size_of::<$rust>() == c::$tail);
+            assert!([$(stringify!($field)),*].len() + 1 == c::FIELDS);
+            $(assert!(offset_of!($rust, $field) == c::$field);)*
+        };
+    };
+}
+
+mirrors!(
+    ConnId = sonde_conn_id {
+        tgid,
+        fd,
+        proc_start_ns,
+        generation
+    }
+);
+mirrors!(
+    EventHeader = sonde_event_header {
+        kind,
+        cpu,
+        timestamp_ns,
+        conn
+    }
+);
+mirrors!(
+    OpenEvent = sonde_open_event {
+        hdr,
+        family,
+        role,
+        local_port,
+        remote_port,
+        local_addr,
+        remote_addr,
+        sock_type,
+        pad,
+        comm,
+    }
+);
+mirrors!(
+    Peer = sonde_peer {
+        family,
+        port,
+        pad,
+        addr
+    }
+);
+mirrors!(DataEventHeader = sonde_data_event .. before payload {
+    hdr, position, call_end, copied, direction, syscall, flags, peer,
+});
+mirrors!(
+    ExecEvent = sonde_exec_event {
+        tgid,
+        pad,
+        timestamp_ns
+    }
+);
+mirrors!(
+    CloseEvent = sonde_close_event {
+        hdr,
+        bytes_egress,
+        bytes_ingress
+    }
+);
+const _: () = assert!(size_of::<DataEventHeader>() == h::SONDE_DATA_HEADER_SIZE as usize);
 
 /// Marker for the plain-old-data event structs above: every bit pattern is a
 /// valid value (integers and byte arrays only, no padding read as data).

@@ -9,19 +9,18 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::compute::concat_batches;
-use arrow::record_batch::RecordBatch;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use opentelemetry_sdk::trace::RandomIdGenerator;
-use sonde::conntrack::{Tracker, TrackerConfig};
 use sonde::counters::CaptureCounters;
 use sonde::export::operation::{ServiceNaming, operation};
 use sonde::export::red::RedMetrics;
-use sonde::export::row_view::RowView;
 use sonde::export::spans::{ResourceDefaults, scope, span};
+use sonde::sessions::Exchanges;
+use sonde::tracker::{Tracker, TrackerConfig};
 use sonde_ebpf::events::{self, ConnId, build};
 use sonde_query::StatsRegistry;
-use sonde_query::schema::{HTTP_EVENTS, http_events_schema};
+use sonde_query::records::HttpRow;
+use sonde_query::schema::HTTP_EVENTS;
 
 const CONNECTIONS: usize = 50;
 const REQUESTS_PER_CONNECTION: usize = 200;
@@ -109,32 +108,39 @@ fn run(records: &[Vec<u8>]) -> usize {
     let rows: usize = tracker
         .take_batches()
         .into_iter()
-        .filter(|(name, _)| *name == "http_events")
-        .map(|(_, batch)| batch.num_rows())
+        .filter(|flushed| flushed.table == HTTP_EVENTS)
+        .map(|flushed| flushed.batch.num_rows())
         .sum();
     assert_eq!(rows, CONNECTIONS * REQUESTS_PER_CONNECTION);
     rows
 }
 
-/// The http_events rows the pipeline makes of `records`, as one batch.
-fn http_rows(records: &[Vec<u8>]) -> RecordBatch {
+/// The typed http_events rows the pipeline makes of `records` (what the
+/// capture thread hands the exporter).
+fn http_rows(records: &[Vec<u8>]) -> Vec<HttpRow> {
     let stats = Arc::new(StatsRegistry::new());
-    let mut tracker = Tracker::new(TrackerConfig::default(), CaptureCounters::register(&stats));
+    let config = TrackerConfig {
+        keep_exchanges: true,
+        ..TrackerConfig::default()
+    };
+    let mut tracker = Tracker::new(config, CaptureCounters::register(&stats));
     for record in records {
         tracker.handle_record(record);
     }
-    let batches: Vec<RecordBatch> = tracker
+    tracker
         .take_batches()
         .into_iter()
-        .filter(|(name, _)| *name == "http_events")
-        .map(|(_, batch)| batch)
-        .collect();
-    concat_batches(&http_events_schema(), &batches).expect("same schema")
+        .filter_map(|flushed| match flushed.exchanges {
+            Some(Exchanges::Http(rows)) => Some(rows),
+            _ => None,
+        })
+        .flatten()
+        .collect()
 }
 
 /// Row → operation → span, plus the RED histogram: the export's work per row.
 fn export(c: &mut Criterion) {
-    let batch = http_rows(&records());
+    let rows = http_rows(&records());
     let stats = Arc::new(StatsRegistry::new());
     let defaults = ResourceDefaults {
         host_name: "bench".into(),
@@ -145,12 +151,11 @@ fn export(c: &mut Criterion) {
     let ids = RandomIdGenerator::default();
     let scope = scope();
     let mut group = c.benchmark_group("export");
-    group.throughput(Throughput::Elements(batch.num_rows() as u64));
+    group.throughput(Throughput::Elements(rows.len() as u64));
     group.bench_function("http_rows_to_spans_and_red_metrics", |b| {
         b.iter(|| {
-            for row in 0..batch.num_rows() {
-                let op = operation(HTTP_EVENTS, &RowView::new(&batch, row), &naming)
-                    .expect("an http row");
+            for row in &rows {
+                let op = operation(row, &naming).expect("an http row");
                 red.record(&op);
                 black_box(span(op, &ids, &scope));
             }

@@ -1,26 +1,22 @@
-//! The Sonde node agent as a library: capture, connection tracking, protocol
-//! sessions and the agent's wiring. The `sonde` binary (main.rs) is its CLI;
-//! benchmarks drive the pipeline (`conntrack::Tracker`) directly.
+//! The Sonde node agent as a library. The rooms follow the data path:
+//!
+//! - `kernel`: loads and attaches the BPF programs, reads the ring buffer
+//!   (the capture thread), attaches the TLS library uprobes.
+//! - `tracker`: kernel records → connections: order, gaps, TLS mode,
+//!   protocol identification, datagrams, conn_stats.
+//! - `sessions`: a connection's ordered bytes → typed rows (one stream
+//!   driver; HTTP, DNS, MySQL, Redis pairing).
+//! - `export`: typed rows → OTLP spans and RED metrics.
+//! - `agent`: wiring and lifetimes; `cli`: arguments, config file, the
+//!   `sonde query` client.
+//!
+//! `clock` and `counters` are shared by the capture side. See ARCHITECTURE.md.
 
 pub mod agent;
-pub mod auth;
-pub mod capture;
 pub mod cli;
-pub mod client;
 pub mod clock;
-pub mod config_file;
-pub mod conntrack;
 pub mod counters;
-pub mod dns_session;
 pub mod export;
-pub mod http_session;
-pub mod k8s_meta;
-pub mod mysql_session;
-pub mod probes;
-pub mod reassembly;
-pub mod redis_session;
-pub mod rows;
-pub mod session;
-pub mod stream_driver;
-pub mod tls;
-pub mod window;
+pub mod kernel;
+pub mod sessions;
+pub mod tracker;

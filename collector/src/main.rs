@@ -4,11 +4,11 @@ use std::process::ExitCode;
 
 use tracing_subscriber::EnvFilter;
 
-use sonde::cli::Command;
-use sonde::{agent, client};
+use sonde::agent;
+use sonde::cli::{Command, config_file, query_client};
 
 fn main() -> ExitCode {
-    let cli = match sonde::config_file::parse(std::env::args_os().collect()) {
+    let cli = match config_file::parse(std::env::args_os().collect()) {
         Ok(cli) => cli,
         Err(err) => err.exit(),
     };
@@ -34,8 +34,8 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Agent(args) => agent::run(*args).await,
-            Command::Query(args) => client::query(&args.server, &args.sql, args.format).await,
-            Command::Tables(args) => client::tables(&args).await,
+            Command::Query(args) => query_client::query(&args.server, &args.sql, args.format).await,
+            Command::Tables(args) => query_client::tables(&args).await,
         }
     });
     match result {

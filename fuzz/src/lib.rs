@@ -196,7 +196,7 @@ fn feed_common<T, E, D>(
 pub fn run_redis(data: &[u8]) {
     use sonde_protocols::MessageKind;
     use sonde_protocols::redis::{
-        RedisSession, RespConfig, RespDecoder, RespValue, find_message_start, render,
+        RedisPairing, RespConfig, RespDecoder, RespValue, find_message_start, render,
     };
     let Some((&ctl, input)) = data.split_first() else {
         return;
@@ -238,7 +238,7 @@ pub fn run_redis(data: &[u8]) {
     let split_up = run(&[first, second], None, &mut check);
     assert_eq!(whole, split_up, "split at {split} changed the result");
     let gapped = run(&[first, second], Some(u64::from(ctl >> 1)), &mut check);
-    let mut session = RedisSession::new(4, 64);
+    let mut session = RedisPairing::new(4, 64);
     for (i, v) in whole.into_iter().chain(gapped).flatten().enumerate() {
         assert!(render(&v, 64).len() <= 64);
         match kind {
@@ -284,7 +284,7 @@ fn check_resp(
 pub fn run_mysql(data: &[u8]) {
     use sonde_protocols::MessageKind;
     use sonde_protocols::mysql::{
-        MysqlConfig, MysqlExchange, MysqlPacket, MysqlPacketDecoder, MysqlSession,
+        MysqlConfig, MysqlExchange, MysqlPacket, MysqlPacketDecoder, MysqlPairing,
         find_message_start,
     };
     let Some((&ctl, input)) = data.split_first() else {
@@ -336,7 +336,7 @@ pub fn run_mysql(data: &[u8]) {
         rest = tail;
     }
     let converse = |cut: bool| -> Vec<MysqlExchange> {
-        let mut session = MysqlSession::new(config.clone());
+        let mut session = MysqlPairing::new(config.clone());
         let mut decoders = [
             MysqlPacketDecoder::new(config.clone()),
             MysqlPacketDecoder::new(config.clone()),

@@ -137,14 +137,30 @@ pub struct DnsMessage {
     pub partial: bool,
 }
 
-impl DnsMessage {
+/// The header fields of a message (what `dns_events.req_header` and
+/// `resp_header` show).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DnsHeader {
+    pub id: u16,
+    pub is_response: bool,
+    pub opcode: u8,
+    pub rcode: u8,
+    pub flags: DnsFlags,
+    pub question_count: u16,
+    pub answer_count: u16,
+    pub authority_count: u16,
+    pub additional_count: u16,
+}
+
+impl DnsHeader {
     /// `{"txid":..,"qr":0|1,"opcode":..,"aa":..,"tc":..,"rd":..,"ra":..,
     /// "ad":..,"cd":..,"rcode":..,"num_queries":..,"num_answers":..,
     /// "num_auth":..,"num_addl":..}` (counts from the header).
-    pub fn header_json(&self) -> String {
+    pub fn write_json(&self, out: &mut impl Write) {
         let f = &self.flags;
         let b = u8::from;
-        format!(
+        let _ = write!(
+            out,
             "{{\"txid\":{},\"qr\":{},\"opcode\":{},\"aa\":{},\"tc\":{},\"rd\":{},\"ra\":{},\"ad\":{},\"cd\":{},\"rcode\":{},\"num_queries\":{},\"num_answers\":{},\"num_auth\":{},\"num_addl\":{}}}",
             self.id,
             b(self.is_response),
@@ -160,42 +176,77 @@ impl DnsMessage {
             self.answer_count,
             self.authority_count,
             self.additional_count,
-        )
+        );
+    }
+}
+
+/// `{"queries":[{"name":"example.com","type":"A"}]}`
+pub fn write_questions_json(questions: &[DnsQuestion], out: &mut impl Write) {
+    let _ = out.write_str("{\"queries\":[");
+    for (i, q) in questions.iter().enumerate() {
+        if i > 0 {
+            let _ = out.write_char(',');
+        }
+        let _ = out.write_str("{\"name\":");
+        push_json_str(out, &q.name);
+        let _ = out.write_str(",\"type\":");
+        push_json_str(out, &type_label(q.qtype));
+        let _ = out.write_char('}');
+    }
+    let _ = out.write_str("]}");
+}
+
+/// `{"answers":[{"name":"example.com","type":"A","ttl":300,"data":"93.184.216.34"}]}`
+pub fn write_answers_json(answers: &[DnsRecord], out: &mut impl Write) {
+    let _ = out.write_str("{\"answers\":[");
+    for (i, r) in answers.iter().enumerate() {
+        if i > 0 {
+            let _ = out.write_char(',');
+        }
+        let _ = out.write_str("{\"name\":");
+        push_json_str(out, &r.name);
+        let _ = out.write_str(",\"type\":");
+        push_json_str(out, &type_label(r.rtype));
+        let _ = write!(out, ",\"ttl\":{},\"data\":", r.ttl);
+        push_json_str(out, &r.data);
+        let _ = out.write_char('}');
+    }
+    let _ = out.write_str("]}");
+}
+
+impl DnsMessage {
+    pub fn header(&self) -> DnsHeader {
+        DnsHeader {
+            id: self.id,
+            is_response: self.is_response,
+            opcode: self.opcode,
+            rcode: self.rcode,
+            flags: self.flags,
+            question_count: self.question_count,
+            answer_count: self.answer_count,
+            authority_count: self.authority_count,
+            additional_count: self.additional_count,
+        }
     }
 
-    /// `{"queries":[{"name":"example.com","type":"A"}]}`
-    pub fn questions_json(&self) -> String {
-        let mut out = String::from("{\"queries\":[");
-        for (i, q) in self.questions.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            out.push_str("{\"name\":");
-            push_json_str(&mut out, &q.name);
-            out.push_str(",\"type\":");
-            push_json_str(&mut out, &type_label(q.qtype));
-            out.push('}');
-        }
-        out.push_str("]}");
+    /// [`DnsHeader::write_json`] as a string.
+    pub fn header_json(&self) -> String {
+        let mut out = String::new();
+        self.header().write_json(&mut out);
         out
     }
 
-    /// `{"answers":[{"name":"example.com","type":"A","ttl":300,"data":"93.184.216.34"}]}`
+    /// [`write_questions_json`] of this message's questions.
+    pub fn questions_json(&self) -> String {
+        let mut out = String::new();
+        write_questions_json(&self.questions, &mut out);
+        out
+    }
+
+    /// [`write_answers_json`] of this message's answers.
     pub fn answers_json(&self) -> String {
-        let mut out = String::from("{\"answers\":[");
-        for (i, r) in self.answers.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            out.push_str("{\"name\":");
-            push_json_str(&mut out, &r.name);
-            out.push_str(",\"type\":");
-            push_json_str(&mut out, &type_label(r.rtype));
-            let _ = write!(out, ",\"ttl\":{},\"data\":", r.ttl);
-            push_json_str(&mut out, &r.data);
-            out.push('}');
-        }
-        out.push_str("]}");
+        let mut out = String::new();
+        write_answers_json(&self.answers, &mut out);
         out
     }
 

@@ -12,7 +12,7 @@
 //! bytes are reported with `skip_gap`, after an error or a lost message the
 //! caller calls `reset` and resyncs with the module's `find_message_start`.
 //! Pairing of requests and responses (and protocol state such as a MySQL
-//! handshake) lives in pure session types next to each decoder, driven by
+//! handshake) lives in pure pairing types next to each decoder, driven by
 //! caller-supplied opaque `u64` timestamps.
 
 mod common;

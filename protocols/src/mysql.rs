@@ -2,32 +2,32 @@
 //! pure connection state machine that turns packets into exchanges (rows).
 //!
 //! The caller runs one [`MysqlPacketDecoder`] per direction, like the HTTP
-//! decoder, and hands each packet to [`MysqlSession::on_client_packet`] or
-//! [`MysqlSession::on_server_packet`] with the time it was seen; those
+//! decoder, and hands each packet to [`MysqlPairing::on_client_packet`] or
+//! [`MysqlPairing::on_server_packet`] with the time it was seen; those
 //! return a [`MysqlExchange`] when a command's response is complete (at once
-//! for commands without a response). The session follows the handshake
+//! for commands without a response). The pairing follows the handshake
 //! (greeting, handshake response, auth switch and more-data rounds until
 //! OK/ERR) and never keeps the auth response; it knows prepared statements
 //! (bounded map of statement id to SQL text and parameter types) and decodes
 //! COM_STMT_EXECUTE parameters from the binary protocol.
 //!
-//! Not followed: TLS (after an SSL request the session stops), compressed
+//! Not followed: TLS (after an SSL request the pairing stops), compressed
 //! protocol (stops), replication streams (stops after COM_BINLOG_DUMP).
 
 mod binary;
 mod consts;
 pub(crate) mod detect;
 mod packet;
+mod pairing;
 mod redact;
-mod session;
 
 use std::fmt;
 
 pub use consts::*;
 pub use packet::{MysqlPacketDecoder, find_message_start};
-pub use session::{MysqlExchange, MysqlSession, MysqlStatus, command_name};
+pub use pairing::{MysqlExchange, MysqlPairing, MysqlStatus, command_name};
 
-/// Caps of the decoder and the session.
+/// Caps of the decoder and the pairing.
 #[derive(Debug, Clone)]
 pub struct MysqlConfig {
     /// How many bytes of each logical payload are kept. Default 16 KiB.

@@ -1,25 +1,25 @@
 //! Redis: an incremental RESP2/RESP3 decoder, commands with secrets
-//! redacted, compact rendering of replies, and a pure session that pairs
+//! redacted, compact rendering of replies, and a pure pairing that pairs
 //! requests with replies (pipelining, pub/sub, RESP3 pushes, MONITOR).
 //!
 //! The caller runs one [`RespDecoder`] per direction and feeds it the
 //! unconsumed bytes of that direction, like the HTTP decoder. Pipelined
 //! requests arrive as several values in one read: the caller loops `decode`
-//! until `NeedMore`. Request values go to [`RedisSession::on_request`],
-//! reply values to [`RedisSession::on_reply`], which hands out
+//! until `NeedMore`. Request values go to [`RedisPairing::on_request`],
+//! reply values to [`RedisPairing::on_reply`], which hands out
 //! [`RedisEvent`]s (rows).
 
 mod command;
 pub(crate) mod detect;
+mod pairing;
 mod resp;
-mod session;
 
 use std::fmt;
 
-pub use command::{RedisCommand, render};
+pub use command::{RedisCommand, render, write_args_json};
 pub use detect::find_message_start;
+pub use pairing::{RedisEvent, RedisPairing};
 pub use resp::RespDecoder;
-pub use session::{RedisEvent, RedisSession};
 
 /// Caps of the decoder. Every cap bounds memory; values are still parsed to
 /// their end (so the stream stays in sync), only less of them is kept.

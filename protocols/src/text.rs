@@ -22,23 +22,22 @@ pub(crate) fn truncate_on_char(s: &mut String, max: usize) {
     }
 }
 
-/// Appends `s` as a JSON string literal (with quotes).
-pub(crate) fn push_json_str(out: &mut String, s: &str) {
-    out.push('"');
+/// Appends `s` as a JSON string literal (with quotes). Writing into a
+/// `String` or an Arrow string builder cannot fail, so errors are ignored.
+pub(crate) fn push_json_str(out: &mut impl Write, s: &str) {
+    let _ = out.write_char('"');
     for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x20 || c == '\u{7f}' => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
+        let _ = match c {
+            '"' => out.write_str("\\\""),
+            '\\' => out.write_str("\\\\"),
+            '\n' => out.write_str("\\n"),
+            '\r' => out.write_str("\\r"),
+            '\t' => out.write_str("\\t"),
+            c if u32::from(c) < 0x20 || c == '\u{7f}' => write!(out, "\\u{:04x}", u32::from(c)),
+            c => out.write_char(c),
+        };
     }
-    out.push('"');
+    let _ = out.write_char('"');
 }
 
 /// Lowercase hex of `bytes`, at most `max_bytes` of them, with "..." when cut.

@@ -8,7 +8,7 @@ use sonde_protocols::MessageKind::{Request, Response};
 use sonde_protocols::mysql::{
     CLIENT_DEPRECATE_EOF, CLIENT_PLUGIN_AUTH, CLIENT_QUERY_ATTRIBUTES, CLIENT_SSL, COM_CONNECT,
     COM_QUERY, COM_QUIT, COM_STMT_CLOSE, COM_STMT_EXECUTE, COM_STMT_PREPARE, MysqlConfig,
-    MysqlExchange, MysqlPacket, MysqlPacketDecoder, MysqlSession, MysqlStatus, find_message_start,
+    MysqlExchange, MysqlPacket, MysqlPacketDecoder, MysqlPairing, MysqlStatus, find_message_start,
 };
 use sonde_protocols::{Decoded, GapOutcome};
 
@@ -30,8 +30,8 @@ enum Dir {
 /// Runs a conversation: each step is a direction and the bytes of one write
 /// (one or more packets, or part of one). Each direction has its own
 /// decoder; the step index is the timestamp.
-fn run(config: &MysqlConfig, steps: &[(Dir, Vec<u8>)]) -> (Vec<MysqlExchange>, MysqlSession) {
-    let mut session = MysqlSession::new(config.clone());
+fn run(config: &MysqlConfig, steps: &[(Dir, Vec<u8>)]) -> (Vec<MysqlExchange>, MysqlPairing) {
+    let mut session = MysqlPairing::new(config.clone());
     let mut client = (MysqlPacketDecoder::new(config.clone()), Vec::new());
     let mut server = (MysqlPacketDecoder::new(config.clone()), Vec::new());
     let mut out = Vec::new();
@@ -915,7 +915,7 @@ fn large_payloads_join_and_keep_a_prefix() {
         assert!(!got[0].is_whole());
         assert_eq!(got[1], MysqlPacket::new(0, b"\x03SELECT 1"));
     }
-    let mut session = MysqlSession::new(MysqlConfig {
+    let mut session = MysqlPairing::new(MysqlConfig {
         max_body_len: 30,
         ..config.clone()
     });
@@ -991,7 +991,7 @@ fn gaps_inside_payloads() {
     junk.extend(err(1, 1045, "28000", "Access denied"));
     assert_eq!(find_message_start(&junk, Response), Some(2));
     // The session drops the command in flight at a gap.
-    let mut session = MysqlSession::new(config);
+    let mut session = MysqlPairing::new(config);
     session.on_client_packet(&MysqlPacket::new(0, b"\x03SELECT 1"), 1);
     session.on_gap();
     assert_eq!(session.unanswered(), 1);
@@ -1007,7 +1007,7 @@ fn statement_map_is_bounded() {
         max_statements: 4,
         ..MysqlConfig::default()
     };
-    let mut session = MysqlSession::new(config);
+    let mut session = MysqlPairing::new(config);
     for id in 0..10u32 {
         session.on_client_packet(
             &MysqlPacket::new(0, format!("\x16SELECT {id}").as_bytes()),
@@ -1066,7 +1066,7 @@ fn no_panic_on_mutated_and_random_input() {
                 )
             })
             .collect();
-        let mut session = MysqlSession::new(config.clone());
+        let mut session = MysqlPairing::new(config.clone());
         let mut decoders = [
             MysqlPacketDecoder::new(config.clone()),
             MysqlPacketDecoder::new(config.clone()),

@@ -5,7 +5,7 @@ mod common;
 use common::{Lcg, assert_chunking_equivalent, feed_chunks, mutate};
 use sonde_protocols::MessageKind::{self, Request, Response};
 use sonde_protocols::redis::{
-    Aggregate, BulkString, RedisCommand, RedisEvent, RedisSession, RespConfig, RespDecoder,
+    Aggregate, BulkString, RedisCommand, RedisEvent, RedisPairing, RespConfig, RespDecoder,
     RespError, RespValue, find_message_start, render,
 };
 use sonde_protocols::{Decoded, GapOutcome};
@@ -103,7 +103,7 @@ fn pipelined_requests_and_replies() {
     );
 
     // Pairing in order, with timestamps.
-    let mut session = RedisSession::new(16, 256);
+    let mut session = RedisPairing::new(16, 256);
     for (i, v) in requests.into_iter().enumerate() {
         session.on_request(v.unwrap(), 100 + i as u64);
     }
@@ -202,7 +202,7 @@ fn resp3_hello_map_and_secrets() {
         render(&map, 1000),
         r#"{"server":"redis","version":"7.2.4","proto":3,"id":5,"mode":"standalone","role":"master","modules":[]}"#
     );
-    let mut session = RedisSession::new(16, 1000);
+    let mut session = RedisPairing::new(16, 1000);
     session.on_request(request[0].clone().unwrap(), 1);
     let event = session.on_reply(map, 2).unwrap();
     let text = format!("{event:?}");
@@ -260,7 +260,7 @@ fn secrets_never_leave() {
             assert!(!format!("{value:?}").contains(p), "{value:?}");
             let command = RedisCommand::from_value(&value).unwrap();
             assert_eq!(command.args_json(), want, "{args:?}");
-            let mut session = RedisSession::new(4, 100);
+            let mut session = RedisPairing::new(4, 100);
             session.on_request(value, 1);
             let event = session.on_reply(simple("OK"), 2).unwrap();
             assert!(!format!("{event:?}").contains(p));
@@ -270,7 +270,7 @@ fn secrets_never_leave() {
     let command = RedisCommand::from_value(&cmd(&["AUTH", p])).unwrap();
     assert_eq!(command.args, ["<redacted>"]);
     // CONFIG GET replies.
-    let mut session = RedisSession::new(4, 200);
+    let mut session = RedisPairing::new(4, 200);
     session.on_request(cmd(&["CONFIG", "GET", "*pass*"]), 1);
     let event = session
         .on_reply(
@@ -613,7 +613,7 @@ fn strings(items: &[&str]) -> Vec<RespValue> {
 
 #[test]
 fn session_pubsub_resp2() {
-    let mut s = RedisSession::new(8, 100);
+    let mut s = RedisPairing::new(8, 100);
     s.on_request(cmd(&["SUBSCRIBE", "news", "sport"]), 1);
     let confirm = |kind: &str, ch: &str, n: i64| {
         let mut items = strings(&[kind, ch]);
@@ -673,7 +673,7 @@ fn session_pubsub_resp2() {
 
 #[test]
 fn session_resp3_pushes_monitor_and_client_reply() {
-    let mut s = RedisSession::new(8, 100);
+    let mut s = RedisPairing::new(8, 100);
     s.on_request(cmd(&["HELLO", "3"]), 1);
     assert_eq!(
         exchange(s.on_reply(RespValue::Map(Aggregate::new(vec![])), 2)).0,
@@ -704,7 +704,7 @@ fn session_resp3_pushes_monitor_and_client_reply() {
         ("invalidate".into(), None, r#"["invalidate",["k"]]"#.into())
     );
 
-    let mut s = RedisSession::new(8, 200);
+    let mut s = RedisPairing::new(8, 200);
     s.on_request(cmd(&["MONITOR"]), 1);
     assert_eq!(exchange(s.on_reply(simple("OK"), 2)).0, "MONITOR");
     let line = r#"1700000000.123456 [0 127.0.0.1:50000] "get" "k""#;
@@ -713,7 +713,7 @@ fn session_resp3_pushes_monitor_and_client_reply() {
         ("monitor".into(), None, line.into())
     );
 
-    let mut s = RedisSession::new(8, 100);
+    let mut s = RedisPairing::new(8, 100);
     s.on_request(cmd(&["CLIENT", "REPLY", "SKIP"]), 1);
     s.on_request(cmd(&["SET", "a", "1"]), 2);
     s.on_request(cmd(&["SET", "b", "2"]), 3);
@@ -727,7 +727,7 @@ fn session_resp3_pushes_monitor_and_client_reply() {
 
 #[test]
 fn session_unmatched_bounds_and_gaps() {
-    let mut s = RedisSession::new(2, 100);
+    let mut s = RedisPairing::new(2, 100);
     assert_eq!(
         s.on_reply(simple("OK"), 5),
         Some(RedisEvent::UnmatchedReply {
@@ -863,7 +863,7 @@ fn no_panic_on_mutated_and_random_input() {
         let input = mutate(&mut rng, seed, tokens);
         let kind = if round % 2 == 0 { Request } else { Response };
         let mut d = RespDecoder::new(kind, config.clone());
-        let mut session = RedisSession::new(4, 32);
+        let mut session = RedisPairing::new(4, 32);
         let mut buf = Vec::new();
         let mut rest = &input[..];
         while !rest.is_empty() {

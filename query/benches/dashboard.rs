@@ -92,7 +92,7 @@ fn row(i: usize, rows: usize, rng: &mut Rng) -> HttpRow {
     let body = b"{\"ok\":true,\"items\":[1,2,3]}".to_vec();
     HttpRow {
         time_ns: T0_NS + (i as i64) * (SPAN_NS / rows as i64),
-        conn: conn(rng),
+        conn: Arc::new(conn(rng)),
         major_version: 1,
         minor_version: 1,
         content_type: "application/json".into(),
@@ -113,7 +113,7 @@ fn row(i: usize, rows: usize, rng: &mut Rng) -> HttpRow {
         resp_message: if status < 300 { "OK" } else { "Error" }.into(),
         resp_body_size: body.len() as i64,
         resp_body: body,
-        latency_ns,
+        latency: latency_ns,
     }
 }
 

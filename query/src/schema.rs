@@ -14,8 +14,8 @@ pub const CAPTURE_STATS: &str = "capture_stats";
 pub const PROBE_STATUS: &str = "probe_status";
 
 pub use crate::records::{
-    conn_stats_schema, dns_events_schema, mysql_events_schema, probe_status_schema,
-    redis_events_schema,
+    conn_stats_schema, dns_events_schema, http_events_schema, mysql_events_schema,
+    probe_status_schema, redis_events_schema,
 };
 
 /// Name of the event-time column every table has; the store prunes on it.
@@ -63,33 +63,6 @@ pub const K8S_COLUMNS: [&str; 7] = [
 ];
 
 /// `latency` is the last column of every protocol table (nanoseconds).
-fn latency_field() -> Field {
-    Field::new("latency", DataType::Int64, false)
-}
-
-pub fn http_events_schema() -> SchemaRef {
-    let mut fields = common_fields();
-    fields.extend([
-        Field::new("major_version", DataType::Int64, false),
-        Field::new("minor_version", DataType::Int64, false),
-        Field::new("content_type", DataType::Utf8, false),
-        Field::new("req_headers", DataType::Utf8, false),
-        Field::new("req_method", DataType::Utf8, false),
-        Field::new("req_path", DataType::Utf8, false),
-        Field::new("req_body", DataType::Utf8, false),
-        Field::new("req_body_size", DataType::Int64, false),
-        Field::new("resp_headers", DataType::Utf8, false),
-        Field::new("resp_status", DataType::Int64, false),
-        Field::new("resp_message", DataType::Utf8, false),
-        Field::new("resp_body", DataType::Utf8, false),
-        Field::new("resp_body_size", DataType::Int64, false),
-        latency_field(),
-    ]);
-    Arc::new(Schema::new(fields))
-}
-
-/// One row per counter per sampling instant; `value` is the cumulative
-/// counter value at `time_`, so rates are differences between samples.
 pub fn capture_stats_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new(TIME_COLUMN, time_type(), false),

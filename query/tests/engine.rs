@@ -11,7 +11,7 @@ use sonde_query::{QueryEngine, QueryError, StatsRegistry, StoreConfig, TableStor
 fn row(time_ns: i64, path: &str, status: i64) -> HttpRow {
     HttpRow {
         time_ns,
-        conn: ConnFields {
+        conn: Arc::new(ConnFields {
             upid: "7:99".into(),
             pid: 7,
             comm: "nginx".into(),
@@ -22,7 +22,7 @@ fn row(time_ns: i64, path: &str, status: i64) -> HttpRow {
             trace_role: TraceRole::Server,
             encrypted: false,
             k8s: Default::default(),
-        },
+        }),
         major_version: 1,
         minor_version: 1,
         content_type: "text/plain".into(),
@@ -36,7 +36,7 @@ fn row(time_ns: i64, path: &str, status: i64) -> HttpRow {
         resp_message: "OK".into(),
         resp_body: b"hello".to_vec(),
         resp_body_size: 5,
-        latency_ns: 250,
+        latency: 250,
     }
 }
 

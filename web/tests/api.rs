@@ -21,7 +21,7 @@ const T0: i64 = 1_795_296_600_000_000_000;
 fn row(time_ns: i64, path: &str, status: i64, latency_ns: i64) -> HttpRow {
     HttpRow {
         time_ns,
-        conn: ConnFields {
+        conn: Arc::new(ConnFields {
             upid: "12:345".into(),
             pid: 12,
             comm: "api".into(),
@@ -32,7 +32,7 @@ fn row(time_ns: i64, path: &str, status: i64, latency_ns: i64) -> HttpRow {
             trace_role: TraceRole::Server,
             encrypted: true,
             k8s: Default::default(),
-        },
+        }),
         major_version: 1,
         minor_version: 1,
         content_type: "application/json".into(),
@@ -46,7 +46,7 @@ fn row(time_ns: i64, path: &str, status: i64, latency_ns: i64) -> HttpRow {
         resp_message: "OK".into(),
         resp_body: b"done".to_vec(),
         resp_body_size: 4,
-        latency_ns,
+        latency: latency_ns,
     }
 }
 

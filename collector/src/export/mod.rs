@@ -3,15 +3,14 @@
 //! on `/metrics`. Rows reach it from the capture thread through a bounded
 //! tap; nothing here can slow capture down.
 
+pub mod client_tls;
 pub mod config;
 pub mod operation;
 pub mod pipeline;
 pub mod query_text;
 pub mod red;
 pub mod route;
-pub mod row_view;
 pub mod spans;
-pub mod tls;
 pub mod trace_context;
 
 use std::collections::HashMap;

@@ -27,10 +27,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::config::{ExportArgs, OtlpProtocol, Signal};
-use super::operation::{Operation, Process, ServiceNaming, operation};
+use super::operation::{Exchange, Operation, Process, ServiceNaming, operation};
 use super::red::RedMetrics;
-use super::row_view::RowView;
 use super::spans::{ResourceDefaults, scope, span};
+use crate::sessions::Exchanges;
 
 /// Batches waiting between capture and the intake task.
 const TAP_CAPACITY: usize = 256;
@@ -42,21 +42,35 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Per-table edge filters of one signal (absent: every row passes).
 pub type TableFilters = HashMap<&'static str, Vec<RowFilter>>;
 
-/// The capture thread's end: hands each protocol batch to the export
-/// pipeline without ever waiting.
+/// One flushed exchange table: its batch (for the edge filters, which are
+/// SQL predicates over the table's columns) and the same rows typed.
+struct Flushed {
+    table: &'static str,
+    batch: RecordBatch,
+    exchanges: Exchanges,
+}
+
+/// The capture thread's end: hands each flushed exchange table to the
+/// export pipeline without ever waiting.
 #[derive(Clone)]
 pub struct RowTap {
-    tx: mpsc::Sender<(&'static str, RecordBatch)>,
+    tx: mpsc::Sender<Flushed>,
     dropped_rows: Arc<Counter>,
 }
 
 impl RowTap {
-    pub fn offer(&self, table: &'static str, batch: &RecordBatch) {
-        if batch.num_rows() == 0 || !super::EXPORTED_TABLES.contains(&table) {
+    pub fn offer(&self, table: &'static str, batch: RecordBatch, exchanges: Exchanges) {
+        let rows = exchanges.len();
+        if rows == 0 || rows != batch.num_rows() {
             return;
         }
-        if self.tx.try_send((table, batch.clone())).is_err() {
-            self.dropped_rows.add(batch.num_rows() as u64);
+        let flushed = Flushed {
+            table,
+            batch,
+            exchanges,
+        };
+        if self.tx.try_send(flushed).is_err() {
+            self.dropped_rows.add(rows as u64);
         }
     }
 }
@@ -260,12 +274,12 @@ struct Intake {
 }
 
 impl Intake {
-    async fn run(mut self, mut rx: mpsc::Receiver<(&'static str, RecordBatch)>) {
+    async fn run(mut self, mut rx: mpsc::Receiver<Flushed>) {
         let mut ticker = tokio::time::interval(Duration::from_millis(500));
         loop {
             tokio::select! {
                 received = rx.recv() => match received {
-                    Some((table, batch)) => self.take(table, &batch),
+                    Some(flushed) => self.take(flushed),
                     None => break,
                 },
                 _ = ticker.tick() => self.hand_over(),
@@ -286,9 +300,23 @@ impl Intake {
         }
     }
 
+    fn take(&mut self, flushed: Flushed) {
+        let Flushed {
+            table,
+            batch,
+            exchanges,
+        } = flushed;
+        match exchanges {
+            Exchanges::Http(rows) => self.take_rows(table, &batch, &rows),
+            Exchanges::Dns(rows) => self.take_rows(table, &batch, &rows),
+            Exchanges::Mysql(rows) => self.take_rows(table, &batch, &rows),
+            Exchanges::Redis(rows) => self.take_rows(table, &batch, &rows),
+        }
+    }
+
     /// Each row is described once (an operation) and then counted in the
     /// RED histograms and/or queued as a span, as the signals' filters say.
-    fn take(&mut self, table: &'static str, batch: &RecordBatch) {
+    fn take_rows<R: Exchange>(&mut self, table: &'static str, batch: &RecordBatch, rows: &[R]) {
         let metrics = self.selection(table, batch, Signal::Metrics);
         let traces = if self.span_tx.is_some() {
             let traces = self.selection(table, batch, Signal::Traces);
@@ -302,12 +330,12 @@ impl Intake {
         } else {
             Selection::Nothing
         };
-        for row in 0..batch.num_rows() {
-            let (for_metrics, for_traces) = (metrics.selects(row), traces.selects(row));
+        for (index, row) in rows.iter().enumerate() {
+            let (for_metrics, for_traces) = (metrics.selects(index), traces.selects(index));
             if !for_metrics && !for_traces {
                 continue;
             }
-            let Some(op) = operation(table, &RowView::new(batch, row), &self.naming) else {
+            let Some(op) = operation(row, &self.naming) else {
                 continue;
             };
             if for_metrics {
@@ -474,7 +502,7 @@ fn is_https(endpoint: &str) -> bool {
 fn extra_ca(args: &ExportArgs) -> anyhow::Result<Option<Vec<u8>>> {
     args.otlp_certificate
         .as_deref()
-        .map(super::tls::load_ca_file)
+        .map(super::client_tls::load_ca_file)
         .transpose()
 }
 
@@ -491,7 +519,7 @@ fn tonic_settings<B: WithExportConfig + WithTonicConfig>(
         .with_metadata(grpc_metadata(&args.otlp_headers)?)
         .with_retry_policy(retry_policy());
     if is_https(endpoint) {
-        builder = builder.with_tls_config(super::tls::grpc_tls(ca));
+        builder = builder.with_tls_config(super::client_tls::grpc_tls(ca));
     }
     Ok(builder)
 }
@@ -546,7 +574,7 @@ fn http_client(
     >,
 > {
     Ok(opentelemetry_http::hyper::HyperClient::new(
-        super::tls::https_connector(extra_ca)?,
+        super::client_tls::https_connector(extra_ca)?,
         args.timeout(),
         None,
     ))

@@ -3,7 +3,7 @@
 //! built with it joins the application's own trace.
 
 use opentelemetry::trace::{SpanId, TraceFlags, TraceId};
-use serde_json::{Map, Value};
+use sonde_protocols::http::header_value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RemoteParent {
@@ -12,16 +12,11 @@ pub struct RemoteParent {
     pub flags: TraceFlags,
 }
 
-/// Looks for a trace context in a request's headers (the `req_headers`
-/// JSON object: names as received, so compared case-insensitively).
+/// Looks for a trace context in a request's headers (names as received,
+/// so compared case-insensitively; the first field of a name counts).
 /// `traceparent` wins over B3 when both are present and valid.
-pub fn remote_parent(headers: &Map<String, Value>) -> Option<RemoteParent> {
-    let header = |name: &str| {
-        headers
-            .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            .and_then(|(_, value)| value.as_str())
-    };
+pub fn remote_parent(headers: &[(String, String)]) -> Option<RemoteParent> {
+    let header = |name: &str| header_value(headers, name);
     if let Some(parent) = header("traceparent").and_then(parse_traceparent) {
         return Some(parent);
     }
@@ -122,10 +117,10 @@ fn is_lower_hex(s: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn headers(pairs: &[(&str, &str)]) -> Map<String, Value> {
+    fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
             .iter()
-            .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
     }
 

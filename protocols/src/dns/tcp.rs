@@ -69,6 +69,13 @@ impl DnsTcpDecoder {
         GapOutcome::MessageLost
     }
 
+    /// The stream ended. Messages are length-prefixed, so none ends with
+    /// the stream: a partial one is dropped and the decoder becomes idle.
+    pub fn finish(&mut self) -> Option<DnsMessage> {
+        self.reset();
+        None
+    }
+
     /// Becomes idle.
     pub fn reset(&mut self) {
         self.started = false;

@@ -187,6 +187,13 @@ impl MysqlPacketDecoder {
         }
     }
 
+    /// The stream ended. Messages are length-prefixed, so none ends with
+    /// the stream: a partial one is dropped and the decoder becomes idle.
+    pub fn finish(&mut self) -> Option<MysqlPacket> {
+        self.reset();
+        None
+    }
+
     /// Drops any packet in progress and becomes idle.
     pub fn reset(&mut self) {
         self.state = State::Header;

@@ -82,22 +82,29 @@ impl RedisCommand {
     /// The arguments as a JSON array of strings (for the `req_args` column),
     /// with a final `"... N more"` element when some were omitted.
     pub fn args_json(&self) -> String {
-        let mut out = String::from("[");
-        for (i, arg) in self.args.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            push_json_str(&mut out, arg);
-        }
-        if self.omitted_args > 0 {
-            if !self.args.is_empty() {
-                out.push(',');
-            }
-            push_json_str(&mut out, &format!("... {} more", self.omitted_args));
-        }
-        out.push(']');
+        let mut out = String::new();
+        write_args_json(&self.args, self.omitted_args, &mut out);
         out
     }
+}
+
+/// A command's arguments as a JSON array of strings; `omitted` arguments
+/// beyond those kept end it as `"... N more"`.
+pub fn write_args_json(args: &[String], omitted: u64, out: &mut impl Write) {
+    let _ = out.write_char('[');
+    for (i, arg) in args.iter().enumerate() {
+        if i > 0 {
+            let _ = out.write_char(',');
+        }
+        push_json_str(out, arg);
+    }
+    if omitted > 0 {
+        if !args.is_empty() {
+            let _ = out.write_char(',');
+        }
+        push_json_str(out, &format!("... {omitted} more"));
+    }
+    let _ = out.write_char(']');
 }
 
 fn is_word(b: &[u8]) -> bool {

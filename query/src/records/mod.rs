@@ -1,16 +1,19 @@
-//! Plain row structs, as the capture side produces them, and the Arrow
-//! builders that turn them into record batches for the store.
+//! Typed row structs, as the capture side produces them, and the Arrow
+//! builders that turn them into record batches for the store. The same
+//! typed rows go on to the exporter, so nothing is read back from Arrow.
 
+pub mod column;
 mod conn;
-mod http;
 mod probes;
+mod table;
 mod tables;
 
+pub use column::{ColumnValue, RedisArgs, headers_to_json};
 pub use conn::{ConnColumnsBuilder, ConnFields, K8sFields, TraceRole};
-pub use http::{HttpEventsBuilder, HttpRow, headers_to_json};
 pub use probes::{ProbeStatusRow, probe_status_batch, probe_status_schema};
+pub use table::{TableBuilder, TableRow};
 pub use tables::{
-    ConnStatsBuilder, ConnStatsRow, DnsEventsBuilder, DnsRow, MysqlEventsBuilder, MysqlRow,
-    RedisEventsBuilder, RedisRow, conn_stats_schema, dns_events_schema, mysql_events_schema,
-    redis_events_schema,
+    ConnStatsBuilder, ConnStatsRow, DnsEventsBuilder, DnsRow, HttpEventsBuilder, HttpRow,
+    MysqlEventsBuilder, MysqlRow, RedisEventsBuilder, RedisRow, conn_stats_schema,
+    dns_events_schema, http_events_schema, mysql_events_schema, redis_events_schema,
 };

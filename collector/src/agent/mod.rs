@@ -1,0 +1,312 @@
+//! `sonde agent`: wires the store, the probes, the capture thread, the
+//! export pipeline and the API, and owns their lifetimes (start order,
+//! shutdown, a capture thread that stops is fatal).
+
+pub mod auth;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context;
+use sonde_k8s::MetadataResolver;
+use sonde_protocols::http::HttpConfig;
+use sonde_query::engine::QueryEngine;
+use sonde_query::schema::{
+    CAPTURE_STATS, CONN_STATS, DNS_EVENTS, HTTP_EVENTS, MYSQL_EVENTS, REDIS_EVENTS,
+    capture_stats_schema, conn_stats_schema, dns_events_schema, http_events_schema,
+    mysql_events_schema, redis_events_schema,
+};
+use sonde_query::schema::{PROBE_STATUS, probe_status_schema};
+use sonde_query::stats::StatsRegistry;
+use sonde_query::store::{StoreConfig, TableStore};
+use sonde_web::AppState;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+
+use crate::cli::AgentArgs;
+use crate::counters::CaptureCounters;
+use crate::kernel::loader::{self, ProbeConfig};
+use crate::kernel::ring_reader::{self, Capture};
+use crate::kernel::{probe_status, tls};
+use crate::sessions::SessionConfig;
+use crate::tracker::k8s_fields::K8sEnricher;
+use crate::tracker::{Tracker, TrackerConfig};
+
+/// How long shutdown waits for queued spans to reach the backend.
+const EXPORT_SHUTDOWN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn http_config(args: &AgentArgs) -> HttpConfig {
+    let mut config = HttpConfig {
+        body_prefix_bytes: usize::try_from(args.body_prefix_bytes).unwrap_or(usize::MAX),
+        ..HttpConfig::default()
+    };
+    if args.no_default_redaction {
+        config.redacted_headers.clear();
+    }
+    config
+        .redacted_headers
+        .extend(args.redact_headers.iter().map(|h| h.to_ascii_lowercase()));
+    config
+}
+
+/// Every table the agent serves, with its schema.
+fn all_tables() -> Vec<(&'static str, arrow::datatypes::SchemaRef)> {
+    vec![
+        (HTTP_EVENTS, http_events_schema()),
+        (DNS_EVENTS, dns_events_schema()),
+        (MYSQL_EVENTS, mysql_events_schema()),
+        (REDIS_EVENTS, redis_events_schema()),
+        (CONN_STATS, conn_stats_schema()),
+        (CAPTURE_STATS, capture_stats_schema()),
+        (PROBE_STATUS, probe_status_schema()),
+    ]
+}
+
+fn store_config(args: &AgentArgs) -> StoreConfig {
+    StoreConfig {
+        budget_bytes: usize::try_from(args.store_budget_mib << 20).unwrap_or(usize::MAX),
+        // capture_stats is small; HTTP is usually the bulk; the other tables
+        // (DNS, MySQL, Redis, conn_stats) share what is left equally.
+        shares: vec![
+            (CAPTURE_STATS.to_string(), 0.02),
+            (PROBE_STATUS.to_string(), 0.02),
+            (HTTP_EVENTS.to_string(), 0.58),
+        ],
+    }
+}
+
+pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
+    let stats = Arc::new(StatsRegistry::new());
+    let store = Arc::new(TableStore::new(store_config(&args), stats.clone()));
+    for (name, schema) in all_tables() {
+        store.register(name, schema)?;
+    }
+    let engine = Arc::new(QueryEngine::new(store.clone()));
+    let ready = Arc::new(AtomicBool::new(false));
+
+    let token = args
+        .auth_token_file
+        .as_deref()
+        .map(auth::load_token)
+        .transpose()?;
+    auth::check_exposure(args.listen, token.as_deref())?;
+    // Before any probe: a bad filter or endpoint is reported straight away.
+    let export = crate::export::start(&args.export, args.node_name.as_deref(), &stats)
+        .context("OTLP export settings")?;
+
+    // Bind first: a port already in use fails before any probe is loaded.
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+
+    let probe_config = ProbeConfig {
+        max_bytes_per_call: args.max_bytes_per_call,
+        ring_buffer_bytes: args.ring_buffer_mib << 20,
+    };
+    let (probes, ring) = loader::load_and_attach(&probe_config)?;
+    tracing::info!(
+        attached = probes.attached.len(),
+        failed = probes.failed.len(),
+        "probes attached; serving on http://{}",
+        args.listen
+    );
+    let probes_attached = stats.counter("probes_attached", "Tracepoint programs attached");
+    probes_attached.set(probes.attached.len() as u64);
+    stats
+        .counter(
+            "probes_failed",
+            "Tracepoint programs that could not be attached",
+        )
+        .set(probes.failed.len() as u64);
+    probe_status::report_tracepoints(&store, &probes.attached, &probes.failed);
+
+    let tracker_config = TrackerConfig {
+        sessions: SessionConfig {
+            http: http_config(&args),
+        },
+        max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+        // The export pipeline (RED metrics always, spans with an endpoint)
+        // takes the typed rows of every flush.
+        keep_exchanges: true,
+        ..TrackerConfig::default()
+    };
+    let mut tracker = Tracker::new(tracker_config, CaptureCounters::register(&stats));
+    if let Some(resolver) = kubernetes_resolver(&args).await? {
+        let resolver = Arc::new(resolver);
+        resolver.spawn();
+        // Rows get Kubernetes columns once the caches are filled: say when.
+        let synced = stats.counter(
+            "kubernetes_metadata_synced",
+            "1 once pods, services, EndpointSlices and nodes were listed",
+        );
+        let watched = resolver.clone();
+        tokio::spawn(async move {
+            while !watched.is_synced() {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            synced.set(1);
+            tracing::info!("Kubernetes metadata synced");
+        });
+        tracker = tracker.with_kubernetes(K8sEnricher::new(resolver, args.proc_root.clone()));
+    }
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    // TLS plaintext: the uprobe attacher runs on its own thread.
+    let mut probes = probes;
+    let tls_thread = probes.tls_setup.take().and_then(|(ebpf, execs)| {
+        tls::spawn(
+            ebpf,
+            execs,
+            store.clone(),
+            &stats,
+            args.proc_root.clone(),
+            shutdown_rx.clone(),
+        )
+    });
+    let capture = Capture {
+        probes,
+        ring,
+        tracker,
+        store: store.clone(),
+        stats: stats.clone(),
+        tap: Some(export.tap.clone()),
+    };
+    // The capture thread reports when it ends: before a shutdown that is a
+    // failure, and the agent must not keep serving stale data as healthy.
+    let (capture_done_tx, capture_done) = tokio::sync::oneshot::channel::<()>();
+    let capture_thread = std::thread::Builder::new()
+        .name("sonde-capture".into())
+        .spawn(move || {
+            let result = ring_reader::run_blocking(capture, shutdown_rx);
+            let _ = capture_done_tx.send(());
+            result
+        })
+        .context("cannot start the capture thread")?;
+    ready.store(true, Ordering::SeqCst);
+
+    let mut app = sonde_web::router(AppState {
+        engine,
+        stats: stats.clone(),
+        ready: ready.clone(),
+        extra_metrics: vec![export.red.clone()],
+    });
+    if let Some(token) = token {
+        app = auth::require_token(app, token);
+    }
+    let mut server_shutdown = shutdown_tx.subscribe();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = server_shutdown.changed().await;
+            })
+            .await
+    });
+
+    let capture_stopped = tokio::select! {
+        signal = wait_for_signal() => {
+            signal?;
+            false
+        }
+        _ = capture_done => true,
+    };
+    if capture_stopped {
+        tracing::error!("the capture loop stopped unexpectedly; shutting down");
+    } else {
+        tracing::info!("shutting down");
+    }
+    ready.store(false, Ordering::SeqCst);
+    let _ = shutdown_tx.send(true);
+    let capture_result = tokio::task::spawn_blocking(move || capture_thread.join())
+        .await
+        .context("joining the capture thread")?;
+    if let Some(tls_thread) = tls_thread {
+        let _ = tokio::task::spawn_blocking(move || tls_thread.join()).await;
+    }
+    if let Ok(Err(err)) = server.await {
+        tracing::warn!(%err, "API server error at shutdown");
+    }
+    // The capture thread has dropped its tap: what is queued goes out.
+    export.finish(EXPORT_SHUTDOWN_DEADLINE).await;
+    log_counters(&stats);
+    match capture_result {
+        Ok(Ok(())) if capture_stopped => anyhow::bail!("the capture loop stopped before shutdown"),
+        Ok(result) => result,
+        Err(_) => anyhow::bail!("the capture thread panicked"),
+    }
+}
+
+/// Pod metadata from the cluster: the in-cluster service account, or an
+/// explicit API server. Outside Kubernetes: none, and the columns stay null.
+async fn kubernetes_resolver(args: &AgentArgs) -> anyhow::Result<Option<MetadataResolver>> {
+    let resolver = match &args.kubernetes_api {
+        Some(url) => {
+            let token = args
+                .kubernetes_token_file
+                .as_deref()
+                .map(|p| std::fs::read_to_string(p).map(|t| t.trim().to_string()))
+                .transpose()
+                .context("reading --kubernetes-token-file")?;
+            let node = args
+                .node_name
+                .clone()
+                .context("--kubernetes-api needs --node-name (or NODE_NAME)")?;
+            Some(MetadataResolver::connect(url, token, None, node).await?)
+        }
+        None => MetadataResolver::from_environment(args.node_name.clone()).await?,
+    };
+    if resolver.is_some() {
+        tracing::info!(node = ?args.node_name, "Kubernetes metadata enabled");
+    }
+    Ok(resolver)
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+/// The same numbers as `capture_stats`, in the log, so loss is visible even
+/// when nobody queried the agent.
+fn log_counters(stats: &StatsRegistry) {
+    let lines: Vec<String> = stats
+        .snapshot()
+        .iter()
+        .map(|c| format!("  {:<32} {}", c.name, c.value))
+        .collect();
+    tracing::info!("capture statistics at shutdown:\n{}", lines.join("\n"));
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    #[test]
+    fn every_table_gets_a_share_of_the_default_budget() {
+        let Command::Agent(args) = Cli::parse_from(["sonde", "agent"]).command else {
+            unreachable!("parsed the agent subcommand")
+        };
+        let config = store_config(&args);
+        config.validate().unwrap();
+        let store = TableStore::new(config, Arc::new(StatsRegistry::new()));
+        for (name, schema) in all_tables() {
+            store.register(name, schema).unwrap();
+        }
+        let stats = store.table_stats();
+        assert_eq!(stats.len(), 7);
+        for table in stats {
+            assert!(
+                table.budget_bytes >= 20 << 20,
+                "{} budget {}",
+                table.name,
+                table.budget_bytes
+            );
+        }
+    }
+}

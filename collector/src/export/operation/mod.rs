@@ -1,0 +1,465 @@
+//! One captured exchange (a typed http/dns/mysql/redis row) described the
+//! way OpenTelemetry's semantic conventions name things: span name,
+//! attributes, error, the duration histogram it counts in, and the process
+//! it belongs to. Spans and RED metrics are both built from this, so they
+//! agree. The protocol-specific parts live in one file per protocol.
+
+mod dns;
+mod http;
+mod mysql;
+mod redis;
+
+use opentelemetry::KeyValue;
+use sonde_query::records::{ConnFields, TableRow, TraceRole};
+
+use super::trace_context::RemoteParent;
+
+/// Which side of the exchange the traced process was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Client,
+    Server,
+    Unknown,
+}
+
+/// The duration histograms of the semantic conventions, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Histogram {
+    HttpServer,
+    HttpClient,
+    DbClient,
+    DnsLookup,
+}
+
+impl Histogram {
+    pub const ALL: [Histogram; 4] = [
+        Histogram::HttpServer,
+        Histogram::HttpClient,
+        Histogram::DbClient,
+        Histogram::DnsLookup,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Histogram::HttpServer => "http.server.request.duration",
+            Histogram::HttpClient => "http.client.request.duration",
+            Histogram::DbClient => "db.client.operation.duration",
+            Histogram::DnsLookup => "dns.lookup.duration",
+        }
+    }
+
+    pub fn description(self) -> &'static str {
+        match self {
+            Histogram::HttpServer => "Duration of HTTP server requests",
+            Histogram::HttpClient => "Duration of HTTP client requests",
+            Histogram::DbClient => "Duration of database client operations",
+            Histogram::DnsLookup => "Duration of DNS queries",
+        }
+    }
+
+    /// Bucket boundaries the semantic conventions advise for each.
+    pub fn boundaries(self) -> Vec<f64> {
+        match self {
+            Histogram::DbClient => vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0],
+            _ => vec![
+                0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+            ],
+        }
+    }
+}
+
+/// Who did it: the resource of its spans and metrics.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Process {
+    pub service: String,
+    pub pid: u32,
+    pub comm: String,
+    pub pod: Option<String>,
+    pub namespace: Option<String>,
+    pub container: Option<String>,
+    pub node: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Operation {
+    pub role: Role,
+    pub start_ns: i64,
+    pub end_ns: i64,
+    pub name: String,
+    /// Span attributes.
+    pub attributes: Vec<KeyValue>,
+    /// The histogram this exchange counts in, with its (low-cardinality)
+    /// attributes; None for exchanges no convention measures.
+    pub metric: Option<(Histogram, Vec<KeyValue>)>,
+    /// `error.type` when the exchange failed.
+    pub error: Option<String>,
+    pub parent: Option<RemoteParent>,
+    pub process: Process,
+}
+
+/// How processes are named `service.name`.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceNaming {
+    /// Process name → service name, from --service-name.
+    pub by_comm: Vec<(String, String)>,
+}
+
+impl ServiceNaming {
+    fn service(&self, conn: &ConnFields) -> String {
+        let comm = conn.comm.as_str();
+        if let Some((_, name)) = self.by_comm.iter().find(|(c, _)| c == comm) {
+            return name.clone();
+        }
+        // The Kubernetes service is `namespace/name`; the namespace is its own attribute.
+        if let Some(service) = conn.k8s.service.as_deref().filter(|s| !s.is_empty()) {
+            return service.rsplit('/').next().unwrap_or(service).to_string();
+        }
+        if comm.is_empty() {
+            "unknown_service".to_string()
+        } else {
+            comm.to_string()
+        }
+    }
+}
+
+/// A typed row that is a request/response exchange: what its protocol adds
+/// to the operation.
+pub trait Exchange: TableRow {
+    /// Nanoseconds from the request to the response.
+    fn latency_ns(&self) -> i64;
+    /// Names the operation and adds the protocol's attributes, metric and
+    /// error; None for rows that are not exchanges (Redis pushes).
+    fn describe(&self, op: &mut Operation) -> Option<()>;
+}
+
+/// The operation of one exchange row.
+pub fn operation<R: Exchange>(row: &R, naming: &ServiceNaming) -> Option<Operation> {
+    let conn = row.conn();
+    let role = match conn.trace_role {
+        TraceRole::Client => Role::Client,
+        TraceRole::Server => Role::Server,
+        TraceRole::Unknown => Role::Unknown,
+    };
+    let end_ns = row.time_ns();
+    let start_ns = end_ns.saturating_sub(row.latency_ns().max(0));
+    let process = Process {
+        service: naming.service(conn),
+        pid: conn.pid,
+        comm: conn.comm.clone(),
+        pod: conn.k8s.pod.clone(),
+        namespace: conn.k8s.namespace.clone(),
+        container: conn.k8s.container.clone(),
+        node: conn.k8s.node.clone(),
+    };
+    let mut op = Operation {
+        role,
+        start_ns,
+        end_ns,
+        name: String::new(),
+        attributes: Vec::with_capacity(16),
+        metric: None,
+        error: None,
+        parent: None,
+        process,
+    };
+    row.describe(&mut op)?;
+    peer_attributes(conn, &mut op);
+    if let Some(error) = &op.error {
+        op.attributes
+            .push(KeyValue::new("error.type", error.clone()));
+        if let Some((_, attrs)) = op.metric.as_mut() {
+            attrs.push(KeyValue::new("error.type", error.clone()));
+        }
+    }
+    Some(op)
+}
+
+fn database(op: &mut Operation, system: &'static str, operation: &str) {
+    op.name = if operation.is_empty() {
+        system.to_string()
+    } else {
+        operation.to_string()
+    };
+    op.attributes.push(KeyValue::new("db.system.name", system));
+    op.attributes
+        .push(KeyValue::new("db.operation.name", operation.to_string()));
+    if op.role == Role::Client {
+        op.metric = Some((
+            Histogram::DbClient,
+            vec![
+                KeyValue::new("db.system.name", system),
+                KeyValue::new("db.operation.name", operation.to_string()),
+            ],
+        ));
+    }
+}
+
+/// Addresses every span carries: the peer, and for databases and DNS the server.
+fn peer_attributes(conn: &ConnFields, op: &mut Operation) {
+    let remote_addr = conn.remote_addr.clone();
+    let remote_port = conn.remote_port;
+    op.attributes
+        .push(KeyValue::new("network.peer.address", remote_addr.clone()));
+    op.attributes
+        .push(KeyValue::new("network.peer.port", remote_port));
+    let already = op
+        .attributes
+        .iter()
+        .any(|kv| kv.key.as_str() == "server.address");
+    if !already {
+        let (address, port) = match op.role {
+            Role::Server => (conn.local_addr.clone(), conn.local_port),
+            _ => (remote_addr, remote_port),
+        };
+        if let Some((_, attrs)) = op.metric.as_mut() {
+            attrs.push(KeyValue::new("server.address", address.clone()));
+            attrs.push(KeyValue::new("server.port", port));
+        }
+        op.attributes.push(KeyValue::new("server.address", address));
+        op.attributes.push(KeyValue::new("server.port", port));
+    }
+    if let Some(remote_service) = &conn.k8s.remote_service {
+        op.attributes.push(KeyValue::new(
+            "sonde.remote.service",
+            remote_service.clone(),
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use opentelemetry::trace::{SpanId, TraceId};
+    use sonde_protocols::dns::{DnsHeader, DnsQuestion};
+    use sonde_protocols::mysql::MysqlStatus;
+    use sonde_query::records::{
+        ConnFields, DnsRow, HttpRow, K8sFields, MysqlRow, RedisArgs, RedisRow, TraceRole,
+    };
+
+    use super::*;
+
+    fn conn(role: TraceRole, comm: &str) -> Arc<ConnFields> {
+        Arc::new(ConnFields {
+            upid: "10:1".into(),
+            pid: 10,
+            comm: comm.into(),
+            remote_addr: "10.0.0.2".into(),
+            remote_port: 40000,
+            local_addr: "10.0.0.1".into(),
+            local_port: 8080,
+            trace_role: role,
+            encrypted: false,
+            k8s: K8sFields {
+                pod: Some("web-1".into()),
+                namespace: Some("shop".into()),
+                service: Some("shop/web".into()),
+                ..K8sFields::default()
+            },
+        })
+    }
+
+    fn http_row(role: TraceRole, status: i64, headers: &[(&str, &str)]) -> HttpRow {
+        HttpRow {
+            time_ns: 5_000_000_000,
+            conn: conn(role, "nginx"),
+            major_version: 1,
+            minor_version: 1,
+            content_type: String::new(),
+            req_headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            req_method: "GET".into(),
+            req_path: "/users/42?x=1".into(),
+            req_body: Vec::new(),
+            req_body_size: 0,
+            resp_headers: Vec::new(),
+            resp_status: status,
+            resp_message: String::new(),
+            resp_body: Vec::new(),
+            resp_body_size: 12,
+            latency: 1_500_000,
+        }
+    }
+
+    fn attr(op: &Operation, key: &str) -> Option<opentelemetry::Value> {
+        op.attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == key)
+            .map(|kv| kv.value.clone())
+    }
+
+    fn naming() -> ServiceNaming {
+        ServiceNaming {
+            by_comm: vec![("redis-server".into(), "cache".into())],
+        }
+    }
+
+    #[test]
+    fn http_server_row() {
+        let row = http_row(
+            TraceRole::Server,
+            503,
+            &[
+                ("Host", "shop.example:8080"),
+                (
+                    "traceparent",
+                    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                ),
+            ],
+        );
+        let op = operation(&row, &naming()).unwrap();
+        assert_eq!(op.name, "GET /users/{id}");
+        assert_eq!(op.role, Role::Server);
+        assert_eq!((op.start_ns, op.end_ns), (4_998_500_000, 5_000_000_000));
+        assert_eq!(op.error.as_deref(), Some("503"));
+        assert_eq!(op.process.service, "web");
+        assert_eq!(op.process.pod.as_deref(), Some("web-1"));
+        assert_eq!(attr(&op, "url.path"), Some("/users/42".into()));
+        assert_eq!(attr(&op, "http.route"), Some("/users/{id}".into()));
+        assert_eq!(attr(&op, "server.address"), Some("shop.example".into()));
+        assert_eq!(attr(&op, "server.port"), Some(8080.into()));
+        assert_eq!(attr(&op, "client.address"), Some("10.0.0.2".into()));
+        assert_eq!(attr(&op, "http.response.status_code"), Some(503.into()));
+        assert_eq!(attr(&op, "error.type"), Some("503".into()));
+        let parent = op.parent.unwrap();
+        assert_eq!(
+            parent.trace_id,
+            TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap()
+        );
+        assert_eq!(
+            parent.span_id,
+            SpanId::from_hex("00f067aa0ba902b7").unwrap()
+        );
+        let (histogram, attrs) = op.metric.unwrap();
+        assert_eq!(histogram, Histogram::HttpServer);
+        let keys: Vec<&str> = attrs.iter().map(|kv| kv.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "http.request.method",
+                "url.scheme",
+                "network.protocol.version",
+                "http.response.status_code",
+                "http.route",
+                "error.type"
+            ]
+        );
+    }
+
+    #[test]
+    fn http_client_errors_start_at_400() {
+        let row = http_row(TraceRole::Client, 404, &[]);
+        let op = operation(&row, &ServiceNaming::default()).unwrap();
+        assert_eq!(op.error.as_deref(), Some("404"));
+        assert_eq!(attr(&op, "server.address"), Some("10.0.0.2".into()));
+        assert_eq!(attr(&op, "url.template"), Some("/users/{id}".into()));
+        assert_eq!(op.metric.unwrap().0, Histogram::HttpClient);
+        assert!(op.parent.is_none());
+        let row = http_row(TraceRole::Server, 404, &[]);
+        let op = operation(&row, &ServiceNaming::default()).unwrap();
+        assert_eq!(op.error, None);
+    }
+
+    #[test]
+    fn redis_and_mysql_rows() {
+        let incr = RedisRow {
+            time_ns: 10,
+            conn: conn(TraceRole::Server, "redis-server"),
+            req_cmd: "INCR".into(),
+            req_args: RedisArgs::Command {
+                args: vec!["k".into()],
+                omitted: 0,
+            },
+            resp: "WRONGTYPE Operation against a key".into(),
+            resp_error: true,
+            latency: 4,
+        };
+        let push = RedisRow {
+            time_ns: 11,
+            conn: conn(TraceRole::Client, "app"),
+            req_cmd: "PUSH".into(),
+            req_args: RedisArgs::Push {
+                kind: "message".into(),
+                channel: None,
+            },
+            resp: "x".into(),
+            resp_error: false,
+            latency: 0,
+        };
+        let op = operation(&incr, &naming()).unwrap();
+        assert_eq!(op.name, "INCR");
+        assert_eq!(op.process.service, "cache");
+        assert_eq!(op.error.as_deref(), Some("WRONGTYPE"));
+        assert_eq!(attr(&op, "db.query.text"), Some("INCR k".into()));
+        assert_eq!(attr(&op, "server.port"), Some(8080.into()));
+        assert!(
+            op.metric.is_none(),
+            "server-side database rows have no client histogram"
+        );
+        assert!(operation(&push, &naming()).is_none());
+
+        let mysql = MysqlRow {
+            time_ns: 10,
+            conn: conn(TraceRole::Client, "app"),
+            req_cmd: "COM_QUERY".into(),
+            req_body: "select * from users where email = 'a@b.c'".into(),
+            resp_status: MysqlStatus::Err,
+            resp_body: "1146: Table 'shop.users' doesn't exist".into(),
+            latency: 4,
+        };
+        let op = operation(&mysql, &naming()).unwrap();
+        assert_eq!(op.name, "SELECT");
+        assert_eq!(op.error.as_deref(), Some("1146"));
+        assert_eq!(
+            attr(&op, "db.query.text"),
+            Some("select * from users where email = ?".into())
+        );
+        let (histogram, attrs) = op.metric.unwrap();
+        assert_eq!(histogram, Histogram::DbClient);
+        assert_eq!(attrs.len(), 5, "{attrs:?}");
+    }
+
+    #[test]
+    fn dns_rows() {
+        let dns = DnsRow {
+            time_ns: 10,
+            conn: conn(TraceRole::Client, "app"),
+            req_header: DnsHeader::default(),
+            req_body: vec![DnsQuestion {
+                name: "nope.example".into(),
+                qtype: 1,
+                qclass: 1,
+            }],
+            resp_header: DnsHeader {
+                rcode: 3,
+                ..DnsHeader::default()
+            },
+            resp_body: vec![],
+            latency: 4,
+        };
+        let op = operation(&dns, &naming()).unwrap();
+        assert_eq!(op.name, "DNS A");
+        assert_eq!(op.error.as_deref(), Some("NXDOMAIN"));
+        assert_eq!(attr(&op, "dns.question.name"), Some("nope.example".into()));
+        assert_eq!(op.metric.unwrap().0, Histogram::DnsLookup);
+    }
+
+    #[test]
+    fn host_headers() {
+        use super::http::host_header;
+        assert_eq!(
+            host_header(Some("example.com:8080")),
+            (Some("example.com"), Some(8080))
+        );
+        assert_eq!(
+            host_header(Some("example.com")),
+            (Some("example.com"), None)
+        );
+        assert_eq!(host_header(Some("[::1]:80")), (Some("::1"), Some(80)));
+        assert_eq!(host_header(Some("::1")), (Some("::1"), None));
+        assert_eq!(host_header(Some(" ")), (None, None));
+        assert_eq!(host_header(None), (None, None));
+    }
+}

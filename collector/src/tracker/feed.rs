@@ -1,0 +1,93 @@
+//! Hands a direction's reassembled pieces to its protocol session: bytes go
+//! into the stream buffer and are parsed, gaps are announced at their place
+//! in the stream; a session that gives up or hands over is replaced.
+
+use super::Context;
+use super::connection::{Connection, ProtocolState};
+use super::identify::identify;
+use super::reassembly::{Piece, PushStats};
+use crate::counters::CaptureCounters;
+use crate::sessions::{Dir, Outcome};
+
+pub(super) fn record_push_stats(counters: &CaptureCounters, stats: PushStats) {
+    if stats.duplicate_bytes > 0 {
+        counters.stream_duplicate_bytes.add(stats.duplicate_bytes);
+    }
+}
+
+/// Hands reassembled pieces of one direction to the protocol layer.
+pub(super) fn feed(conn: &mut Connection, dir: Dir, pieces: Vec<Piece<'_>>, ctx: &mut Context) {
+    for piece in pieces {
+        match piece {
+            Piece::Data { ts, bytes } => conn.dirs[dir.index()].buffer.append(ts, &bytes),
+            Piece::Gap { len, ts } => {
+                ctx.counters.stream_gaps.inc();
+                ctx.counters.stream_gap_bytes.add(len);
+                parse(conn, dir, ctx);
+                apply_gap(conn, dir, len, ts, ctx);
+            }
+        }
+    }
+    parse(conn, dir, ctx);
+}
+
+fn apply_gap(conn: &mut Connection, dir: Dir, len: u64, ts: u64, ctx: &mut Context) {
+    let Connection {
+        fields,
+        dirs,
+        protocol,
+        ..
+    } = conn;
+    let buffer = &mut dirs[dir.index()].buffer;
+    match protocol {
+        ProtocolState::Session(session) => session.gap(dir, len, ts, buffer, &mut ctx.sink(fields)),
+        ProtocolState::Unknown | ProtocolState::Opaque => buffer.clear_and_skip(len),
+    }
+}
+
+/// Runs the protocol layer over the buffer of `dir` (identifying the
+/// protocol first if needed).
+pub(super) fn parse(conn: &mut Connection, dir: Dir, ctx: &mut Context) {
+    if matches!(conn.protocol, ProtocolState::Unknown) && !identify(conn, dir, ctx) {
+        return;
+    }
+    let Connection {
+        fields,
+        dirs,
+        protocol,
+        ..
+    } = conn;
+    match protocol {
+        ProtocolState::Unknown => {}
+        ProtocolState::Opaque => {
+            let buffer = &mut dirs[dir.index()].buffer;
+            ctx.counters.protocol_unknown_bytes.add(buffer.len() as u64);
+            buffer.consume(buffer.len());
+        }
+        ProtocolState::Session(session) => {
+            let mut sink = ctx.sink(fields);
+            let buffer = &mut dirs[dir.index()].buffer;
+            match session.process(dir, buffer, &mut sink) {
+                Outcome::Continue => {}
+                Outcome::Abandon => {
+                    // The guess was wrong: forget it and look again at the next bytes.
+                    sink.counters.protocol_revisions.inc();
+                    session.finish(&mut sink);
+                    for d in dirs.iter_mut() {
+                        d.buffer.consume(d.buffer.len());
+                    }
+                    *protocol = ProtocolState::Unknown;
+                }
+                Outcome::Upgraded => {
+                    for d in dirs.iter_mut() {
+                        sink.counters
+                            .protocol_unknown_bytes
+                            .add(d.buffer.len() as u64);
+                        d.buffer.consume(d.buffer.len());
+                    }
+                    *protocol = ProtocolState::Opaque;
+                }
+            }
+        }
+    }
+}

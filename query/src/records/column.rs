@@ -1,0 +1,331 @@
+//! The values a protocol table column holds, and how each is written into
+//! its Arrow builder. Typed protocol values (header lists, DNS sections,
+//! Redis arguments) are rendered straight into the column's buffer: no
+//! intermediate string, and the typed value stays available to the exporter.
+
+use std::fmt::Write;
+
+use arrow::array::{BooleanBuilder, Int64Builder, StringBuilder};
+use arrow::datatypes::DataType;
+use sonde_protocols::dns::{
+    DnsHeader, DnsQuestion, DnsRecord, write_answers_json, write_questions_json,
+};
+use sonde_protocols::mysql::MysqlStatus;
+use sonde_protocols::redis::write_args_json;
+
+/// A value type a protocol table column can hold after the common columns.
+pub trait ColumnValue {
+    type Builder: Default;
+    const DATA_TYPE: DataType;
+    /// Whether the column may hold nulls (the `Option` values).
+    const NULLABLE: bool = false;
+    /// Appends the value; returns the bytes it adds (values and offsets),
+    /// for the store's approximate accounting.
+    fn append_to(&self, builder: &mut Self::Builder) -> usize;
+}
+
+/// Bytes of an offset entry in a Utf8 column.
+const OFFSET_BYTES: usize = 4;
+
+/// Runs `write` into the builder's current value and finishes the value.
+fn append_written(builder: &mut StringBuilder, write: impl FnOnce(&mut StringBuilder)) -> usize {
+    let before = builder.values_slice().len();
+    write(builder);
+    builder.append_value("");
+    builder.values_slice().len() - before + OFFSET_BYTES
+}
+
+impl ColumnValue for String {
+    type Builder = StringBuilder;
+    const DATA_TYPE: DataType = DataType::Utf8;
+    fn append_to(&self, builder: &mut StringBuilder) -> usize {
+        builder.append_value(self);
+        self.len() + OFFSET_BYTES
+    }
+}
+
+impl ColumnValue for &'static str {
+    type Builder = StringBuilder;
+    const DATA_TYPE: DataType = DataType::Utf8;
+    fn append_to(&self, builder: &mut StringBuilder) -> usize {
+        builder.append_value(self);
+        self.len() + OFFSET_BYTES
+    }
+}
+
+impl ColumnValue for i64 {
+    type Builder = Int64Builder;
+    const DATA_TYPE: DataType = DataType::Int64;
+    fn append_to(&self, builder: &mut Int64Builder) -> usize {
+        builder.append_value(*self);
+        8
+    }
+}
+
+impl ColumnValue for bool {
+    type Builder = BooleanBuilder;
+    const DATA_TYPE: DataType = DataType::Boolean;
+    fn append_to(&self, builder: &mut BooleanBuilder) -> usize {
+        builder.append_value(*self);
+        1
+    }
+}
+
+impl ColumnValue for Option<String> {
+    type Builder = StringBuilder;
+    const DATA_TYPE: DataType = DataType::Utf8;
+    const NULLABLE: bool = true;
+    fn append_to(&self, builder: &mut StringBuilder) -> usize {
+        builder.append_option(self.as_deref());
+        self.as_ref().map_or(0, String::len) + OFFSET_BYTES
+    }
+}
+
+impl ColumnValue for Option<i64> {
+    type Builder = Int64Builder;
+    const DATA_TYPE: DataType = DataType::Int64;
+    const NULLABLE: bool = true;
+    fn append_to(&self, builder: &mut Int64Builder) -> usize {
+        builder.append_option(*self);
+        8
+    }
+}
+
+/// Bytes captured from the wire (a body prefix), stored as lossy UTF-8 text.
+impl ColumnValue for Vec<u8> {
+    type Builder = StringBuilder;
+    const DATA_TYPE: DataType = DataType::Utf8;
+    fn append_to(&self, builder: &mut StringBuilder) -> usize {
+        match std::str::from_utf8(self) {
+            Ok(text) => {
+                builder.append_value(text);
+                text.len() + OFFSET_BYTES
+            }
+            Err(_) => {
+                let text = String::from_utf8_lossy(self);
+                builder.append_value(&text);
+                text.len() + OFFSET_BYTES
+            }
+        }
+    }
+}
+
+/// Header fields in wire order (names as sent, values redacted), stored as
+/// a JSON object keyed by name. A name that occurs more than once (compared
+/// exactly, as received) gets its values joined with ", " in wire order —
+/// the combination RFC 9110 §5.3 defines, so no value is lost. Keys are
+/// sorted bytewise, making the text deterministic.
+impl ColumnValue for Vec<(String, String)> {
+    type Builder = StringBuilder;
+    const DATA_TYPE: DataType = DataType::Utf8;
+    fn append_to(&self, builder: &mut StringBuilder) -> usize {
+        append_written(builder, |out| write_headers_json(self, out))
+    }
+}
+
+/// [`ColumnValue`] of a header list as a string (tests, tools).
+pub fn headers_to_json(headers: &[(String, String)]) -> String {
+    let mut out = String::new();
+    write_headers_json(headers, &mut out);
+    out
+}
+
+fn write_headers_json(headers: &[(String, String)], out: &mut impl Write) {
+    // Stable: fields of the same name stay in wire order.
+    let mut order: Vec<usize> = (0..headers.len()).collect();
+    order.sort_by(|&a, &b| headers[a].0.cmp(&headers[b].0));
+    let _ = out.write_char('{');
+    let mut previous: Option<&str> = None;
+    for index in order {
+        let (name, value) = &headers[index];
+        if previous == Some(name.as_str()) {
+            let _ = out.write_str(", ");
+        } else {
+            if previous.is_some() {
+                let _ = out.write_str("\",");
+            }
+            write_json_str(name, out);
+            let _ = out.write_str(":\"");
+        }
+        write_json_str_content(value, out);
+        previous = Some(name);
+    }
+    if previous.is_some() {
+        let _ = out.write_char('"');
+    }
+    let _ = out.write_char('}');
+}
+
+/// A JSON string literal, escaped as serde_json does.
+pub fn write_json_str(s: &str, out: &mut impl Write) {
+    let _ = out.write_char('"');
+    write_json_str_content(s, out);
+    let _ = out.write_char('"');
+}
+
+fn write_json_str_content(s: &str, out: &mut impl Write) {
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        let _ = out.write_str(s.get(start..i).unwrap_or_default());
+        if escape.is_empty() {
+            let _ = write!(out, "\\u{b:04x}");
+        } else {
+            let _ = out.write_str(escape);
+        }
+        start = i + 1;
+    }
+    let _ = out.write_str(s.get(start..).unwrap_or_default());
+}
+
+/// A DNS message header, as `{"txid":..,"qr":..,...}`.
+impl ColumnValue for DnsHeader {
+    type Builder = StringBuilder;
+    const DATA_TYPE: DataType = DataType::Utf8;
+    fn append_to(&self, builder: &mut StringBuilder) -> usize {
+        append_written(builder, |out| self.write_json(out))
+    }
+}
+
+/// A query's questions, as `{"queries":[{"name","type"}]}`.
+impl ColumnValue for Vec<DnsQuestion> {
+    type Builder = StringBuilder;
+    const DATA_TYPE: DataType = DataType::Utf8;
+    fn append_to(&self, builder: &mut StringBuilder) -> usize {
+        append_written(builder, |out| write_questions_json(self, out))
+    }
+}
+
+/// A response's answers, as `{"answers":[{"name","type","ttl","data"}]}`.
+impl ColumnValue for Vec<DnsRecord> {
+    type Builder = StringBuilder;
+    const DATA_TYPE: DataType = DataType::Utf8;
+    fn append_to(&self, builder: &mut StringBuilder) -> usize {
+        append_written(builder, |out| write_answers_json(self, out))
+    }
+}
+
+/// `redis_events.req_args`: a command's arguments, or what a push carried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisArgs {
+    /// Arguments after the (sub)command (secrets redacted); `omitted` more
+    /// were on the wire but not kept.
+    Command { args: Vec<String>, omitted: u64 },
+    /// A server push: its kind ("message", "invalidate", ...) and channel.
+    Push {
+        kind: String,
+        channel: Option<String>,
+    },
+}
+
+/// As a JSON array: the arguments (`"... N more"` last when some were
+/// omitted), or `[kind, channel]` (`null` without a channel) for a push.
+impl ColumnValue for RedisArgs {
+    type Builder = StringBuilder;
+    const DATA_TYPE: DataType = DataType::Utf8;
+    fn append_to(&self, builder: &mut StringBuilder) -> usize {
+        append_written(builder, |out| match self {
+            RedisArgs::Command { args, omitted } => write_args_json(args, *omitted, out),
+            RedisArgs::Push { kind, channel } => {
+                let _ = out.write_char('[');
+                write_json_str(kind, out);
+                let _ = out.write_char(',');
+                match channel {
+                    Some(channel) => write_json_str(channel, out),
+                    None => {
+                        let _ = out.write_str("null");
+                    }
+                }
+                let _ = out.write_char(']');
+            }
+        })
+    }
+}
+
+/// `OK`, `ERR`, `RESULTSET` or `NONE`.
+impl ColumnValue for MysqlStatus {
+    type Builder = StringBuilder;
+    const DATA_TYPE: DataType = DataType::Utf8;
+    fn append_to(&self, builder: &mut StringBuilder) -> usize {
+        let text = match self {
+            MysqlStatus::Ok => "OK",
+            MysqlStatus::Err => "ERR",
+            MysqlStatus::ResultSet => "RESULTSET",
+            MysqlStatus::None => "NONE",
+        };
+        builder.append_value(text);
+        text.len() + OFFSET_BYTES
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_json_joins_repeats_and_sorts() {
+        let headers = vec![
+            ("b".to_owned(), "1".to_owned()),
+            ("a".to_owned(), "\"q\"".to_owned()),
+            ("b".to_owned(), "2".to_owned()),
+        ];
+        assert_eq!(headers_to_json(&headers), r#"{"a":"\"q\"","b":"1, 2"}"#);
+        assert_eq!(headers_to_json(&[]), "{}");
+    }
+
+    #[test]
+    fn json_strings_escape_as_serde_json_does() {
+        for text in [
+            "plain",
+            "quote \" and \\ backslash",
+            "controls \u{1} \u{8} \u{c} \n \r \t \u{1f}",
+            "del \u{7f} and unicode é ✓",
+            "",
+        ] {
+            let mut ours = String::new();
+            write_json_str(text, &mut ours);
+            assert_eq!(ours, serde_json::to_string(text).unwrap(), "{text:?}");
+        }
+        let headers: Vec<(String, String)> = vec![
+            ("X-B".into(), "v\u{1}".into()),
+            ("X-A".into(), "é".into()),
+            ("X-B".into(), "w".into()),
+        ];
+        let mut object = serde_json::Map::new();
+        object.insert("X-A".into(), "é".into());
+        object.insert("X-B".into(), "v\u{1}, w".into());
+        assert_eq!(
+            headers_to_json(&headers),
+            serde_json::Value::Object(object).to_string()
+        );
+    }
+
+    #[test]
+    fn written_values_finish_one_row_each() {
+        let mut builder = StringBuilder::new();
+        let args = RedisArgs::Push {
+            kind: "message".into(),
+            channel: None,
+        };
+        let bytes = args.append_to(&mut builder);
+        RedisArgs::Command {
+            args: vec!["k".into()],
+            omitted: 2,
+        }
+        .append_to(&mut builder);
+        let array = builder.finish();
+        assert_eq!(array.value(0), r#"["message",null]"#);
+        assert_eq!(bytes, array.value(0).len() + OFFSET_BYTES);
+        assert_eq!(array.value(1), r#"["k","... 2 more"]"#);
+    }
+}
