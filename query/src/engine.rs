@@ -5,8 +5,12 @@
 //! table scans see the same data however long planning and execution take.
 //! Writes are refused twice: by inspecting the parsed statement (for a
 //! clear message) and by DataFusion's `SQLOptions` on the plan.
+//!
+//! This is the one entry of every query endpoint (HTTP, PostgreSQL wire):
+//! here each query is held to the [`QueryLimits`] and runs, from parsing
+//! to its last batch, on the large-stack threads of the [`QueryExecutor`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,11 +28,14 @@ use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::prelude::{SQLOptions, SessionConfig};
 use datafusion::sql::parser::{DFParserBuilder, Statement};
+use datafusion::sql::sqlparser::parser::ParserError;
 use futures::StreamExt;
 
+use crate::executor::{DEFAULT_QUERY_THREADS, QueryExecutor};
+use crate::limits::QueryLimits;
 use crate::provider::StoreTableProvider;
-use crate::read_only;
 use crate::store::{TableSnapshot, TableStore};
+use crate::{nesting, read_only};
 
 /// Rows returned at most per query unless changed with `with_max_rows`.
 pub const DEFAULT_MAX_ROWS: usize = 100_000;
@@ -104,18 +111,34 @@ pub struct QueryEngine {
     base: SessionState,
     max_rows: usize,
     timeout: Duration,
+    limits: QueryLimits,
+    executor: QueryExecutor,
 }
 
 impl QueryEngine {
     /// An engine over every table of `store`, including tables registered
-    /// after this call. `information_schema` is enabled.
+    /// after this call. `information_schema` is enabled. Starts the
+    /// engine's query threads (see [`QueryExecutor::new`]).
     pub fn new(store: Arc<TableStore>) -> Self {
         Self {
             store,
             base: base_state(DEFAULT_MEMORY_LIMIT_BYTES),
             max_rows: DEFAULT_MAX_ROWS,
             timeout: DEFAULT_TIMEOUT,
+            limits: QueryLimits::default(),
+            executor: QueryExecutor::new(DEFAULT_QUERY_THREADS),
         }
+    }
+
+    /// Replaces the bounds on SQL text length, parser recursion and
+    /// statement nesting.
+    pub fn with_limits(mut self, limits: QueryLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    pub fn limits(&self) -> &QueryLimits {
+        &self.limits
     }
 
     /// Caps the rows a query returns; extra rows are dropped and the
@@ -141,12 +164,21 @@ impl QueryEngine {
         &self.store
     }
 
-    /// Runs one read-only statement. Must be called within a Tokio runtime
-    /// with the time driver enabled (for the time limit).
+    /// Runs one read-only statement on the query threads. Must be called
+    /// within a Tokio runtime with the time driver enabled (for the time
+    /// limit).
     pub async fn query(&self, sql: &str) -> Result<QueryResult, QueryError> {
-        match tokio::time::timeout(self.timeout, self.run(sql)).await {
-            Ok(result) => result,
-            // Dropping the query's future cancels its DataFusion tasks.
+        self.limits.check_text(sql).map_err(QueryError::Rejected)?;
+        let job = QueryJob {
+            store: Arc::clone(&self.store),
+            base: self.base.clone(),
+            max_rows: self.max_rows,
+            limits: self.limits,
+        };
+        let sql = sql.to_owned();
+        match tokio::time::timeout(self.timeout, self.executor.run(job.run(sql))).await {
+            Ok(result) => result?,
+            // Dropping the query's future cancels its task and DataFusion's.
             Err(_) => Err(QueryError::Rejected(format!(
                 "query exceeded the time limit of {} s",
                 self.timeout.as_secs_f64()
@@ -154,9 +186,37 @@ impl QueryEngine {
         }
     }
 
-    async fn run(&self, sql: &str) -> Result<QueryResult, QueryError> {
-        let statement = self.parse(sql)?;
+    /// Runs CPU-bound work on a result (encoding it) on the query threads,
+    /// whose stack is as large as the one the query ran on.
+    pub async fn run_blocking<F, T>(&self, work: F) -> Result<T, QueryError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.executor.run_blocking(work).await
+    }
+}
+
+/// What one query needs, owned, so it can move to the query threads.
+struct QueryJob {
+    store: Arc<TableStore>,
+    base: SessionState,
+    max_rows: usize,
+    limits: QueryLimits,
+}
+
+impl QueryJob {
+    async fn run(self, sql: String) -> Result<QueryResult, QueryError> {
+        let statement = self.parse(&sql)?;
         read_only::check(&statement).map_err(|kind| QueryError::read_only(&kind))?;
+        nesting::check(&statement, self.limits.max_nesting_depth).map_err(|depth| {
+            QueryError::Rejected(format!(
+                "the statement nests at least {depth} levels deep (expressions, operator chains \
+                 such as a + b + …, subqueries, set operations such as UNION, casts); \
+                 at most {} levels are accepted",
+                self.limits.max_nesting_depth
+            ))
+        })?;
 
         let state = self.session(self.store.snapshot())?;
         let plan = state.statement_to_plan(statement).await?;
@@ -174,19 +234,30 @@ impl QueryEngine {
         collect_capped(stream, self.max_rows).await
     }
 
-    /// Exactly one statement, else `Rejected`; syntax errors are `Sql`.
+    /// Exactly one statement, else `Rejected`; syntax errors are `Sql`,
+    /// unless they come from the parser's recursion limit.
     fn parse(&self, sql: &str) -> Result<Statement, QueryError> {
-        let recursion_limit = self
-            .base
-            .config()
-            .options()
-            .sql_parser
-            .recursion_limit
-            .get();
-        let mut statements = DFParserBuilder::new(sql)
-            .with_recursion_limit(recursion_limit)
-            .build()?
-            .parse_statements()?;
+        let limit = self.limits.parser_recursion_limit;
+        let too_deep = || {
+            QueryError::Rejected(format!(
+                "the statement nests more than {limit} levels deep in parentheses, \
+                 subqueries, NOT, CASE or function calls; at most {limit} are accepted"
+            ))
+        };
+        let mut statements = match parse_with_limit(sql, limit) {
+            Ok(statements) => statements,
+            Err(err) if is_recursion_limit(&err) => return Err(too_deep()),
+            // sqlparser sometimes backtracks past its limit and reports a
+            // syntax error further on (`NOT NOT …`, nested `CASE`). With a
+            // higher limit, a genuine syntax error stays the same; one the
+            // limit caused moves or disappears. Only failed parses pay.
+            Err(err) => match parse_with_limit(sql, limit.saturating_mul(4)) {
+                Err(again) if again.strip_backtrace() == err.strip_backtrace() => {
+                    return Err(QueryError::from(err));
+                }
+                _ => return Err(too_deep()),
+            },
+        };
         match (statements.pop_front(), statements.len()) {
             (Some(statement), 0) => Ok(statement),
             (None, _) => Err(QueryError::Rejected("no SQL statement given".to_owned())),
@@ -217,6 +288,18 @@ impl QueryEngine {
         state.mark_start_execution();
         Ok(state)
     }
+}
+
+fn parse_with_limit(sql: &str, limit: usize) -> Result<VecDeque<Statement>, DataFusionError> {
+    DFParserBuilder::new(sql)
+        .with_recursion_limit(limit)
+        .build()?
+        .parse_statements()
+}
+
+fn is_recursion_limit(err: &DataFusionError) -> bool {
+    matches!(err, DataFusionError::SQL(parser_error, _)
+        if matches!(**parser_error, ParserError::RecursionLimitExceeded))
 }
 
 /// The state every query session starts from: default functions,

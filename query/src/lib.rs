@@ -6,6 +6,8 @@
 //! knows about eBPF or HTTP serving.
 
 pub mod engine;
+pub mod executor;
+pub mod limits;
 pub mod provider;
 pub mod records;
 pub mod row_filter;
@@ -13,10 +15,13 @@ pub mod schema;
 pub mod stats;
 pub mod store;
 
+mod nesting;
 mod read_only;
 mod time_filter;
 
 pub use engine::{QueryEngine, QueryError, QueryResult};
+pub use executor::QueryExecutor;
+pub use limits::QueryLimits;
 pub use row_filter::{RowFilter, RowFilterError};
 pub use stats::{Counter, CounterSnapshot, StatsRegistry};
 pub use store::{StoreConfig, StoreError, TableSnapshot, TableStats, TableStore};

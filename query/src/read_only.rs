@@ -3,7 +3,9 @@
 //! DataFusion's `SQLOptions`, which catches whatever slips past here.
 
 use datafusion::sql::parser::Statement as DfStatement;
-use datafusion::sql::sqlparser::ast::{Query, SetExpr, Statement};
+use std::fmt::{self, Write as _};
+
+use datafusion::sql::sqlparser::ast::{Cte, Query, SetExpr, Statement};
 
 /// `Ok` for a read-only statement, else `Err` with the statement's kind
 /// (e.g. "INSERT", "CREATE TABLE") for the error message.
@@ -30,30 +32,41 @@ fn check_sql(statement: &Statement) -> Result<(), String> {
     }
 }
 
+/// Walks the query's set operations and CTEs with a stack of its own: a
+/// chain of thousands of `UNION ALL` must not recurse here (the nesting
+/// limit is checked after this gate).
 fn check_query(query: &Query) -> Result<(), String> {
-    if let Some(with) = &query.with {
-        for cte in &with.cte_tables {
-            check_query(&cte.query)?;
+    let mut pending = vec![query_parts(query)];
+    let mut bodies = Vec::new();
+    while let Some((ctes, body)) = pending.pop() {
+        bodies.push(body);
+        pending.extend(ctes.map(|cte| query_parts(&cte.query)));
+        while let Some(expr) = bodies.pop() {
+            match expr {
+                // SELECT … INTO creates a table.
+                SetExpr::Select(select) if select.into.is_some() => {
+                    return Err("SELECT INTO".to_owned());
+                }
+                SetExpr::Select(_) | SetExpr::Values(_) | SetExpr::Table(_) => {}
+                SetExpr::Query(query) => pending.push(query_parts(query)),
+                SetExpr::SetOperation { left, right, .. } => {
+                    bodies.push(left.as_ref());
+                    bodies.push(right.as_ref());
+                }
+                SetExpr::Insert(statement)
+                | SetExpr::Update(statement)
+                | SetExpr::Delete(statement)
+                | SetExpr::Merge(statement) => return Err(kind(statement)),
+            }
         }
     }
-    check_set_expr(&query.body)
+    Ok(())
 }
 
-fn check_set_expr(expr: &SetExpr) -> Result<(), String> {
-    match expr {
-        // SELECT … INTO creates a table.
-        SetExpr::Select(select) if select.into.is_some() => Err("SELECT INTO".to_owned()),
-        SetExpr::Select(_) | SetExpr::Values(_) | SetExpr::Table(_) => Ok(()),
-        SetExpr::Query(query) => check_query(query),
-        SetExpr::SetOperation { left, right, .. } => {
-            check_set_expr(left)?;
-            check_set_expr(right)
-        }
-        SetExpr::Insert(statement)
-        | SetExpr::Update(statement)
-        | SetExpr::Delete(statement)
-        | SetExpr::Merge(statement) => Err(kind(statement)),
-    }
+/// A query's CTEs and body.
+fn query_parts(query: &Query) -> (impl Iterator<Item = &Cte>, &SetExpr) {
+    let ctes = query.with.iter().flat_map(|with| &with.cte_tables);
+    (ctes, query.body.as_ref())
 }
 
 /// Words that, after CREATE/DROP/ALTER/SHOW, still belong to the kind of
@@ -86,7 +99,7 @@ const KIND_WORDS: &[&str] = &[
 /// The leading keywords of a statement as sqlparser prints it (keywords in
 /// upper case): "INSERT", "CREATE TABLE", "DROP VIEW", "SET".
 fn kind(statement: &Statement) -> String {
-    let text = statement.to_string();
+    let text = leading_text(statement);
     let mut words = text.split_whitespace();
     let Some(first) = words.next() else {
         return "an empty statement".to_owned();
@@ -100,6 +113,42 @@ fn kind(statement: &Statement) -> String {
         );
     }
     kind.join(" ")
+}
+
+/// Enough of the printed statement to hold its kind words. Printing stops
+/// there: the rest may be a deep tree, and printing it would recurse
+/// through all of it.
+fn leading_text(statement: &Statement) -> String {
+    const KIND_TEXT_BYTES: usize = 128;
+    let mut prefix = Prefix {
+        text: String::new(),
+        room: KIND_TEXT_BYTES,
+    };
+    // Fails on purpose once the prefix is full.
+    let _ = write!(prefix, "{statement}");
+    prefix.text
+}
+
+struct Prefix {
+    text: String,
+    room: usize,
+}
+
+impl fmt::Write for Prefix {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        if s.len() > self.room {
+            let mut end = self.room;
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            self.text.push_str(&s[..end]);
+            self.room = 0;
+            return Err(fmt::Error);
+        }
+        self.text.push_str(s);
+        self.room -= s.len();
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -383,3 +383,101 @@ async fn unknown_route_is_404() {
     .await;
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
 }
+
+/// Requests built to recurse deeply (in the SQL or in the JSON around it)
+/// are refused with a message while the server keeps answering; 5 000
+/// `UNION ALL` terms used to overflow a worker's stack and abort the agent.
+#[tokio::test]
+async fn hostile_requests_are_refused_and_the_server_keeps_answering() {
+    let state = state();
+    let bad = StatusCode::BAD_REQUEST;
+    let answers = |state: AppState| async move {
+        let response = send(
+            &state,
+            post_query("/api/v1/query", sql_body("SELECT 6 * 7 AS v")),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = serde_json::from_slice(&body_bytes(response).await).unwrap();
+        assert_eq!(body["rows"], json!([[42]]));
+    };
+
+    let union = |terms: usize| vec!["SELECT 1"; terms].join(" UNION ALL ");
+    let message = expect_error(
+        &state,
+        post_query("/api/v1/query", sql_body(&union(5_000))),
+        bad,
+    )
+    .await;
+    assert!(
+        message.starts_with("the statement nests at least 5000 levels deep")
+            && message.ends_with("at most 500 levels are accepted"),
+        "{message}"
+    );
+    answers(state.clone()).await;
+
+    let sql = union(50_000);
+    assert!(sql_body(&sql).len() < MAX_BODY_BYTES);
+    let message = expect_error(&state, post_query("/api/v1/query", sql_body(&sql)), bad).await;
+    assert_eq!(
+        message,
+        format!(
+            "the SQL text is {} bytes long; at most 262144 bytes are accepted",
+            sql.len()
+        )
+    );
+    answers(state.clone()).await;
+
+    let nots = format!("SELECT {}true", "NOT ".repeat(10_000));
+    let message = expect_error(&state, post_query("/api/v1/query", sql_body(&nots)), bad).await;
+    assert!(
+        message.starts_with("the statement nests more than 50 levels deep"),
+        "{message}"
+    );
+    answers(state.clone()).await;
+
+    // Deep JSON where a value is read is refused at its first bracket.
+    let deep =
+        |open: &str, close: &str| format!("{}{}", open.repeat(100_000), close.repeat(100_000));
+    for (body, expected) in [
+        (
+            format!(r#"{{"sql": {}}}"#, deep("[", "]")),
+            "invalid request body: invalid type: sequence, expected a string",
+        ),
+        (
+            deep(r#"{"sql": "#, "}"),
+            "invalid request body: invalid type: map, expected a string",
+        ),
+        (
+            deep("[", "]"),
+            "invalid request body: invalid type: sequence, expected a string",
+        ),
+    ] {
+        let message = expect_error(&state, post_query("/api/v1/query", body), bad).await;
+        assert!(message.starts_with(expected), "{message}");
+        answers(state.clone()).await;
+    }
+    // In a field the API does not read, serde_json skips it without
+    // recursing (an explicit stack): the query runs.
+    let skipped = format!(
+        r#"{{"extra": {}, "sql": "SELECT 6 * 7 AS v"}}"#,
+        deep("[", "]")
+    );
+    let response = send(&state, post_query("/api/v1/query", skipped)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = serde_json::from_slice(&body_bytes(response).await).unwrap();
+    assert_eq!(body["rows"], json!([[42]]));
+
+    let huge = sql_body(&format!("SELECT '{}'", "x".repeat(MAX_BODY_BYTES)));
+    let message = expect_error(
+        &state,
+        post_query("/api/v1/query", huge),
+        StatusCode::PAYLOAD_TOO_LARGE,
+    )
+    .await;
+    assert_eq!(
+        message,
+        format!("the request body is larger than the limit of {MAX_BODY_BYTES} bytes")
+    );
+    answers(state.clone()).await;
+}
