@@ -512,11 +512,8 @@ fn preface_at(input: &[u8]) -> Option<bool> {
 }
 
 /// Resync: the first offset in `input` where a frame plausibly starts (or,
-/// for the client, where the preface starts). A plausible frame has a known
-/// type other than CONTINUATION, only flags its type defines, a clear
-/// reserved bit, a length its type allows up to 1 MiB, padding that fits
-/// and, when the bytes after it are there, a plausible frame right after.
-/// `None` if there is none yet.
+/// for the client, where the preface starts). See [`plausible_frame_at`]
+/// for what is plausible. `None` if there is none yet.
 pub fn find_message_start(input: &[u8], kind: MessageKind) -> Option<usize> {
     (0..input.len()).find(|&at| {
         let rest = input.get(at..).unwrap_or_default();
@@ -524,21 +521,33 @@ pub fn find_message_start(input: &[u8], kind: MessageKind) -> Option<usize> {
     })
 }
 
-/// A plausible frame boundary at the start of `input` (see
-/// [`find_message_start`]).
+/// Frames checked in a row by [`plausible_frame_at`].
+const RESYNC_CHAIN: usize = 4;
+
+/// A plausible frame boundary at the start of `input`: the frame and the
+/// ones after it that `input` holds (up to 4) each have a known type, only
+/// flags their type defines, a clear reserved bit, a length their type
+/// allows (up to 1 MiB), padding that fits, a purpose (DATA without data
+/// ends the stream, WINDOW_UPDATE increments), valid SETTINGS, and a header
+/// block followed by its CONTINUATION frames only. The first frame is not a
+/// CONTINUATION.
 pub(crate) fn plausible_frame_at(input: &[u8]) -> bool {
-    let Some(h) = plausible_header(input, None) else {
-        return false;
-    };
-    let next = HEADER_LEN + h.len as usize;
-    match input.get(next..) {
-        Some(after) if after.len() >= HEADER_LEN => {
-            // A header block that goes on must be followed by its CONTINUATION.
-            let open = matches!(h.frame_type, HEADERS | PUSH_PROMISE) && !h.has(FLAG_END_HEADERS);
-            plausible_header(after, open.then_some(h.stream_id)).is_some()
-        }
-        _ => true,
+    let mut at = 0;
+    let mut open_block = None;
+    for _ in 0..RESYNC_CHAIN {
+        let Some(rest) = input.get(at..).filter(|r| r.len() >= HEADER_LEN) else {
+            // The next header is not there yet: plausible as far as known.
+            return at > 0;
+        };
+        let Some(h) = plausible_header(rest, open_block) else {
+            return false;
+        };
+        open_block = (matches!(h.frame_type, HEADERS | PUSH_PROMISE | CONTINUATION)
+            && !h.has(FLAG_END_HEADERS))
+        .then_some(h.stream_id);
+        at += HEADER_LEN + h.len as usize;
     }
+    true
 }
 
 /// The header at the start of `input` if it is plausible; `continuation`
@@ -558,24 +567,22 @@ fn plausible_header(input: &[u8], continuation: Option<u32>) -> Option<FrameHead
         return None;
     }
     let layout = frame::layout(&h).ok()?;
-    if matches!(h.frame_type, DATA | HEADERS | PUSH_PROMISE)
-        && h.has(FLAG_PADDED)
-        && let Some(&pad) = input.get(HEADER_LEN)
-        && usize::from(pad) + layout.prologue > h.len as usize
-    {
-        return None;
-    }
-    if h.frame_type == SETTINGS {
-        let payload = input.get(HEADER_LEN..).unwrap_or_default();
-        let payload = payload.get(..h.len as usize).unwrap_or(payload);
-        if !frame::parse_settings(payload)
+    let payload = input.get(HEADER_LEN..).unwrap_or_default();
+    let payload = payload.get(..h.len as usize).unwrap_or(payload);
+    let purposeful = match h.frame_type {
+        DATA => h.len > 0 || h.has(FLAG_END_STREAM),
+        WINDOW_UPDATE => payload.get(..4).is_none_or(|i| i != [0; 4]),
+        SETTINGS => frame::parse_settings(payload)
             .into_iter()
-            .all(frame::setting_is_valid)
-        {
-            return None;
-        }
-    }
-    Some(h)
+            .all(frame::setting_is_plausible),
+        _ => true,
+    };
+    let padding_fits = !(matches!(h.frame_type, DATA | HEADERS | PUSH_PROMISE)
+        && h.has(FLAG_PADDED)
+        && payload
+            .first()
+            .is_some_and(|&pad| usize::from(pad) + layout.prologue > h.len as usize));
+    (purposeful && padding_fits).then_some(h)
 }
 
 #[cfg(test)]
@@ -848,5 +855,21 @@ mod tests {
         q.extend_from_slice(&[0xff; 9]);
         assert!(!plausible_frame_at(&q));
         assert_eq!(find_message_start(&[0; 64], MessageKind::Response), None);
+        // Found in grpcio's traffic: the tail of a frame that reads as an
+        // empty DATA frame, chained to a "DATA frame" made of a HEADERS
+        // frame's bytes. Empty DATA without END_STREAM has no purpose.
+        let tail = [
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x0a, 0x00, 0x00, 0x26, 0x01, 0x04, 0x00, 0x00,
+            0x00, 0x05, 0x40, 0x05, 0x3a, 0x70, 0x61, 0x74, 0x68, 0x17, 0x2f, 0x64, 0x65, 0x6d,
+            0x6f, 0x2e, 0x45, 0x63, 0x68, 0x6f, 0x2f, 0x43, 0x6c, 0x69, 0x65, 0x6e,
+        ];
+        assert_eq!(find_message_start(&tail, MessageKind::Request), Some(7));
+        // A chain of four frames must all be plausible.
+        let mut r = frame(PING, 0, 0, &[0; 8]);
+        r.extend(frame(PING, FLAG_ACK, 0, &[0; 8]));
+        r.extend(frame(WINDOW_UPDATE, 0, 0, &[0, 0, 0, 1]));
+        assert!(plausible_frame_at(&r));
+        r.extend(frame(WINDOW_UPDATE, 0, 0, &[0, 0, 0, 0]));
+        assert!(!plausible_frame_at(&r));
     }
 }

@@ -72,7 +72,7 @@ pub(crate) fn server_preface_verdict(input: &[u8]) -> Verdict {
         }
         // A known identifier with a bad value is not what a server sends;
         // an unknown identifier is legal but weaker evidence.
-        if (1..=9).contains(&p.id) && p.id != 7 {
+        if frame::is_known_setting(p.id) {
             return Verdict::No;
         }
         all_known = false;

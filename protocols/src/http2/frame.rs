@@ -231,6 +231,17 @@ pub(crate) fn setting_is_valid(s: Setting) -> bool {
     }
 }
 
+/// A valid parameter, or one with an identifier this crate does not know
+/// (peers must ignore those; gRPC stacks send some).
+pub(crate) fn setting_is_plausible(s: Setting) -> bool {
+    setting_is_valid(s) || !is_known_setting(s.id)
+}
+
+/// Identifiers RFC 9113, RFC 8441 and RFC 9218 define (7 is unassigned).
+pub(crate) fn is_known_setting(id: u16) -> bool {
+    (1..=9).contains(&id) && id != 7
+}
+
 /// SETTINGS parameters from whole 6-byte units of `payload`.
 pub(crate) fn parse_settings(payload: &[u8]) -> Vec<Setting> {
     let mut c = Cursor::new(payload);

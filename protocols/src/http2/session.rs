@@ -1,7 +1,7 @@
 //! One HTTP/2 connection: frames of both directions in, one event per
 //! completed stream out.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::mem;
 
 use super::frame::{
@@ -68,7 +68,8 @@ pub struct Http2Stream {
     pub status: Option<u16>,
     pub request: Http2Message,
     pub response: Http2Message,
-    /// Set when the request or response content-type is gRPC.
+    /// Set when the request or response content-type is gRPC, or the
+    /// response carries a `grpc-status`.
     pub grpc: Option<GrpcCall>,
     pub end: StreamEnd,
     /// A server push: the request came in a PUSH_PROMISE.
@@ -252,8 +253,14 @@ pub struct Http2Session {
     seen: [bool; 2],
     from_start: bool,
     streams: HashMap<u32, StreamState>,
+    /// Streams evicted lately: their later frames are counted, not taken
+    /// for streams the capture joined late.
+    evicted: VecDeque<u32>,
     counters: Http2Counters,
 }
+
+/// Evicted stream ids remembered.
+const EVICTED_REMEMBERED: usize = 256;
 
 impl Http2Session {
     /// A connection followed from its start (prior knowledge, or TLS with
@@ -322,6 +329,7 @@ impl Http2Session {
             seen: [false; 2],
             from_start,
             streams: HashMap::new(),
+            evicted: VecDeque::new(),
             counters: Http2Counters::default(),
             config,
         }
@@ -365,6 +373,7 @@ impl Http2Session {
                 .iter()
                 .map(HpackDecoder::state_bytes)
                 .sum::<usize>()
+            + self.evicted.capacity() * mem::size_of::<u32>()
             + self
                 .streams
                 .values()
@@ -564,18 +573,24 @@ impl Http2Session {
         let decoded = self.decode(from, &block);
         let id = block.stream_id;
         if !self.streams.contains_key(&id) {
-            // A response head may come first when the request was before the
-            // capture (or is processed later); trailers of an unknown stream
-            // are not worth a stream.
-            let opens = match from {
-                MessageKind::Request => true,
-                MessageKind::Response => decoded.status.is_some(),
-            };
-            if !opens {
-                self.counters.frames_on_unknown_streams += 1;
-                return;
+            let mut stream = StreamState::new(start_ts);
+            match from {
+                MessageKind::Request => {}
+                // A response head whose request came before the capture: the
+                // request is taken as sent (its end cannot be seen), so the
+                // stream ends with the response. Trailers of an unknown
+                // stream, or frames of an evicted one, are not a stream.
+                MessageKind::Response
+                    if decoded.status.is_some() && !self.evicted.contains(&id) =>
+                {
+                    stream.half(MessageKind::Request).message.ended = true;
+                }
+                MessageKind::Response => {
+                    self.counters.frames_on_unknown_streams += 1;
+                    return;
+                }
             }
-            self.open(id, StreamState::new(start_ts));
+            self.open(id, stream);
         }
         let Some(stream) = self.streams.get_mut(&id) else {
             return;
@@ -707,6 +722,10 @@ impl Http2Session {
             if let Some(oldest) = oldest {
                 self.streams.remove(&oldest);
                 self.counters.streams_evicted += 1;
+                if self.evicted.len() >= EVICTED_REMEMBERED {
+                    self.evicted.pop_front();
+                }
+                self.evicted.push_back(oldest);
             }
         }
         self.streams.insert(id, stream);
@@ -723,8 +742,11 @@ impl Http2Session {
     fn event(&mut self, id: u32, stream: StreamState, end: StreamEnd, end_ts: u64) -> Http2Stream {
         self.counters.streams += 1;
         let [mut request, mut response] = stream.halves;
+        // A grpc-status is gRPC too (a join mid-way may not know the
+        // content-type, which gRPC stacks send from the dynamic table).
         let is_grpc = grpc::is_grpc_content_type(&request.message.content_type)
-            || grpc::is_grpc_content_type(&response.message.content_type);
+            || grpc::is_grpc_content_type(&response.message.content_type)
+            || stream.grpc_status.is_some();
         let grpc = is_grpc.then(|| {
             let (service, method) = stream
                 .path
