@@ -8,7 +8,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::Lcg;
+use common::{Lcg, assert_chunking_equivalent};
 use sonde_protocols::http::{self, HttpConfig, HttpDecoder};
 use sonde_protocols::http2::{
     Frame, GrpcMessages, Http2Config, Http2Counters, Http2Decoder, Http2Session, Http2Stream,
@@ -1083,6 +1083,38 @@ fn damaged_traffic_never_panics_and_stays_bounded() {
                     }
                     assert!(e.end_ts >= e.start_ts);
                 }
+            }
+        }
+    }
+}
+
+#[test]
+fn decoder_frames_do_not_depend_on_splits() {
+    // The decoder alone, with the crate's common chunking check (every
+    // chunk size up to 64 and random patterns) on each recorded direction.
+    let config = Http2Config::default();
+    for name in [
+        "grpcio.cap",
+        "grpc_js.cap",
+        "h2load_nginx.cap",
+        "reset_nginx.cap",
+    ] {
+        for conn in load(name) {
+            for (client, kind) in [(true, MessageKind::Request), (false, MessageKind::Response)] {
+                let stream: Vec<u8> = conn
+                    .chunks
+                    .iter()
+                    .filter(|c| c.client == client)
+                    .flat_map(|c| c.bytes.clone())
+                    .collect();
+                let frames = assert_chunking_equivalent(&stream, || {
+                    let mut d = Http2Decoder::new(kind, &config);
+                    move |b: &[u8]| d.decode(b)
+                });
+                assert!(
+                    frames.len() > 5 && frames.iter().all(Result::is_ok),
+                    "{name}"
+                );
             }
         }
     }

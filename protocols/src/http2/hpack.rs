@@ -378,16 +378,16 @@ impl HpackDecoder {
         let indexing = b & 0xc0 == 0x40;
         let never_indexed = b & 0xf0 == 0x10;
         let index = integer(c, if indexing { 6 } else { 4 })?;
-        let name: Option<Cow<'_, [u8]>> = if index == 0 {
-            Some(string(c)?)
-        } else {
-            match self.lookup(index)? {
-                Lookup::Found(name, _) => Some(Cow::Owned(name.to_vec())),
-                Lookup::NameUnknown | Lookup::Unknown => None,
-            }
-        };
+        let literal_name = if index == 0 { Some(string(c)?) } else { None };
         let value = string(c)?;
-        match &name {
+        let name: Option<&[u8]> = match &literal_name {
+            Some(name) => Some(name),
+            None => match self.lookup(index)? {
+                Lookup::Found(name, _) => Some(name),
+                Lookup::NameUnknown | Lookup::Unknown => None,
+            },
+        };
+        match name {
             Some(name) => on_field(Field::Known {
                 name,
                 value: &value,
@@ -399,8 +399,9 @@ impl HpackDecoder {
             }
         }
         if indexing {
-            let name_len = name.as_ref().map_or(0, |n| n.len());
-            let name = name.map(|n| n.into_owned().into_boxed_slice());
+            // Copied only now: the name may live in the table it goes into.
+            let name_len = name.map_or(0, <[u8]>::len);
+            let name = name.map(Box::<[u8]>::from);
             self.table
                 .insert(name, value.into_owned().into_boxed_slice(), name_len);
         }

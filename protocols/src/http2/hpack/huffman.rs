@@ -37,6 +37,30 @@ struct Tables {
 
 const TABLES: Tables = build();
 
+/// Codes of at most 8 bits (the common characters) by the byte they start:
+/// `(symbol, length)`, length 0 when the code is longer.
+const SHORT: [(u8, u8); 256] = build_short();
+
+const fn build_short() -> [(u8, u8); 256] {
+    let mut out = [(0u8, 0u8); 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let window = (byte as u64) << 24;
+        let mut len = MIN_LEN;
+        while len <= 8 {
+            if window < TABLES.limit[len] {
+                let index = TABLES.offset[len] as usize
+                    + ((window >> (32 - len)) as u32 - TABLES.first[len]) as usize;
+                out[byte] = (TABLES.sorted[index] as u8, len as u8);
+                break;
+            }
+            len += 1;
+        }
+        byte += 1;
+    }
+    out
+}
+
 const fn build() -> Tables {
     let mut t = Tables {
         sorted: [0; 257],
@@ -86,6 +110,15 @@ pub(crate) fn decode(input: &[u8], out: &mut Vec<u8>) -> Result<(), InvalidHuffm
         }
         if nbits == 0 {
             return Ok(());
+        }
+        if nbits >= 8 {
+            let (sym, len) = SHORT[((bits >> (nbits - 8)) & 0xff) as usize];
+            if len > 0 {
+                out.push(sym);
+                nbits -= usize::from(len);
+                bits &= (1u64 << nbits) - 1;
+                continue;
+            }
         }
         // The next 32 bits, left-justified (zero-filled past the end).
         let window = if nbits >= 32 {
