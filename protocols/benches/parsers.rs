@@ -278,7 +278,12 @@ fn decode_http1_exchanges(dirs: &[Vec<u8>; 2]) -> usize {
 
 /// A named connection (both directions), its exchange count and the
 /// function that decodes it.
-type StreamCase = (&'static str, [Vec<u8>; 2], usize, fn(&[Vec<u8>; 2]) -> usize);
+type StreamCase = (
+    &'static str,
+    [Vec<u8>; 2],
+    usize,
+    fn(&[Vec<u8>; 2]) -> usize,
+);
 
 /// Cost per exchange (stream): elements/s.
 fn streams(c: &mut Criterion) {

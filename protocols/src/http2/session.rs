@@ -809,6 +809,346 @@ fn base64url_decode(s: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http2::DataFrame;
+
+    const C: MessageKind = MessageKind::Request;
+    const S: MessageKind = MessageKind::Response;
+
+    /// A header block of literals without indexing (and static indices
+    /// given as single bytes >= 0x80).
+    fn block(stream_id: u32, end_stream: bool, fields: &[(&str, &str)]) -> HeaderBlock {
+        let mut fragment = Vec::new();
+        for (name, value) in fields {
+            if let Some(index) = name.strip_prefix('#') {
+                fragment.push(0x80 | index.parse::<u8>().unwrap());
+                continue;
+            }
+            let never = name.starts_with('!');
+            let name = name.trim_start_matches('!');
+            fragment.push(if never { 0x10 } else { 0x00 });
+            fragment.push(name.len() as u8);
+            fragment.extend_from_slice(name.as_bytes());
+            fragment.push(value.len() as u8);
+            fragment.extend_from_slice(value.as_bytes());
+        }
+        HeaderBlock {
+            stream_id,
+            end_stream,
+            len: fragment.len(),
+            fragment,
+        }
+    }
+
+    fn data(stream_id: u32, end_stream: bool, bytes: &[u8]) -> Frame {
+        Frame::Data(DataFrame {
+            stream_id,
+            end_stream,
+            len: bytes.len() as u32,
+            prefix: bytes.to_vec(),
+            lost: 0,
+        })
+    }
+
+    /// `:method GET`, `:scheme http`, `:path /`, and an authority.
+    fn get(stream_id: u32) -> Frame {
+        Frame::Headers(block(
+            stream_id,
+            true,
+            &[("#2", ""), ("#6", ""), ("#4", ""), (":authority", "a")],
+        ))
+    }
+
+    /// `:status 200`, END_STREAM.
+    fn ok(stream_id: u32) -> Frame {
+        Frame::Headers(block(stream_id, true, &[("#8", "")]))
+    }
+
+    #[test]
+    fn push_promise_is_a_stream_of_its_own() {
+        let mut s = Http2Session::new(Http2Config::default());
+        let mut out = Vec::new();
+        s.on_frame(C, get(1), 1, 1, &mut out);
+        let promise = block(
+            1,
+            false,
+            &[
+                ("#2", ""),
+                ("#6", ""),
+                (":path", "/style.css"),
+                (":authority", "a"),
+            ],
+        );
+        s.on_frame(
+            S,
+            Frame::PushPromise {
+                promised_stream_id: 2,
+                block: promise,
+            },
+            2,
+            2,
+            &mut out,
+        );
+        s.on_frame(
+            S,
+            Frame::Headers(block(1, false, &[("#8", "")])),
+            3,
+            3,
+            &mut out,
+        );
+        s.on_frame(
+            S,
+            Frame::Headers(block(2, false, &[("#8", ""), ("content-type", "text/css")])),
+            4,
+            4,
+            &mut out,
+        );
+        s.on_frame(S, data(2, true, b"body{}"), 5, 5, &mut out);
+        s.on_frame(S, data(1, true, b"<html>"), 6, 6, &mut out);
+        let got: Vec<(u32, bool, Option<&str>, u64, u64)> = out
+            .iter()
+            .map(|e| {
+                (
+                    e.stream_id,
+                    e.pushed,
+                    e.path.as_deref(),
+                    e.start_ts,
+                    e.end_ts,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (2, true, Some("/style.css"), 2, 5),
+                (1, false, Some("/"), 1, 6)
+            ]
+        );
+        assert_eq!(out[0].response.content_type, "text/css");
+        assert_eq!(out[0].response.body, b"body{}");
+        assert_eq!(s.open_streams(), 0);
+    }
+
+    #[test]
+    fn goaway_refuses_streams_above_the_last_one() {
+        let mut s = Http2Session::new(Http2Config::default());
+        let mut out = Vec::new();
+        for id in [1, 3, 5] {
+            s.on_frame(C, get(id), 1, 1, &mut out);
+        }
+        s.on_frame(
+            S,
+            Frame::GoAway {
+                last_stream_id: 3,
+                error_code: 0,
+            },
+            2,
+            2,
+            &mut out,
+        );
+        assert_eq!((s.open_streams(), s.counters().streams_refused), (2, 1));
+        s.on_frame(S, ok(3), 3, 3, &mut out);
+        s.on_frame(S, ok(1), 4, 4, &mut out);
+        let ids: Vec<u32> = out.iter().map(|e| e.stream_id).collect();
+        assert_eq!(ids, [3, 1]);
+        // The client's GOAWAY refuses server-initiated (even) streams only.
+        s.on_frame(C, get(7), 5, 5, &mut out);
+        s.on_frame(
+            C,
+            Frame::GoAway {
+                last_stream_id: 0,
+                error_code: 0,
+            },
+            6,
+            6,
+            &mut out,
+        );
+        assert_eq!((s.open_streams(), s.counters().streams_refused), (1, 1));
+    }
+
+    #[test]
+    fn informational_heads_resets_and_close() {
+        let mut s = Http2Session::new(Http2Config::default());
+        let mut out = Vec::new();
+        // 100-continue, then the final head and a body.
+        s.on_frame(
+            C,
+            Frame::Headers(block(1, false, &[("#3", ""), ("#4", "")])),
+            1,
+            1,
+            &mut out,
+        );
+        s.on_frame(
+            S,
+            Frame::Headers(block(1, false, &[(":status", "100")])),
+            2,
+            2,
+            &mut out,
+        );
+        s.on_frame(C, data(1, true, b"upload"), 3, 3, &mut out);
+        s.on_frame(
+            S,
+            Frame::Headers(block(1, false, &[(":status", "201")])),
+            4,
+            4,
+            &mut out,
+        );
+        s.on_frame(S, data(1, true, b"done"), 5, 5, &mut out);
+        assert_eq!(
+            (out[0].status, out[0].end),
+            (Some(201), StreamEnd::Complete)
+        );
+        assert_eq!(
+            (
+                out[0].request.body.as_slice(),
+                out[0].start_ts,
+                out[0].end_ts
+            ),
+            (&b"upload"[..], 1, 5)
+        );
+        // Reset before any response.
+        s.on_frame(C, get(3), 6, 6, &mut out);
+        s.on_frame(
+            S,
+            Frame::RstStream {
+                stream_id: 3,
+                error_code: 7,
+            },
+            7,
+            7,
+            &mut out,
+        );
+        assert_eq!(
+            out[1].end,
+            StreamEnd::Reset {
+                by: S,
+                error_code: 7
+            }
+        );
+        assert_eq!((out[1].status, out[1].end_ts), (None, 7));
+        // At close: a response in progress is handed out, a request alone
+        // is counted as unanswered.
+        s.on_frame(C, get(5), 8, 8, &mut out);
+        s.on_frame(C, get(7), 9, 9, &mut out);
+        s.on_frame(
+            S,
+            Frame::Headers(block(5, false, &[("#8", "")])),
+            10,
+            10,
+            &mut out,
+        );
+        s.finish(11, &mut out);
+        assert_eq!(
+            (out[2].stream_id, out[2].end, out[2].end_ts),
+            (5, StreamEnd::ConnectionClosed, 11)
+        );
+        assert_eq!(out.len(), 3);
+        let c = s.counters();
+        assert_eq!(
+            (c.streams, c.streams_reset, c.streams_unanswered),
+            (3, 1, 1)
+        );
+    }
+
+    #[test]
+    fn redaction_and_header_caps() {
+        let config = Http2Config {
+            max_headers: 3,
+            ..Http2Config::default()
+        };
+        let mut s = Http2Session::new(config);
+        let mut out = Vec::new();
+        let fields = [
+            ("#2", ""),
+            ("#4", ""),
+            ("Authorization", "Bearer x"),
+            ("!x-session", "s3cret"),
+            ("accept", "*/*"),
+            ("x-dropped", "1"),
+        ];
+        s.on_frame(C, Frame::Headers(block(1, true, &fields)), 1, 1, &mut out);
+        s.on_frame(S, ok(1), 2, 2, &mut out);
+        let headers: Vec<(&str, &str)> = out[0]
+            .request
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            headers,
+            [
+                ("Authorization", "<redacted>"),
+                ("x-session", "<redacted>"),
+                ("accept", "*/*")
+            ]
+        );
+        assert_eq!(s.counters().headers_dropped, 1);
+    }
+
+    #[test]
+    fn settings_bound_frames_and_tables() {
+        let mut s = Http2Session::new(Http2Config::default());
+        let mut out = Vec::new();
+        assert_eq!((s.max_frame_size(C), s.max_frame_size(S)), (16_384, 16_384));
+        let params = vec![
+            Setting {
+                id: SETTINGS_MAX_FRAME_SIZE,
+                value: 1 << 20,
+            },
+            Setting {
+                id: SETTINGS_HEADER_TABLE_SIZE,
+                value: 0,
+            },
+        ];
+        s.on_frame(C, Frame::Settings { ack: false, params }, 1, 1, &mut out);
+        // What the client accepts bounds what the server sends.
+        assert_eq!(
+            (s.max_frame_size(C), s.max_frame_size(S)),
+            (16_384, 1 << 20)
+        );
+        assert_eq!(s.settings(C).header_table_size, Some(0));
+        // The server's encoder then sets its table to 4096 regardless.
+        s.on_frame(C, get(1), 2, 2, &mut out);
+        let mut resp = block(1, true, &[("#8", "")]);
+        resp.fragment.insert(0, 0x3f);
+        resp.fragment.insert(1, 0xe1);
+        resp.fragment.insert(2, 0x1f);
+        resp.len += 3;
+        s.on_frame(S, Frame::Headers(resp), 3, 3, &mut out);
+        assert_eq!(out[0].status, Some(200));
+        assert_eq!(s.counters().hpack_size_updates_over_setting, 1);
+        assert_eq!(
+            Http2Session::mid_stream(Http2Config::default()).max_frame_size(C),
+            (1 << 24) - 1
+        );
+    }
+
+    #[test]
+    fn state_bytes_follow_what_is_held() {
+        let mut s = Http2Session::new(Http2Config::default());
+        let empty = s.state_bytes();
+        let mut out = Vec::new();
+        s.on_frame(
+            C,
+            Frame::Headers(block(1, false, &[("#3", ""), ("x-big", &"v".repeat(200))])),
+            1,
+            1,
+            &mut out,
+        );
+        s.on_frame(C, data(1, false, &[7; 500]), 2, 2, &mut out);
+        let held = s.state_bytes();
+        assert!(held >= empty + 700, "{empty} -> {held}");
+        s.on_frame(
+            C,
+            Frame::RstStream {
+                stream_id: 1,
+                error_code: 8,
+            },
+            3,
+            3,
+            &mut out,
+        );
+        assert_eq!(s.state_bytes(), empty);
+    }
 
     #[test]
     fn base64url() {
