@@ -469,3 +469,148 @@ pub fn run_dns_tcp(data: &[u8]) {
         assert_eq!((d.protocol, d.kind), (sonde_protocols::Protocol::Dns, kind));
     }
 }
+
+/// Fuzzes HTTP/2: the frame decoder (split equivalence, a gap with resync,
+/// caps), then a session fed by both directions cut from the input, whose
+/// events must not depend on how each write is split. With the control
+/// byte's top bit set, the input's segments are wrapped in HEADERS frames so
+/// that HPACK decoding gets the bytes directly.
+pub fn run_http2(data: &[u8]) {
+    use sonde_protocols::MessageKind;
+    use sonde_protocols::http2::{
+        Frame, Http2Config, Http2Decoder, Http2Session, Http2Stream, find_message_start,
+    };
+    let Some((&ctl, input)) = data.split_first() else {
+        return;
+    };
+    let config = Http2Config {
+        max_header_block_bytes: 128,
+        max_headers: 4,
+        data_frame_prefix_bytes: 8,
+        body_prefix_bytes: 12,
+        max_streams: 3,
+        max_table_size: 256,
+        ..Http2Config::default()
+    };
+    let kind = if ctl & 1 == 0 {
+        MessageKind::Request
+    } else {
+        MessageKind::Response
+    };
+    let split = usize::from(ctl) * input.len() / 255;
+    let (first, second) = input.split_at(split);
+    let mut check = |f: &Frame| match f {
+        Frame::Data(d) => {
+            assert!(d.prefix.len() <= config.data_frame_prefix_bytes);
+            assert!(d.prefix.len() as u64 + u64::from(d.lost) <= u64::from(d.len));
+        }
+        Frame::Headers(b) | Frame::PushPromise { block: b, .. } => {
+            assert!(b.fragment.len() <= config.max_header_block_bytes);
+            assert!(b.fragment.len() <= b.len);
+        }
+        _ => {}
+    };
+    let run = |parts: &[&[u8]], gap: Option<u64>, check: &mut dyn FnMut(&Frame)| {
+        let mut d = Http2Decoder::new(kind, &config);
+        let resync = |b: &[u8]| find_message_start(b, kind);
+        feed_common(
+            parts,
+            &mut d,
+            |d, b| d.decode(b),
+            |d, n| d.skip_gap(n),
+            |d| d.reset(),
+            gap.map(|_| &resync as &dyn Fn(&[u8]) -> Option<usize>),
+            gap,
+            check,
+        )
+    };
+    let whole = run(&[input], None, &mut check);
+    assert_eq!(whole, run(&[first, second], None, &mut check));
+    run(&[first, second], Some(u64::from(ctl >> 1)), &mut check);
+
+    // A conversation: segments alternate between directions.
+    let hpack = ctl & 0x80 != 0;
+    let mut choices = Choices(u64::from(ctl));
+    let mut segments: Vec<(bool, Vec<u8>)> = Vec::new();
+    let mut rest = input;
+    let mut stream_id = 1u32;
+    while !rest.is_empty() {
+        let n = (1 + choices.next(96)).min(rest.len());
+        let (seg, tail) = rest.split_at(n);
+        let client = choices.next(2) == 0;
+        let bytes = if hpack {
+            // HEADERS, END_HEADERS and maybe END_STREAM, on a stream both
+            // sides use in turn.
+            let mut frame = (seg.len() as u32).to_be_bytes()[1..].to_vec();
+            frame.extend_from_slice(&[1, 4 | (tail.len() as u8 & 1)]);
+            frame.extend_from_slice(&stream_id.to_be_bytes());
+            frame.extend_from_slice(seg);
+            if !client {
+                stream_id += 2;
+            }
+            frame
+        } else {
+            seg.to_vec()
+        };
+        segments.push((client, bytes));
+        rest = tail;
+    }
+    let converse = |cut: bool| -> Vec<Http2Stream> {
+        let mut session = if hpack {
+            Http2Session::new(config.clone())
+        } else {
+            Http2Session::mid_stream(config.clone())
+        };
+        let mut decoders = [
+            Http2Decoder::new(MessageKind::Request, &config),
+            Http2Decoder::new(MessageKind::Response, &config),
+        ];
+        let mut bufs = [Vec::new(), Vec::new()];
+        let mut out = Vec::new();
+        for (ts, (client, seg)) in segments.iter().enumerate() {
+            let i = usize::from(!client);
+            let pieces: Vec<&[u8]> = if cut {
+                let (a, b) = seg.split_at(seg.len() / 2);
+                vec![a, b]
+            } else {
+                vec![seg]
+            };
+            for piece in pieces {
+                bufs[i].extend_from_slice(piece);
+                loop {
+                    match decoders[i].decode(&bufs[i]) {
+                        Ok(sonde_protocols::Decoded::NeedMore) => break,
+                        Ok(sonde_protocols::Decoded::Progress { consumed, message }) => {
+                            bufs[i].drain(..consumed);
+                            if let Some(frame) = message {
+                                let kind = decoders[i].kind();
+                                session.on_frame(kind, frame, ts as u64, ts as u64, &mut out);
+                                assert!(session.open_streams() <= config.max_streams);
+                            }
+                        }
+                        // What follows an error depends on what the
+                        // caller had buffered: compare up to it.
+                        Err(_) => return out,
+                    }
+                }
+            }
+        }
+        session.finish(segments.len() as u64, &mut out);
+        assert!(session.state_bytes() < 1 << 20);
+        for e in &out {
+            for m in [&e.request, &e.response] {
+                assert!(m.body.len() <= config.body_prefix_bytes);
+                assert!(m.body_size >= m.body.len() as u64);
+                assert!(m.headers.len() <= config.max_headers);
+                assert!(m.trailers.len() <= config.max_headers);
+            }
+            assert!(e.end_ts >= e.start_ts);
+        }
+        out
+    };
+    assert_eq!(
+        converse(false),
+        converse(true),
+        "write splits changed the events"
+    );
+}

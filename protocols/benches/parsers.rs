@@ -2,6 +2,11 @@
 //! requests and responses, pipelined Redis commands and replies, MySQL
 //! packets and DNS messages. Run with `cargo bench -p sonde-protocols`
 //! (`scripts/bench.sh` passes quick settings for `--size tiny`).
+//!
+//! The `streams` group is the cost per request/response exchange (elements/s):
+//! HTTP/2 streams recorded from h2load and grpcio (both directions through
+//! the frame decoders, HPACK and the session) next to the same h2load
+//! exchanges written as HTTP/1.1.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -11,6 +16,7 @@ use sonde_protocols::Decoded;
 use sonde_protocols::MessageKind;
 use sonde_protocols::dns::{DnsConfig, parse_message};
 use sonde_protocols::http::{Decoded as HttpDecoded, HttpConfig, HttpDecoder};
+use sonde_protocols::http2::{Http2Config, Http2Decoder, Http2Session, Http2Stream};
 use sonde_protocols::mysql::{MysqlConfig, MysqlPacketDecoder};
 use sonde_protocols::redis::{RespConfig, RespDecoder};
 
@@ -191,6 +197,120 @@ fn parsers(c: &mut Criterion) {
     group.finish();
 }
 
+/// A recorded connection (see `tests/data/http2/`): each direction's bytes.
+fn recorded(name: &str) -> [Vec<u8>; 2] {
+    let path = format!("{}/tests/data/http2/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).expect("recording");
+    let mut dirs = [Vec::new(), Vec::new()];
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let parts: Vec<&str> = line.split(' ').collect();
+        if parts[0] != "1" || parts[1] == "end" {
+            continue;
+        }
+        let hex = parts[3];
+        dirs[usize::from(parts[1] == "s")].extend(
+            (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()),
+        );
+    }
+    dirs
+}
+
+/// Decodes one recorded connection: the client's frames, then the
+/// server's, through the session. Returns the streams completed.
+fn decode_http2(dirs: &[Vec<u8>; 2]) -> usize {
+    let config = Http2Config::default();
+    let mut session = Http2Session::new(config.clone());
+    let mut out: Vec<Http2Stream> = Vec::new();
+    for (bytes, kind) in dirs
+        .iter()
+        .zip([MessageKind::Request, MessageKind::Response])
+    {
+        let mut decoder = Http2Decoder::new(kind, &config);
+        let mut rest = &bytes[..];
+        while let Ok(Decoded::Progress { consumed, message }) = decoder.decode(rest) {
+            rest = &rest[consumed..];
+            if let Some(frame) = message {
+                session.on_frame(kind, frame, 0, 0, &mut out);
+            }
+        }
+    }
+    out.len()
+}
+
+/// h2load's 40 exchanges of `h2load_nginx.cap` as HTTP/1.1.
+fn http1_like_h2load() -> [Vec<u8>; 2] {
+    let mut req = Vec::new();
+    let mut resp = Vec::new();
+    for _ in 0..40 {
+        req.extend_from_slice(
+            b"GET /hello.txt HTTP/1.1\r\nHost: 127.0.0.1:18180\r\n\
+              User-Agent: h2load nghttp2/1.52.0\r\nx-load: yes\r\n\r\n",
+        );
+        resp.extend_from_slice(
+            b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Sat, 28 Nov 2026 19:39:22 GMT\r\n\
+              Content-Type: text/plain\r\nContent-Length: 14\r\n\
+              Last-Modified: Sat, 28 Nov 2026 19:39:20 GMT\r\nETag: \"6b0b2de8-e\"\r\n\
+              Accept-Ranges: bytes\r\n\r\nhello, http/2\n",
+        );
+    }
+    [req, resp]
+}
+
+fn decode_http1_exchanges(dirs: &[Vec<u8>; 2]) -> usize {
+    let mut messages = 0;
+    for (bytes, kind) in dirs
+        .iter()
+        .zip([MessageKind::Request, MessageKind::Response])
+    {
+        let mut decoder = HttpDecoder::new(kind, HttpConfig::default());
+        let mut rest = &bytes[..];
+        while let Ok(HttpDecoded::Progress { consumed, message }) =
+            decoder.decode(rest, Some("GET"))
+        {
+            messages += usize::from(message.is_some());
+            rest = &rest[consumed..];
+        }
+    }
+    messages / 2
+}
+
+/// A named connection (both directions), its exchange count and the
+/// function that decodes it.
+type StreamCase = (
+    &'static str,
+    [Vec<u8>; 2],
+    usize,
+    fn(&[Vec<u8>; 2]) -> usize,
+);
+
+/// Cost per exchange (stream): elements/s.
+fn streams(c: &mut Criterion) {
+    let mut group = c.benchmark_group("streams");
+    let cases: Vec<StreamCase> = vec![
+        (
+            "http1_like_h2load",
+            http1_like_h2load(),
+            40,
+            decode_http1_exchanges,
+        ),
+        (
+            "http2_h2load_nginx",
+            recorded("h2load_nginx.cap"),
+            40,
+            decode_http2,
+        ),
+        ("http2_grpcio", recorded("grpcio.cap"), 5, decode_http2),
+    ];
+    for (name, dirs, n, decode) in &cases {
+        assert_eq!(decode(dirs), *n, "{name}");
+        group.throughput(Throughput::Elements(*n as u64));
+        group.bench_function(*name, |b| b.iter(|| decode(black_box(dirs))));
+    }
+    group.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_secs(1))
@@ -198,5 +318,5 @@ fn config() -> Criterion {
         .configure_from_args()
 }
 
-criterion_group! { name = benches; config = config(); targets = parsers }
+criterion_group! { name = benches; config = config(); targets = parsers, streams }
 criterion_main!(benches);

@@ -5,8 +5,9 @@
 //! treats its input as hostile (it comes from arbitrary processes on the node)
 //! and reports malformed data as an error value, never as a panic.
 //!
-//! Stream decoders ([`http::HttpDecoder`], [`redis::RespDecoder`],
-//! [`mysql::MysqlPacketDecoder`], [`dns::DnsTcpDecoder`]) share one calling
+//! Stream decoders ([`http::HttpDecoder`], [`http2::Http2Decoder`],
+//! [`redis::RespDecoder`], [`mysql::MysqlPacketDecoder`],
+//! [`dns::DnsTcpDecoder`]) share one calling
 //! convention: the caller hands in the bytes not consumed so far, drops the
 //! `consumed` prefix of a `Progress` and calls again until `NeedMore`; lost
 //! bytes are reported with `skip_gap`, after an error or a lost message the
@@ -20,6 +21,7 @@ mod cursor;
 pub mod detect;
 pub mod dns;
 pub mod http;
+pub mod http2;
 pub mod mysql;
 pub mod redis;
 mod text;
