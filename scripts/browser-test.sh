@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Tests the web dashboard in a real browser: starts the agent (root, real
-# probes), nginx in front of a small Python backend, dnsmasq and
-# redis-server; makes real traffic with curl (200s, 404/503/500s, slow
+# probes; node "a"), a second one (node "b") and a coordinator over both,
+# nginx in front of a small Python backend, dnsmasq and redis-server; makes real traffic with curl (200s, 404/503/500s, slow
 # requests), dig and redis-cli (including failures), then drives Debian's
 # Chromium with Playwright (tests/browser/). Screenshots, dark and light,
 # go to target/browser-screenshots/.
@@ -77,6 +77,8 @@ wait_for() {
 }
 
 agent_port="$(free_port)"
+agent_b_port="$(free_port)"
+coordinator_port="$(free_port)"
 backend_port="$(free_port)"
 nginx_port="$(free_port)"
 dns_port="$(free_port)"
@@ -85,13 +87,32 @@ redis_port="$(free_port)"
 echo "browser-test: agent on 127.0.0.1:$agent_port"
 # Started directly (not through a shell function) so that $! is the agent
 # itself, or sudo, which passes our SIGTERM on.
-if [ "$(id -u)" -eq 0 ]; then
-    "$sonde" agent --listen "127.0.0.1:$agent_port" >"$work/agent.log" 2>&1 &
-else
-    sudo "$sonde" agent --listen "127.0.0.1:$agent_port" >"$work/agent.log" 2>&1 &
-fi
+# Each agent's PostgreSQL and worker endpoints on free ports too.
+start_agent() {
+    local node="$1" port="$2" worker="$3" log="$4"
+    local args=(agent --listen "127.0.0.1:$port" --node-name "$node"
+        --pg-listen "127.0.0.1:$(free_port)" --worker-listen "127.0.0.1:$worker")
+    if [ "$(id -u)" -eq 0 ]; then
+        "$sonde" "${args[@]}" >"$log" 2>&1 &
+    else
+        sudo "$sonde" "${args[@]}" >"$log" 2>&1 &
+    fi
+}
+worker_a="$(free_port)"
+worker_b="$(free_port)"
+start_agent a "$agent_port" "$worker_a" "$work/agent.log"
+pids+=($!)
+start_agent b "$agent_b_port" "$worker_b" "$work/agent-b.log"
+agent_b_pid=$!
 pids+=($!)
 wait_for "http://127.0.0.1:$agent_port/readyz" "the agent"
+wait_for "http://127.0.0.1:$agent_b_port/readyz" "the second agent"
+# The coordinator over both (unprivileged: it only queries the agents).
+"$sonde" coordinator --listen "127.0.0.1:$coordinator_port" --pg-listen off \
+    --peers "http://127.0.0.1:$worker_a,http://127.0.0.1:$worker_b" --peer-timeout-ms 1000 \
+    >"$work/coordinator.log" 2>&1 &
+pids+=($!)
+wait_for "http://127.0.0.1:$coordinator_port/readyz" "the coordinator"
 
 # Debian's python3 by full path: its process name (comm) is then "python3",
 # which the tests look for on the service map.
@@ -167,6 +188,8 @@ sleep 2 # the agent flushes rows at least every second
 screenshots="$repo/target/browser-screenshots"
 mkdir -p "$screenshots"
 export SONDE_URL="http://127.0.0.1:$agent_port/"
+export SONDE_COORDINATOR_URL="http://127.0.0.1:$coordinator_port/"
+export SONDE_STOPPABLE_AGENT_PID="$agent_b_pid"
 export SONDE_SCREENSHOT_DIR="$screenshots"
 export SONDE_NGINX_PORT="$nginx_port"
 export CHROMIUM_PATH=/usr/bin/chromium

@@ -8,7 +8,9 @@
 #  3. asserts the properties the agent depends on (hostPID, exactly the
 #     documented capabilities and no privileged mode, probes, NODE_NAME from
 #     the downward API, host mounts, memory = store budget + headroom, RBAC
-#     read-only, headless Service...);
+#     read-only, headless Service with the worker port...) and those of the
+#     coordinator (unprivileged, finds the agents' Service, read-only access
+#     to its EndpointSlices only, the same token);
 #  4. lints deploy/Dockerfile with hadolint and checks it builds the way this
 #     repository builds (same cargo command as scripts/run-agent.sh, same Rust
 #     version as Cargo.toml, same Debian release in both stages). If a release
@@ -82,21 +84,25 @@ done
 target_dir=$(cargo metadata --no-deps --format-version 1 2>/dev/null \
     | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])' 2>/dev/null || echo target)
 agent_help=""
+coordinator_help=""
 for candidate in "$target_dir/release/sonde" "$target_dir/debug/sonde"; do
     if [ -x "$candidate" ] && "$candidate" agent --help >"$work/agent-help.txt" 2>/dev/null; then
         agent_help="$work/agent-help.txt"
         say "checking the ConfigMap's variables against $candidate agent --help"
+        if "$candidate" coordinator --help >"$work/coordinator-help.txt" 2>/dev/null; then
+            coordinator_help="$work/coordinator-help.txt"
+        fi
         break
     fi
 done
 
-"$tools/bin/python" - "$agent_help" "${rendered[@]}" <<'PY'
+"$tools/bin/python" - "$agent_help" "$coordinator_help" "${rendered[@]}" <<'PY'
 import re
 import sys
 
 import yaml
 
-agent_help_path, targets = sys.argv[1], sys.argv[2:]
+agent_help_path, coordinator_help_path, targets = sys.argv[1], sys.argv[2], sys.argv[3:]
 errors = []
 checks = 0
 
@@ -136,24 +142,48 @@ def mebibytes(quantity):
             "G": value * 1e9 / 2**20, None: value / 2**20}[unit]
 
 
-agent_vars = None
-if agent_help_path:
-    with open(agent_help_path) as f:
-        agent_vars = set(re.findall(r"\benv: (SONDE_[A-Z0-9_]+)=", f.read()))
+def help_vars(path):
+    if not path:
+        return None
+    with open(path) as f:
+        return set(re.findall(r"\benv: (SONDE_[A-Z0-9_]+)=", f.read()))
+
+
+agent_vars = help_vars(agent_help_path)
+coordinator_vars = help_vars(coordinator_help_path)
+
+
+def component(d):
+    return d["metadata"].get("labels", {}).get("app.kubernetes.io/component")
 
 budgets = {}
 for spec in targets:
     target, path = spec.split("=", 1)
     with open(path) as f:
         docs = [d for d in yaml.safe_load_all(f) if d]
+    # The agent's objects (and the Namespace); the coordinator's are
+    # checked below. ConfigMaps are told apart by their generated name.
     by_kind = {}
+    coordinator_kinds = {}
     for d in docs:
-        by_kind.setdefault(d["kind"], []).append(d)
+        if d["kind"] == "ConfigMap":
+            owner = "coordinator" if d["metadata"]["name"].startswith("sonde-coordinator-config") else "agent"
+        else:
+            owner = component(d)
+        if owner == "coordinator":
+            coordinator_kinds.setdefault(d["kind"], []).append(d)
+        else:
+            by_kind.setdefault(d["kind"], []).append(d)
     complete = True
     for kind in ("Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
                  "ConfigMap", "DaemonSet", "Service"):
         complete &= check(len(by_kind.get(kind, [])) == 1,
-                          f"exactly one {kind} (found {len(by_kind.get(kind, []))})")
+                          f"exactly one agent {kind} (found {len(by_kind.get(kind, []))})")
+    for kind in ("ServiceAccount", "Role", "RoleBinding", "ConfigMap", "Deployment", "Service"):
+        complete &= check(len(coordinator_kinds.get(kind, [])) == 1,
+                          f"exactly one coordinator {kind} (found {len(coordinator_kinds.get(kind, []))})")
+    complete &= check(not coordinator_kinds.get("ClusterRole") and not coordinator_kinds.get("ClusterRoleBinding"),
+                      "the coordinator has no cluster-wide role")
     if not complete:
         continue
     ns = by_kind["Namespace"][0]
@@ -288,6 +318,80 @@ for spec in targets:
     check(all(pod_labels.get(k) == v for k, v in spec.get("selector", {}).items()) and spec.get("selector"),
           "Service selects the agent pods")
     check(any(p.get("port") == 9700 for p in spec.get("ports", [])), "Service port 9700")
+
+    # The worker endpoint the coordinator queries, published on the Service.
+    worker_port = data.get("SONDE_WORKER_LISTEN", "").rsplit(":", 1)[-1]
+    check(ports.get("worker", {}).get("containerPort") == int(worker_port or 0),
+          f"container port worker = SONDE_WORKER_LISTEN's port ({worker_port})")
+    check(any(p.get("name") == "worker" and p.get("port") == int(worker_port or 0)
+              and p.get("targetPort") == "worker" for p in spec.get("ports", [])),
+          "Service publishes the worker port under the name `worker` (the coordinator looks it up)")
+    pg_port = data.get("SONDE_PG_LISTEN", "").rsplit(":", 1)[-1]
+    check(ports.get("postgres", {}).get("containerPort") == int(pg_port or 0),
+          f"container port postgres = SONDE_PG_LISTEN's port ({pg_port})")
+
+    # The coordinator.
+    cdep = coordinator_kinds["Deployment"][0]
+    csa = coordinator_kinds["ServiceAccount"][0]
+    crole = coordinator_kinds["Role"][0]
+    cbinding = coordinator_kinds["RoleBinding"][0]
+    cconfig = coordinator_kinds["ConfigMap"][0]
+    csvc = coordinator_kinds["Service"][0]
+    cdata = cconfig.get("data", {})
+    cpod = cdep["spec"]["template"]["spec"]
+    check(cpod.get("serviceAccountName") == csa["metadata"]["name"], "coordinator uses its ServiceAccount")
+    check(len(cpod.get("containers", [])) == 1, "coordinator: one container")
+    cc = cpod["containers"][0]
+    check(cc.get("args") == ["coordinator"], "coordinator container runs `sonde coordinator`")
+    csc = cc.get("securityContext", {})
+    check(cpod.get("securityContext", {}).get("runAsNonRoot") is True, "coordinator runs as non-root")
+    check(csc.get("privileged") is not True and csc.get("allowPrivilegeEscalation") is False,
+          "coordinator is unprivileged")
+    check(csc.get("capabilities", {}).get("drop") == ["ALL"] and not csc.get("capabilities", {}).get("add"),
+          "coordinator drops every capability and adds none")
+    check(csc.get("readOnlyRootFilesystem") is True, "coordinator: read-only root filesystem")
+    check(not cpod.get("hostPID") and not cpod.get("hostNetwork")
+          and not any("hostPath" in v for v in cpod.get("volumes", [])),
+          "coordinator has no host access")
+    check({"configMapRef": {"name": cconfig["metadata"]["name"]}} in cc.get("envFrom", []),
+          "coordinator envFrom its ConfigMap")
+    cports = {p.get("name"): p for p in cc.get("ports", [])}
+    check(cports.get("http", {}).get("containerPort") == 9700, "coordinator container port http = 9700")
+    check(cc.get("readinessProbe", {}).get("httpGet", {}).get("path") == "/readyz", "coordinator readinessProbe /readyz")
+    check(cc.get("livenessProbe", {}).get("httpGet", {}).get("path") == "/healthz", "coordinator livenessProbe /healthz")
+    cres = cc.get("resources", {})
+    check(mebibytes(cres.get("limits", {}).get("memory")) is not None
+          and cres.get("limits", {}).get("memory") == cres.get("requests", {}).get("memory"),
+          "coordinator memory request == limit")
+    check(cdata.get("SONDE_PEERS_FROM_KUBERNETES") == f"{namespace}/{svc['metadata']['name']}",
+          f"coordinator finds the agents from Service {namespace}/{svc['metadata']['name']}")
+    check(cdata.get("SONDE_AUTH_TOKEN_FILE") == token_file, "coordinator uses the agents' token")
+    cvolumes = {v["name"]: v for v in cpod.get("volumes", [])}
+    cmounts = {m["name"]: m for m in cc.get("volumeMounts", [])}
+    check(any(cdata.get("SONDE_AUTH_TOKEN_FILE", "").startswith(cmounts[n]["mountPath"].rstrip("/") + "/")
+              and v["secret"].get("secretName") == next(iter(s["secretName"] for _, s in secret_mounts), None)
+              for n, v in cvolumes.items() if "secret" in v and n in cmounts),
+          "coordinator mounts the agents' token Secret where SONDE_AUTH_TOKEN_FILE points")
+    for rule in crole.get("rules", []):
+        check(set(rule.get("verbs", [])) <= {"get", "list", "watch"}, "coordinator Role is read-only")
+    check([(g, r) for rule in crole.get("rules", []) for g in rule.get("apiGroups", [])
+           for r in rule.get("resources", [])] == [("discovery.k8s.io", "endpointslices")],
+          "coordinator Role grants EndpointSlices only")
+    check(cbinding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                  "name": crole["metadata"]["name"]}, "coordinator RoleBinding binds its Role")
+    check({"kind": "ServiceAccount", "name": csa["metadata"]["name"], "namespace": namespace}
+          in cbinding.get("subjects", []), "coordinator RoleBinding binds its ServiceAccount")
+    cpod_labels = cdep["spec"]["template"]["metadata"]["labels"]
+    cspec = csvc["spec"]
+    check(cspec.get("selector") and all(cpod_labels.get(k) == v for k, v in cspec["selector"].items()),
+          "coordinator Service selects the coordinator pods")
+    check(not any(pod_labels.get(k) == v for k, v in cspec["selector"].items()
+                  if k == "app.kubernetes.io/component"), "coordinator Service does not select agents")
+    check({p.get("port") for p in cspec.get("ports", [])} >= {9700, 9701}, "coordinator Service ports 9700, 9701")
+    if coordinator_vars is not None:
+        for key in sorted(k for k in cdata if k.startswith("SONDE_")):
+            check(key in coordinator_vars,
+                  f"coordinator ConfigMap sets {key}, which `sonde coordinator --help` does not list")
 
     if target != "deploy/kubernetes/base":
         check("OTEL_EXPORTER_OTLP_ENDPOINT" in data, "overlay sets OTEL_EXPORTER_OTLP_ENDPOINT")

@@ -9,12 +9,14 @@
 //! - `export`: typed rows → OTLP spans and RED metrics.
 //! - `agent`: wiring and lifetimes; `cli`: arguments, config file, the
 //!   `sonde query` client.
+//! - `coordinator`: `sonde coordinator`, one SQL view of every agent.
 //!
 //! `clock` and `counters` are shared by the capture side. See ARCHITECTURE.md.
 
 pub mod agent;
 pub mod cli;
 pub mod clock;
+pub mod coordinator;
 pub mod counters;
 pub mod export;
 pub mod kernel;

@@ -1,11 +1,12 @@
-//! `sonde`: the node agent and its command-line client.
+//! `sonde`: the node agent, the cluster's coordinator, and the command-line
+//! client.
 
 use std::process::ExitCode;
 
 use tracing_subscriber::EnvFilter;
 
-use sonde::agent;
 use sonde::cli::{Command, config_file, query_client};
+use sonde::{agent, coordinator};
 
 fn main() -> ExitCode {
     let cli = match config_file::parse(std::env::args_os().collect()) {
@@ -14,6 +15,7 @@ fn main() -> ExitCode {
     };
     let log_filter = match &cli.command {
         Command::Agent(args) => args.log.clone(),
+        Command::Coordinator(args) => args.log.clone(),
         _ => "warn".to_string(),
     };
     tracing_subscriber::fmt()
@@ -34,7 +36,8 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Agent(args) => agent::run(*args).await,
-            Command::Query(args) => query_client::query(&args.server, &args.sql, args.format).await,
+            Command::Coordinator(args) => coordinator::run(*args).await,
+            Command::Query(args) => query_client::query(&args).await,
             Command::Tables(args) => query_client::tables(&args).await,
         }
     });

@@ -19,6 +19,9 @@
 //! - nodes (their addresses only): a node's address is shared by every
 //!   host-network pod on it, so it must never be attributed to one of them.
 //!
+//! [`ServiceEndpoints`] lists one Service's ready endpoints (the agents'
+//! headless Service, for the coordinator).
+//!
 //! Each cache has a cap ([`ResolverConfig`]); objects beyond it are counted
 //! in [`ResolverStats::objects_dropped`], never silently lost. Lists are paged
 //! and response bodies capped, so neither a big cluster nor a bad response
@@ -45,11 +48,13 @@
 
 mod cgroup;
 mod client;
+mod endpoints;
 mod error;
 mod model;
 mod resolver;
 mod store;
 
 pub use cgroup::{container_id_from_cgroup, container_id_of_pid};
+pub use endpoints::{ServiceEndpoint, ServiceEndpoints};
 pub use error::K8sError;
 pub use resolver::{MetadataResolver, PodMeta, ResolverConfig, ResolverStats, SERVICE_ACCOUNT_DIR};

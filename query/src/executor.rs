@@ -80,6 +80,16 @@ impl QueryExecutor {
         join(task).await
     }
 
+    /// Starts a long-lived task (a server) on the query threads; it runs
+    /// until it ends or the executor is dropped.
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.runtime().spawn(future)
+    }
+
     fn runtime(&self) -> &Runtime {
         // Set in `new`, taken only in `drop`.
         self.runtime

@@ -47,7 +47,7 @@ impl Default for QueryLimits {
 
 impl QueryLimits {
     /// The first bound, checked before the text goes anywhere.
-    pub(crate) fn check_text(&self, sql: &str) -> Result<(), String> {
+    pub fn check_text(&self, sql: &str) -> Result<(), String> {
         if sql.len() > self.max_sql_bytes {
             return Err(format!(
                 "the SQL text is {} bytes long; at most {} bytes are accepted",

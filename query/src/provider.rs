@@ -82,6 +82,16 @@ impl TableProvider for StoreTableProvider {
     }
 }
 
+/// Splits batches into exactly `count` partitions of consecutive batches,
+/// the last ones empty when there are fewer batches (a cluster scan's
+/// partition count is fixed before the node knows its batches).
+pub(crate) fn partition_exactly(batches: Vec<RecordBatch>, count: usize) -> Vec<Vec<RecordBatch>> {
+    let count = count.max(1);
+    let mut partitions = partition(batches, count);
+    partitions.resize_with(count, Vec::new);
+    partitions
+}
+
 /// Splits batches into at most `target` partitions of consecutive batches
 /// (so each partition covers a contiguous stretch of time), for parallel
 /// execution. Always returns at least one partition.
@@ -235,6 +245,12 @@ mod tests {
         assert_eq!(sizes(partition(b.clone(), 8)), [1, 1, 1, 1, 1]);
         assert_eq!(sizes(partition(b.clone(), 0)), [5]);
         assert_eq!(sizes(partition(Vec::new(), 4)), [0]);
+        assert_eq!(sizes(partition_exactly(b.clone(), 2)), [3, 2]);
+        assert_eq!(
+            sizes(partition_exactly(b.clone(), 8)),
+            [1, 1, 1, 1, 1, 0, 0, 0]
+        );
+        assert_eq!(sizes(partition_exactly(Vec::new(), 2)), [0, 0]);
         let first = partition(b, 2);
         assert_eq!(
             first[1][0]

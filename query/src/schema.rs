@@ -18,6 +18,20 @@ pub use crate::records::{
     probe_status_schema, redis_events_schema,
 };
 
+/// Every table an agent serves, with its schema (what the coordinator
+/// expects on every node).
+pub fn all_tables() -> Vec<(&'static str, SchemaRef)> {
+    vec![
+        (HTTP_EVENTS, http_events_schema()),
+        (DNS_EVENTS, dns_events_schema()),
+        (MYSQL_EVENTS, mysql_events_schema()),
+        (REDIS_EVENTS, redis_events_schema()),
+        (CONN_STATS, conn_stats_schema()),
+        (CAPTURE_STATS, capture_stats_schema()),
+        (PROBE_STATUS, probe_status_schema()),
+    ]
+}
+
 /// Name of the event-time column every table has; the store prunes on it.
 pub const TIME_COLUMN: &str = "time_";
 
@@ -68,7 +82,14 @@ pub fn capture_stats_schema() -> SchemaRef {
         Field::new(TIME_COLUMN, time_type(), false),
         Field::new("name", DataType::Utf8, false),
         Field::new("value", DataType::Int64, false),
+        node_field(),
     ]))
+}
+
+/// The last column of the agent's own tables (`capture_stats`,
+/// `probe_status`): the node that counted or attached ([`crate::node`]).
+pub fn node_field() -> Field {
+    Field::new("node", DataType::Utf8, true)
 }
 
 #[cfg(test)]
@@ -132,8 +153,8 @@ mod tests {
     #[test]
     fn capture_stats_columns() {
         let schema = capture_stats_schema();
-        assert_eq!(names(&schema), ["time_", "name", "value"]);
-        // Only the Kubernetes columns may be null (outside Kubernetes).
+        assert_eq!(names(&schema), ["time_", "name", "value", "node"]);
+        // Only the node may be null (rows built before it is known).
         assert!(
             schema
                 .fields()

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use arrow::array::{Int64Builder, StringBuilder, TimestampNanosecondBuilder};
+use arrow::array::{Int64Builder, StringArray, StringBuilder, TimestampNanosecondBuilder};
 use arrow::record_batch::RecordBatch;
 
 use crate::schema::capture_stats_schema;
@@ -93,7 +93,8 @@ impl StatsRegistry {
             .collect()
     }
 
-    /// One `capture_stats` row per counter, all stamped `time_ns`.
+    /// One `capture_stats` row per counter, all stamped `time_ns` and this
+    /// process's node ([`crate::node::local`]).
     pub fn to_record_batch(&self, time_ns: i64) -> RecordBatch {
         let snapshot = self.snapshot();
         let mut time =
@@ -113,6 +114,10 @@ impl StatsRegistry {
                 Arc::new(time.finish()),
                 Arc::new(names.finish()),
                 Arc::new(values.finish()),
+                Arc::new(StringArray::from(vec![
+                    crate::node::local();
+                    snapshot.len()
+                ])),
             ],
         )
         .expect("capture_stats columns are built to match capture_stats_schema")
@@ -193,11 +198,15 @@ mod tests {
 
     #[test]
     fn record_batch_has_one_row_per_counter_sorted() {
+        // The one name every test of this crate sets.
+        crate::node::set_local("n1").unwrap();
         let stats = StatsRegistry::new();
         stats.counter("b_counter", "b").add(7);
         stats.counter("a_counter", "a").set(u64::MAX);
         let batch = stats.to_record_batch(1_000);
         assert_eq!(batch.schema(), capture_stats_schema());
+        let nodes = batch.column(3).as_string::<i32>();
+        assert_eq!(nodes.iter().collect::<Vec<_>>(), [Some("n1"), Some("n1")]);
         let time = batch.column(0).as_primitive::<TimestampNanosecondType>();
         assert_eq!(time.values().to_vec(), vec![1_000, 1_000]);
         let names = batch
@@ -221,7 +230,7 @@ mod tests {
     fn empty_registry_gives_empty_batch() {
         let batch = StatsRegistry::new().to_record_batch(5);
         assert_eq!(batch.num_rows(), 0);
-        assert_eq!(batch.num_columns(), 3);
+        assert_eq!(batch.num_columns(), 4);
     }
 
     #[test]

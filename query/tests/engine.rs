@@ -173,7 +173,10 @@ async fn writes_and_multiple_statements_are_rejected() {
         other => panic!("expected Rejected, got {other:?}"),
     }
     // Nothing was created or dropped.
-    assert_eq!(engine.store().table_names(), [CAPTURE_STATS, HTTP_EVENTS]);
+    assert_eq!(
+        engine.store().unwrap().table_names(),
+        [CAPTURE_STATS, HTTP_EVENTS]
+    );
 }
 
 #[tokio::test]
@@ -227,9 +230,15 @@ async fn show_describe_and_explain_work() {
         .query("SHOW COLUMNS FROM capture_stats")
         .await
         .unwrap();
-    assert_eq!(strings(&columns.batches, 3), ["time_", "name", "value"]);
+    assert_eq!(
+        strings(&columns.batches, 3),
+        ["time_", "name", "value", "node"]
+    );
     let described = engine.query("DESCRIBE capture_stats").await.unwrap();
-    assert_eq!(strings(&described.batches, 0), ["time_", "name", "value"]);
+    assert_eq!(
+        strings(&described.batches, 0),
+        ["time_", "name", "value", "node"]
+    );
     let explained = engine
         .query("EXPLAIN SELECT count(*) FROM http_events")
         .await
@@ -267,6 +276,7 @@ async fn each_query_sees_tables_registered_later() {
     stats.counter("events", "events").add(3);
     engine
         .store()
+        .unwrap()
         .append(CAPTURE_STATS, stats.to_record_batch(10))
         .unwrap();
     let result = engine

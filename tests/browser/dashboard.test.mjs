@@ -2,7 +2,9 @@
 // against a real agent that captured real traffic. scripts/browser-test.sh
 // sets everything up; run it rather than this file.
 //
-// Env: SONDE_URL (agent base URL), SONDE_SCREENSHOT_DIR, CHROMIUM_PATH.
+// Env: SONDE_URL (agent base URL), SONDE_SCREENSHOT_DIR, CHROMIUM_PATH;
+// SONDE_COORDINATOR_URL (a coordinator over that agent, node "a", and a
+// second one, node "b", whose pid is SONDE_STOPPABLE_AGENT_PID).
 
 import assert from 'node:assert/strict';
 import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
@@ -13,6 +15,7 @@ import { after, before, test } from 'node:test';
 import { chromium } from 'playwright-core';
 
 const AGENT_URL = process.env.SONDE_URL;
+const COORDINATOR_URL = process.env.SONDE_COORDINATOR_URL;
 const SCREENSHOTS = process.env.SONDE_SCREENSHOT_DIR ?? join(process.cwd(), 'screenshots');
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 // Data reaches the store within a second or two, then the next refresh
@@ -55,8 +58,9 @@ before(async () => {
   page.on('pageerror', (err) => pageErrors.push(`page error: ${err.message}`));
   page.on('console', (msg) => {
     // The console tests send bad SQL on purpose and the token test has
-    // queries refused; Chromium logs each 400 and 401.
-    const expected = /Failed to load resource: .* status of 40[01]/.test(msg.text());
+    // queries refused; Chromium logs each 400 and 401. At the coordinator,
+    // a query under way when a node stops fails naming it (503).
+    const expected = /Failed to load resource: .* status of (40[01]|503)/.test(msg.text());
     if (msg.type() === 'error' && !expected) pageErrors.push(`console error: ${msg.text()}`);
   });
   await page.goto(AGENT_URL);
@@ -385,6 +389,48 @@ test('pause stops the refresh', async () => {
   assert.equal(await page.locator('#refresh-state').textContent(), before);
   await page.locator('#pause').click();
   await page.waitForFunction((text) => document.getElementById('refresh-state').textContent !== text, before);
+});
+
+test('at a coordinator: every node, a node picker, a banner for a missing node', {
+  skip: !COORDINATOR_URL && 'SONDE_COORDINATOR_URL is not set',
+}, async () => {
+  await page.goto(COORDINATOR_URL);
+  const picker = page.locator('#node-picker');
+  await picker.waitFor({ state: 'visible', timeout: DATA_TIMEOUT });
+  assert.deepEqual(await picker.locator('option').allTextContents(), ['All nodes', 'a', 'b']);
+  // Both nodes' requests, each in the Node column (after Time).
+  const nodeCells = '#slow-table tbody tr td:nth-child(2)';
+  const nodesShown = (selector) => [...new Set(
+    [...document.querySelectorAll(selector)].map((td) => td.textContent),
+  )].sort().join(',');
+  await page.waitForFunction((selector) => {
+    const cells = [...document.querySelectorAll(selector)].map((td) => td.textContent);
+    return cells.includes('a') && cells.includes('b');
+  }, nodeCells, { timeout: DATA_TIMEOUT });
+  assert.equal(await page.evaluate(nodesShown, nodeCells), 'a,b');
+  await screenshot('coordinator-dark');
+
+  // One node: every view narrowed to its rows.
+  await picker.selectOption('b');
+  await page.waitForFunction((selector) => {
+    const cells = [...document.querySelectorAll(selector)].map((td) => td.textContent);
+    return cells.length > 0 && cells.every((c) => c === 'b');
+  }, nodeCells, { timeout: DATA_TIMEOUT });
+  await picker.selectOption('');
+
+  // A node stops: the next refresh answers from the other and says so.
+  process.kill(Number(process.env.SONDE_STOPPABLE_AGENT_PID), 'SIGTERM');
+  const banner = page.locator('#cluster-banner');
+  await banner.waitFor({ state: 'visible', timeout: DATA_TIMEOUT });
+  assert.match(
+    await banner.textContent(),
+    /^partial results: 1 of 2 nodes did not answer and their rows are missing: b \(http:\/\/127\.0\.0\.1:\d+\)/,
+  );
+  await page.waitForFunction((selector) => {
+    const cells = [...document.querySelectorAll(selector)].map((td) => td.textContent);
+    return cells.length > 0 && cells.every((c) => c === 'a');
+  }, nodeCells, { timeout: DATA_TIMEOUT });
+  await screenshot('coordinator-node-missing', { fullPage: false });
 });
 
 test('no script errors on the page', () => {

@@ -50,6 +50,25 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// The port of an endpoint flag (`--pg-listen`): the one `extra_args`
+/// sets (`None` when `off`), else a free one, with the arguments to add.
+fn endpoint_arg(extra_args: &[&str], flag: &str) -> (Option<u16>, Option<[String; 2]>) {
+    let given = extra_args
+        .iter()
+        .position(|arg| *arg == flag)
+        .and_then(|i| extra_args.get(i + 1));
+    match given {
+        Some(value) => (value.rsplit(':').next().and_then(|p| p.parse().ok()), None),
+        None => {
+            let port = free_port();
+            (
+                Some(port),
+                Some([flag.to_owned(), format!("127.0.0.1:{port}")]),
+            )
+        }
+    }
+}
+
 /// Why eBPF tests cannot run here, if they cannot.
 fn ebpf_unavailable_reason() -> Option<String> {
     // SAFETY: geteuid has no preconditions.
@@ -87,6 +106,10 @@ pub fn ebpf_available() -> bool {
 pub struct Agent {
     child: Child,
     pub url: String,
+    /// Port of the PostgreSQL endpoint, when on.
+    pub pg_port: Option<u16>,
+    /// URL of the worker endpoint, when on.
+    pub worker_url: Option<String>,
     log_path: PathBuf,
     http: reqwest::blocking::Client,
 }
@@ -96,19 +119,25 @@ impl Agent {
         Self::start_with(name, &[])
     }
 
+    /// Starts an agent with `extra_args`. Its PostgreSQL and worker
+    /// endpoints get free ports too, unless `extra_args` sets them.
     pub fn start_with(name: &str, extra_args: &[&str]) -> Agent {
         let port = free_port();
         let dir = scratch_dir(&format!("agent-{name}"));
         let log_path = dir.join("agent.log");
         let log = std::fs::File::create(&log_path).expect("agent log");
+        let mut args: Vec<String> = vec![
+            "agent".into(),
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--log".into(),
+            "info".into(),
+        ];
+        let (pg_port, pg_arg) = endpoint_arg(extra_args, "--pg-listen");
+        let (worker_port, worker_arg) = endpoint_arg(extra_args, "--worker-listen");
+        args.extend(pg_arg.into_iter().chain(worker_arg).flatten());
         let child = Command::new(sonde_binary())
-            .args([
-                "agent",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--log",
-                "info",
-            ])
+            .args(&args)
             .args(extra_args)
             .stdout(Stdio::null())
             .stderr(log)
@@ -117,6 +146,8 @@ impl Agent {
         let mut agent = Agent {
             child,
             url: format!("http://127.0.0.1:{port}"),
+            pg_port,
+            worker_url: worker_port.map(|port| format!("http://127.0.0.1:{port}")),
             log_path,
             http: reqwest::blocking::Client::builder()
                 .timeout(Duration::from_secs(30))
@@ -125,6 +156,11 @@ impl Agent {
         };
         agent.wait_ready(Duration::from_secs(60));
         agent
+    }
+
+    /// The agent's log file.
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
     }
 
     fn wait_ready(&mut self, timeout: Duration) {
@@ -270,6 +306,145 @@ impl Agent {
 impl Drop for Agent {
     fn drop(&mut self) {
         self.terminate();
+    }
+}
+
+/// A running `sonde coordinator` over agents' worker endpoints, stopped
+/// (SIGTERM) on drop.
+pub struct Coordinator {
+    child: Child,
+    pub url: String,
+    pub pg_port: u16,
+    log_path: PathBuf,
+    http: reqwest::blocking::Client,
+}
+
+/// A coordinator's answer: status, body, and the `Sonde-Warning` headers.
+pub struct Answer {
+    pub status: u16,
+    pub body: String,
+    pub warnings: Vec<String>,
+}
+
+impl Answer {
+    /// The rows of a JSON body.
+    pub fn rows(&self) -> Vec<Vec<Value>> {
+        let value: Value = serde_json::from_str(&self.body).expect("json body");
+        value["rows"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| r.as_array().cloned().unwrap_or_default())
+            .collect()
+    }
+}
+
+impl Coordinator {
+    /// Starts a coordinator over `peers` (worker URLs) with `extra_args`.
+    pub fn start(name: &str, peers: &[&str], extra_args: &[&str]) -> Coordinator {
+        let port = free_port();
+        let pg_port = free_port();
+        let dir = scratch_dir(&format!("coordinator-{name}"));
+        let log_path = dir.join("coordinator.log");
+        let log = std::fs::File::create(&log_path).expect("coordinator log");
+        let child = Command::new(sonde_binary())
+            .args(["coordinator", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--pg-listen", &format!("127.0.0.1:{pg_port}")])
+            .args(["--peers", &peers.join(","), "--log", "info"])
+            .args(extra_args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn sonde coordinator");
+        let mut coordinator = Coordinator {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            pg_port,
+            log_path,
+            http: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .expect("client"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = coordinator.child.try_wait() {
+                panic!(
+                    "sonde coordinator exited early ({status}):\n{}",
+                    coordinator.log()
+                );
+            }
+            if let Ok(resp) = coordinator
+                .http
+                .get(format!("{}/readyz", coordinator.url))
+                .send()
+                && resp.status().is_success()
+            {
+                return coordinator;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "coordinator not ready:\n{}",
+                coordinator.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Runs SQL as JSON (`partial`: allow partial results).
+    pub fn query_raw(&self, sql: &str, partial: bool) -> Answer {
+        let resp = self
+            .http
+            .post(format!("{}/api/v1/query", self.url))
+            .json(&serde_json::json!({ "sql": sql, "partial": partial }))
+            .send()
+            .expect("query request");
+        let status = resp.status().as_u16();
+        let warnings = resp
+            .headers()
+            .get_all("sonde-warning")
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_owned))
+            .collect();
+        Answer {
+            status,
+            body: resp.text().unwrap_or_default(),
+            warnings,
+        }
+    }
+
+    /// Runs SQL and returns the rows (panics on an error status).
+    pub fn query(&self, sql: &str) -> Vec<Vec<Value>> {
+        let answer = self.query_raw(sql, false);
+        assert_eq!(
+            answer.status,
+            200,
+            "query failed: {sql}\n{}\n{}",
+            answer.body,
+            self.log()
+        );
+        answer.rows()
+    }
+}
+
+impl Drop for Coordinator {
+    fn drop(&mut self) {
+        // SAFETY: kill with a valid pid and signal.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -32,6 +32,8 @@ impl From<QueryError> for ApiError {
     fn from(err: QueryError) -> Self {
         if err.is_user_error() {
             Self::bad_request(err.to_string())
+        } else if err.is_unavailable() {
+            Self::new(StatusCode::SERVICE_UNAVAILABLE, err.to_string())
         } else {
             Self::internal(err.to_string())
         }

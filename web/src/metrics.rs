@@ -14,7 +14,9 @@ pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4";
 
 pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut text = state.stats.render_prometheus();
-    render_store_gauges(&mut text, &state.engine.store().table_stats());
+    if let Some(store) = state.engine.store() {
+        render_store_gauges(&mut text, &store.table_stats());
+    }
     for source in &state.extra_metrics {
         source.render_prometheus(&mut text);
     }

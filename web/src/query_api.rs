@@ -1,12 +1,18 @@
 //! `POST /api/v1/query`: `{"sql": "..."}` in, the result out as JSON, CSV
 //! (`?format=csv`) or an Arrow IPC stream (`?format=arrow`).
+//!
+//! Over a cluster (the coordinator), `"partial": true` (or `?partial=true`)
+//! answers from the nodes that respond; the nodes that did not are named in
+//! the JSON's `warnings` and, for every format, in `Sonde-Warning` headers.
+//! Without it, a missing node fails the query (503) naming it.
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use sonde_query::QueryOptions;
 
 use crate::encode::Format;
 use crate::error::ApiError;
@@ -15,12 +21,19 @@ use crate::{AppState, MAX_BODY_BYTES};
 #[derive(Debug, Deserialize)]
 struct QueryRequest {
     sql: String,
+    #[serde(default)]
+    partial: bool,
 }
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct QueryParams {
     format: Option<String>,
+    #[serde(default)]
+    partial: bool,
 }
+
+/// Header carrying each warning of the answer, whatever its format.
+pub(crate) const WARNING_HEADER: &str = "sonde-warning";
 
 // Extractor rejections are taken as `Result`s so that every failure,
 // including axum's own (body too large, bad query string), is answered as
@@ -43,7 +56,11 @@ pub(crate) async fn query(
     let request: QueryRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))?;
 
-    let result = state.engine.query(&request.sql).await?;
+    let options = QueryOptions {
+        partial_results: request.partial || params.partial,
+    };
+    let result = state.engine.query_with(&request.sql, options).await?;
+    let warnings = result.warnings.clone();
     // Encoding up to the row cap is CPU-bound and recurses into nested
     // types: it runs on the query threads, off the async workers.
     let encoded = state
@@ -51,7 +68,27 @@ pub(crate) async fn query(
         .run_blocking(move || format.encode(&result))
         .await?;
     match encoded {
-        Ok(bytes) => Ok(([(header::CONTENT_TYPE, format.content_type())], bytes).into_response()),
+        Ok(bytes) => {
+            let mut response =
+                ([(header::CONTENT_TYPE, format.content_type())], bytes).into_response();
+            for warning in warnings {
+                // Header values are visible ASCII: anything else becomes '?'.
+                let text: String = warning
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_graphic() || c == ' ' {
+                            c
+                        } else {
+                            '?'
+                        }
+                    })
+                    .collect();
+                if let Ok(value) = HeaderValue::from_str(&text) {
+                    response.headers_mut().append(WARNING_HEADER, value);
+                }
+            }
+            Ok(response)
+        }
         Err(err) if err.is_user_error() => Err(ApiError::bad_request(err.to_string())),
         Err(err) => Err(ApiError::internal(err.to_string())),
     }

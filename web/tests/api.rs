@@ -132,7 +132,7 @@ async fn query_returns_json() {
 #[tokio::test]
 async fn json_reports_truncation() {
     let mut state = state();
-    let store = Arc::clone(state.engine.store());
+    let store = Arc::clone(state.engine.store().unwrap());
     state.engine = Arc::new(QueryEngine::new(store).with_max_rows(1));
     let response = send(
         &state,
@@ -342,7 +342,7 @@ async fn metrics_text() {
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(content_type(&response), "text/plain; version=0.0.4");
     let text = String::from_utf8(body_bytes(response).await).unwrap();
-    let table = &state.engine.store().table_stats()[0];
+    let table = &state.engine.store().unwrap().table_stats()[0];
     let expected = format!(
         "# HELP sonde_events_read Events read from the ring buffer\n\
          # TYPE sonde_events_read counter\n\

@@ -35,9 +35,19 @@ pub fn load_token(path: &Path) -> anyhow::Result<String> {
 
 /// Refuses to expose the API beyond loopback without a token.
 pub fn check_exposure(listen: SocketAddr, token: Option<&str>) -> anyhow::Result<()> {
+    check_exposure_of("--listen", listen, token)
+}
+
+/// Refuses to expose an endpoint (`flag`, the option that sets it) beyond
+/// loopback without a token: each serves captured traffic.
+pub fn check_exposure_of(
+    flag: &str,
+    listen: SocketAddr,
+    token: Option<&str>,
+) -> anyhow::Result<()> {
     if !listen.ip().is_loopback() && token.is_none() {
         bail!(
-            "--listen {listen} is reachable from other hosts and the API serves captured traffic: \
+            "{flag} {listen} is reachable from other hosts and serves captured traffic: \
              set --auth-token-file (env SONDE_AUTH_TOKEN_FILE) to require a bearer token"
         );
     }
@@ -133,6 +143,12 @@ mod tests {
         assert!(check_exposure("[::1]:9700".parse().unwrap(), None).is_ok());
         let err = check_exposure("0.0.0.0:9700".parse().unwrap(), None).unwrap_err();
         assert!(err.to_string().contains("--auth-token-file"), "{err}");
+        let err =
+            check_exposure_of("--pg-listen", "0.0.0.0:9701".parse().unwrap(), None).unwrap_err();
+        assert!(
+            err.to_string().starts_with("--pg-listen 0.0.0.0:9701"),
+            "{err}"
+        );
         assert!(check_exposure("0.0.0.0:9700".parse().unwrap(), Some("t")).is_ok());
     }
 

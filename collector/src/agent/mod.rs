@@ -10,20 +10,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Context;
 use sonde_k8s::MetadataResolver;
 use sonde_protocols::http::HttpConfig;
+use sonde_query::distributed::{ClusterClientConfig, WorkerConfig, serve_worker};
 use sonde_query::engine::QueryEngine;
-use sonde_query::schema::{
-    CAPTURE_STATS, CONN_STATS, DNS_EVENTS, HTTP_EVENTS, MYSQL_EVENTS, REDIS_EVENTS,
-    capture_stats_schema, conn_stats_schema, dns_events_schema, http_events_schema,
-    mysql_events_schema, redis_events_schema,
-};
-use sonde_query::schema::{PROBE_STATUS, probe_status_schema};
+use sonde_query::pgwire::PgConfig;
+use sonde_query::schema::{CAPTURE_STATS, HTTP_EVENTS, PROBE_STATUS, all_tables};
 use sonde_query::stats::StatsRegistry;
 use sonde_query::store::{StoreConfig, TableStore};
 use sonde_web::AppState;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
-use crate::cli::AgentArgs;
+use crate::cli::{AgentArgs, WorkerTlsArgs};
 use crate::counters::CaptureCounters;
 use crate::kernel::loader::{self, ProbeConfig};
 use crate::kernel::ring_reader::{self, Capture};
@@ -49,17 +46,53 @@ fn http_config(args: &AgentArgs) -> HttpConfig {
     config
 }
 
-/// Every table the agent serves, with its schema.
-fn all_tables() -> Vec<(&'static str, arrow::datatypes::SchemaRef)> {
-    vec![
-        (HTTP_EVENTS, http_events_schema()),
-        (DNS_EVENTS, dns_events_schema()),
-        (MYSQL_EVENTS, mysql_events_schema()),
-        (REDIS_EVENTS, redis_events_schema()),
-        (CONN_STATS, conn_stats_schema()),
-        (CAPTURE_STATS, capture_stats_schema()),
-        (PROBE_STATUS, probe_status_schema()),
-    ]
+/// This node's name: `--node-name` (in Kubernetes, the node the pod runs
+/// on), else the host name.
+fn node_name(args: &AgentArgs) -> anyhow::Result<String> {
+    args.node_name
+        .clone()
+        .filter(|name| !name.trim().is_empty())
+        .or_else(sonde_query::node::host_name)
+        .context("no --node-name given and the host name cannot be read")
+}
+
+/// Binds an endpoint's listener (`flag` names it in the error).
+pub async fn bind(
+    addr: std::net::SocketAddr,
+    flag: &str,
+) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} ({flag})"))
+}
+
+/// How this process calls workers: the cluster's token, and the CA of
+/// `--worker-certificate` for https:// ones.
+pub fn worker_client_config(
+    tls: &WorkerTlsArgs,
+    token: Option<&str>,
+) -> anyhow::Result<ClusterClientConfig> {
+    let ca_pem = tls
+        .worker_certificate
+        .as_deref()
+        .map(crate::export::client_tls::load_ca_file)
+        .transpose()
+        .context("--worker-certificate")?;
+    Ok(ClusterClientConfig {
+        token: token.map(str::to_owned),
+        ca_pem,
+    })
+}
+
+/// The worker endpoint's certificate and key, when TLS is asked for.
+fn worker_server_tls(tls: &WorkerTlsArgs) -> anyhow::Result<Option<(Vec<u8>, Vec<u8>)>> {
+    let (Some(cert), Some(key)) = (&tls.worker_tls_cert, &tls.worker_tls_key) else {
+        return Ok(None);
+    };
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+    };
+    Ok(Some((read(cert)?, read(key)?)))
 }
 
 fn store_config(args: &AgentArgs) -> StoreConfig {
@@ -76,6 +109,10 @@ fn store_config(args: &AgentArgs) -> StoreConfig {
 }
 
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
+    let node_name = node_name(&args)?;
+    if let Err(set) = sonde_query::node::set_local(&node_name) {
+        anyhow::bail!("this process already serves node {set}");
+    }
     let stats = Arc::new(StatsRegistry::new());
     let store = Arc::new(TableStore::new(store_config(&args), stats.clone()));
     for (name, schema) in all_tables() {
@@ -90,14 +127,28 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         .map(auth::load_token)
         .transpose()?;
     auth::check_exposure(args.listen, token.as_deref())?;
+    if let Some(addr) = args.pg_listen.addr() {
+        auth::check_exposure_of("--pg-listen", addr, token.as_deref())?;
+    }
+    if let Some(addr) = args.worker_listen.addr() {
+        auth::check_exposure_of("--worker-listen", addr, token.as_deref())?;
+    }
+    let worker_client = worker_client_config(&args.worker_tls, token.as_deref())?;
+    let worker_tls = worker_server_tls(&args.worker_tls)?;
     // Before any probe: a bad filter or endpoint is reported straight away.
     let export = crate::export::start(&args.export, args.node_name.as_deref(), &stats)
         .context("OTLP export settings")?;
 
     // Bind first: a port already in use fails before any probe is loaded.
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let listener = bind(args.listen, "--listen").await?;
+    let pg_listener = match args.pg_listen.addr() {
+        Some(addr) => Some(bind(addr, "--pg-listen").await?),
+        None => None,
+    };
+    let worker_listener = match args.worker_listen.addr() {
+        Some(addr) => Some(bind(addr, "--worker-listen").await?),
+        None => None,
+    };
 
     let probe_config = ProbeConfig {
         max_bytes_per_call: args.max_bytes_per_call,
@@ -107,6 +158,9 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     tracing::info!(
         attached = probes.attached.len(),
         failed = probes.failed.len(),
+        node = node_name,
+        pg = ?args.pg_listen.addr(),
+        worker = ?args.worker_listen.addr(),
         "probes attached; serving on http://{}",
         args.listen
     );
@@ -183,6 +237,40 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         .context("cannot start the capture thread")?;
     ready.store(true, Ordering::SeqCst);
 
+    let until_shutdown = |tx: &watch::Sender<bool>| {
+        let mut rx = tx.subscribe();
+        async move {
+            let _ = rx.changed().await;
+        }
+    };
+    let pg_server = pg_listener.map(|listener| {
+        let config = PgConfig {
+            token: token.clone(),
+            ..PgConfig::default()
+        };
+        tokio::spawn(sonde_query::pgwire::serve(
+            engine.clone(),
+            listener,
+            config,
+            until_shutdown(&shutdown_tx),
+        ))
+    });
+    let worker_server = match worker_listener {
+        Some(listener) => {
+            let config = WorkerConfig {
+                node_name: node_name.clone(),
+                token: token.clone(),
+                tls: worker_tls,
+                client: worker_client,
+            };
+            Some(
+                serve_worker(&engine, listener, config, until_shutdown(&shutdown_tx))
+                    .map_err(|err| anyhow::anyhow!("worker endpoint: {err}"))?,
+            )
+        }
+        None => None,
+    };
+
     let mut app = sonde_web::router(AppState {
         engine,
         stats: stats.clone(),
@@ -224,6 +312,14 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     if let Ok(Err(err)) = server.await {
         tracing::warn!(%err, "API server error at shutdown");
     }
+    if let Some(pg_server) = pg_server {
+        let _ = pg_server.await;
+    }
+    if let Some(worker_server) = worker_server
+        && let Ok(Err(err)) = worker_server.await
+    {
+        tracing::warn!(%err, "worker endpoint error at shutdown");
+    }
     // The capture thread has dropped its tap: what is queued goes out.
     export.finish(EXPORT_SHUTDOWN_DEADLINE).await;
     log_counters(&stats);
@@ -259,7 +355,7 @@ async fn kubernetes_resolver(args: &AgentArgs) -> anyhow::Result<Option<Metadata
     Ok(resolver)
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
+pub async fn wait_for_signal() -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     tokio::select! {

@@ -24,6 +24,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the node agent: attach the probes, parse traffic, serve the API (needs root).
     Agent(Box<AgentArgs>),
+    /// Serve one SQL view of every agent (HTTP API, dashboard, PostgreSQL).
+    Coordinator(Box<CoordinatorArgs>),
     /// Run a SQL query against a running agent.
     Query(QueryArgs),
     /// List the tables of a running agent and their columns.
@@ -35,6 +37,16 @@ pub struct AgentArgs {
     /// Address of the HTTP API (query, health, metrics).
     #[arg(long, env = "SONDE_LISTEN", default_value = "127.0.0.1:9700")]
     pub listen: SocketAddr,
+    /// Address of the PostgreSQL wire protocol endpoint (psql, Grafana,
+    /// drivers), or `off`.
+    #[arg(long, env = "SONDE_PG_LISTEN", default_value = "127.0.0.1:9701", value_parser = parse_listen)]
+    pub pg_listen: Listen,
+    /// Address of the worker endpoint a coordinator runs queries over (gRPC),
+    /// or `off`.
+    #[arg(long, env = "SONDE_WORKER_LISTEN", default_value = "127.0.0.1:9702", value_parser = parse_listen)]
+    pub worker_listen: Listen,
+    #[command(flatten)]
+    pub worker_tls: WorkerTlsArgs,
     /// Memory budget of the table store, in MiB; oldest rows are evicted beyond it.
     #[arg(long, env = "SONDE_STORE_BUDGET_MIB", default_value_t = 1024,
           value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
@@ -70,7 +82,8 @@ pub struct AgentArgs {
     /// Bearer token file for --kubernetes-api.
     #[arg(long, env = "SONDE_KUBERNETES_TOKEN_FILE", value_name = "PATH")]
     pub kubernetes_token_file: Option<std::path::PathBuf>,
-    /// This node's name (the DaemonSet sets it from spec.nodeName).
+    /// This node's name, in the `node` column of every table (the DaemonSet
+    /// sets it from spec.nodeName); default: the host name.
     #[arg(long, env = "NODE_NAME")]
     pub node_name: Option<String>,
     /// The host's /proc, to read processes' cgroups (in a pod: /host/proc).
@@ -85,6 +98,107 @@ pub struct AgentArgs {
     pub config: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub export: crate::export::ExportArgs,
+}
+
+/// A listening address, or none (`off`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listen {
+    Off,
+    On(SocketAddr),
+}
+
+impl Listen {
+    pub fn addr(self) -> Option<SocketAddr> {
+        match self {
+            Listen::Off => None,
+            Listen::On(addr) => Some(addr),
+        }
+    }
+}
+
+fn parse_listen(s: &str) -> Result<Listen, String> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(Listen::Off);
+    }
+    s.parse()
+        .map(Listen::On)
+        .map_err(|e| format!("`{s}` is not an address (host:port) or `off`: {e}"))
+}
+
+/// TLS of the worker endpoints (agents serve it; coordinators and agents
+/// call it). `https://` worker URLs turn it on, as for OTLP endpoints.
+#[derive(Debug, Args)]
+pub struct WorkerTlsArgs {
+    /// PEM certificate chain the worker endpoint serves TLS with (with
+    /// --worker-tls-key).
+    #[arg(
+        long,
+        env = "SONDE_WORKER_TLS_CERT",
+        value_name = "PATH",
+        requires = "worker_tls_key"
+    )]
+    pub worker_tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of --worker-tls-cert.
+    #[arg(
+        long,
+        env = "SONDE_WORKER_TLS_KEY",
+        value_name = "PATH",
+        requires = "worker_tls_cert"
+    )]
+    pub worker_tls_key: Option<std::path::PathBuf>,
+    /// PEM file of CA certificates trusted for https:// workers, besides the
+    /// built-in Mozilla roots (a private CA, self-signed workers).
+    #[arg(long, env = "SONDE_WORKER_CERTIFICATE", value_name = "PATH")]
+    pub worker_certificate: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CoordinatorArgs {
+    /// Address of the HTTP API and dashboard over every node.
+    #[arg(long, env = "SONDE_LISTEN", default_value = "127.0.0.1:9700")]
+    pub listen: SocketAddr,
+    /// Address of the PostgreSQL wire protocol endpoint, or `off`.
+    #[arg(long, env = "SONDE_PG_LISTEN", default_value = "127.0.0.1:9701", value_parser = parse_listen)]
+    pub pg_listen: Listen,
+    /// The agents' worker endpoints (http://host:9702, https://... for TLS),
+    /// comma-separated.
+    #[arg(
+        long,
+        env = "SONDE_PEERS",
+        value_delimiter = ',',
+        value_name = "URL",
+        required_unless_present = "peers_from_kubernetes",
+        conflicts_with = "peers_from_kubernetes"
+    )]
+    pub peers: Vec<String>,
+    /// Find the agents from the endpoints of their headless Service
+    /// (its port named `worker`), kept current.
+    #[arg(
+        long,
+        env = "SONDE_PEERS_FROM_KUBERNETES",
+        value_name = "NAMESPACE/SERVICE"
+    )]
+    pub peers_from_kubernetes: Option<String>,
+    /// How long a node may take to answer before a query goes on without
+    /// it (partial results) or fails naming it.
+    #[arg(long, env = "SONDE_PEER_TIMEOUT_MS", default_value_t = 2000,
+          value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub peer_timeout_ms: u64,
+    /// File holding the bearer token: required by this coordinator's API (and
+    /// as the PostgreSQL password), and sent to the agents.
+    #[arg(long, env = "SONDE_AUTH_TOKEN_FILE", value_name = "PATH")]
+    pub auth_token_file: Option<std::path::PathBuf>,
+    #[arg(long, env = "SONDE_KUBERNETES_API", value_name = "URL")]
+    /// Kubernetes API server, instead of the in-cluster service account.
+    pub kubernetes_api: Option<String>,
+    /// Bearer token file for --kubernetes-api.
+    #[arg(long, env = "SONDE_KUBERNETES_TOKEN_FILE", value_name = "PATH")]
+    pub kubernetes_token_file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub worker_tls: WorkerTlsArgs,
+    /// Log filter (e.g. info, debug, sonde=debug).
+    #[arg(long, env = "SONDE_LOG", default_value = "info")]
+    pub log: String,
 }
 
 #[derive(Debug, Args)]
@@ -106,6 +220,10 @@ pub struct QueryArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
+    /// Over a coordinator: answer from the nodes that respond, naming the
+    /// others on stderr, instead of failing.
+    #[arg(long)]
+    pub partial: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -151,5 +269,45 @@ mod tests {
         assert_eq!(args.store_budget_mib, 1024);
         assert_eq!(args.ring_buffer_mib, 32);
         assert_eq!(args.body_prefix_bytes, 1024);
+        assert_eq!(
+            args.pg_listen,
+            Listen::On("127.0.0.1:9701".parse().unwrap())
+        );
+        assert_eq!(
+            args.worker_listen,
+            Listen::On("127.0.0.1:9702".parse().unwrap())
+        );
+        let cli = Cli::try_parse_from(["sonde", "agent", "--pg-listen", "off"]).unwrap();
+        let Command::Agent(args) = cli.command else {
+            panic!("not agent")
+        };
+        assert_eq!(args.pg_listen, Listen::Off);
+    }
+
+    #[test]
+    fn a_coordinator_needs_its_peers() {
+        let err = Cli::try_parse_from(["sonde", "coordinator"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+        let cli = Cli::try_parse_from([
+            "sonde",
+            "coordinator",
+            "--peers",
+            "http://a:9702,http://b:9702",
+        ])
+        .unwrap();
+        let Command::Coordinator(args) = cli.command else {
+            panic!("not coordinator")
+        };
+        assert_eq!(args.peers, ["http://a:9702", "http://b:9702"]);
+        let err = Cli::try_parse_from([
+            "sonde",
+            "coordinator",
+            "--peers",
+            "http://a:9702",
+            "--peers-from-kubernetes",
+            "sonde/sonde-agents",
+        ])
+        .unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
     }
 }

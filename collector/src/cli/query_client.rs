@@ -4,7 +4,7 @@ use anyhow::{Context, bail};
 use comfy_table::{ContentArrangement, Table, presets};
 use serde_json::Value;
 
-use crate::cli::{OutputFormat, ServerArgs};
+use crate::cli::{OutputFormat, QueryArgs, ServerArgs};
 
 fn endpoint(server: &str, format: &str) -> String {
     format!(
@@ -13,11 +13,32 @@ fn endpoint(server: &str, format: &str) -> String {
     )
 }
 
-async fn post_query(server: &ServerArgs, sql: &str, format: &str) -> anyhow::Result<String> {
+/// An answer's body, and its warnings (nodes that did not answer, with
+/// partial results allowed) from the `Sonde-Warning` headers.
+struct Answer {
+    body: String,
+    warnings: Vec<String>,
+}
+
+impl Answer {
+    /// Prints the warnings on stderr, so they never mix with the rows.
+    fn warn(&self) {
+        for warning in &self.warnings {
+            eprintln!("sonde: warning: {warning}");
+        }
+    }
+}
+
+async fn post_query(
+    server: &ServerArgs,
+    sql: &str,
+    format: &str,
+    partial: bool,
+) -> anyhow::Result<Answer> {
     let client = reqwest::Client::new();
     let mut request = client
         .post(endpoint(&server.server, format))
-        .json(&serde_json::json!({ "sql": sql }));
+        .json(&serde_json::json!({ "sql": sql, "partial": partial }));
     if let Some(token) = &server.token {
         request = request.bearer_auth(token);
     }
@@ -26,6 +47,12 @@ async fn post_query(server: &ServerArgs, sql: &str, format: &str) -> anyhow::Res
         format!("cannot reach the Sonde agent at {server} (is `sonde agent` running?)")
     })?;
     let status = response.status();
+    let warnings = response
+        .headers()
+        .get_all("sonde-warning")
+        .iter()
+        .filter_map(|value| value.to_str().ok().map(str::to_owned))
+        .collect();
     let body = response
         .text()
         .await
@@ -37,16 +64,27 @@ async fn post_query(server: &ServerArgs, sql: &str, format: &str) -> anyhow::Res
             .unwrap_or(body);
         bail!("query failed ({status}): {message}");
     }
-    Ok(body)
+    Ok(Answer { body, warnings })
 }
 
-pub async fn query(server: &ServerArgs, sql: &str, format: OutputFormat) -> anyhow::Result<()> {
-    match format {
-        OutputFormat::Csv => print!("{}", post_query(server, sql, "csv").await?),
-        OutputFormat::Json => println!("{}", post_query(server, sql, "json").await?),
+pub async fn query(args: &QueryArgs) -> anyhow::Result<()> {
+    let (server, sql, partial) = (&args.server, args.sql.as_str(), args.partial);
+    match args.format {
+        OutputFormat::Csv => {
+            let answer = post_query(server, sql, "csv", partial).await?;
+            answer.warn();
+            print!("{}", answer.body);
+        }
+        OutputFormat::Json => {
+            let answer = post_query(server, sql, "json", partial).await?;
+            answer.warn();
+            println!("{}", answer.body);
+        }
         OutputFormat::Table => {
-            let body: Value = serde_json::from_str(&post_query(server, sql, "json").await?)
-                .context("the agent returned invalid JSON")?;
+            let answer = post_query(server, sql, "json", partial).await?;
+            answer.warn();
+            let body: Value =
+                serde_json::from_str(&answer.body).context("the agent returned invalid JSON")?;
             println!("{}", render_table(&body));
             let rows = body
                 .get("rows")
@@ -69,8 +107,9 @@ pub async fn query(server: &ServerArgs, sql: &str, format: OutputFormat) -> anyh
 pub async fn tables(server: &ServerArgs) -> anyhow::Result<()> {
     let sql = "SELECT table_name, column_name, data_type FROM information_schema.columns \
                WHERE table_schema = 'public' ORDER BY table_name, ordinal_position";
-    let body: Value = serde_json::from_str(&post_query(server, sql, "json").await?)
-        .context("the agent returned invalid JSON")?;
+    let answer = post_query(server, sql, "json", false).await?;
+    let body: Value =
+        serde_json::from_str(&answer.body).context("the agent returned invalid JSON")?;
     let rows = body
         .get("rows")
         .and_then(Value::as_array)

@@ -3,11 +3,13 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, StringBuilder, TimestampNanosecondBuilder, UInt32Builder};
+use arrow::array::{
+    ArrayRef, StringArray, StringBuilder, TimestampNanosecondBuilder, UInt32Builder,
+};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
-use crate::schema::{TIME_COLUMN, time_type};
+use crate::schema::{TIME_COLUMN, node_field, time_type};
 
 /// One attach attempt and its outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,10 +42,12 @@ pub fn probe_status_schema() -> SchemaRef {
         Field::new("pid", DataType::UInt32, false),
         Field::new("status", DataType::Utf8, false),
         Field::new("detail", DataType::Utf8, false),
+        node_field(),
     ]))
 }
 
-/// A `probe_status` batch of `rows`.
+/// A `probe_status` batch of `rows`, stamped with this process's node
+/// ([`crate::node::local`]).
 pub fn probe_status_batch(rows: &[ProbeStatusRow]) -> RecordBatch {
     let mut time = TimestampNanosecondBuilder::new().with_timezone("UTC");
     let mut pid = UInt32Builder::new();
@@ -65,6 +69,7 @@ pub fn probe_status_batch(rows: &[ProbeStatusRow]) -> RecordBatch {
         Arc::new(pid.finish()),
         Arc::new(status.finish()),
         Arc::new(detail.finish()),
+        Arc::new(StringArray::from(vec![crate::node::local(); rows.len()])),
     ];
     RecordBatch::try_new(probe_status_schema(), columns)
         .expect("probe_status columns match their schema")
@@ -99,8 +104,11 @@ mod tests {
                 detail: "no such file".into(),
             },
         ];
+        // The one name every test of this crate sets.
+        crate::node::set_local("n1").unwrap();
         let batch = probe_status_batch(&rows);
         assert_eq!(batch.num_rows(), 2);
+        assert_eq!(batch.column(7).as_string::<i32>().value(1), "n1");
         let names: Vec<&str> = batch
             .schema_ref()
             .fields()
@@ -110,7 +118,7 @@ mod tests {
         assert_eq!(
             names,
             [
-                "time_", "kind", "probe", "target", "pid", "status", "detail"
+                "time_", "kind", "probe", "target", "pid", "status", "detail", "node"
             ]
         );
         assert_eq!(batch.column(3).as_string::<i32>().value(1), "/opt/app");

@@ -23,6 +23,14 @@ export function setToken(token) {
   else sessionStorage.removeItem(TOKEN_KEY);
 }
 
+// Warnings of the answers (at a coordinator: nodes that did not answer).
+let warningHandler = () => {};
+
+/** Called with the warnings of every answer that has some. */
+export function onWarnings(handler) {
+  warningHandler = handler;
+}
+
 /** Called with the API's message when it answers 401 (no or wrong token). */
 export function onUnauthorized(handler) {
   unauthorizedHandler = handler;
@@ -47,8 +55,11 @@ function noteServerDate(response) {
 }
 
 /**
- * Runs one SQL statement. Resolves to `{columns, rows, truncated}`; rejects
- * with a QueryError carrying the API's own error text, unchanged.
+ * Runs one SQL statement. Resolves to `{columns, rows, truncated,
+ * warnings?}`; rejects with a QueryError carrying the API's own error
+ * text, unchanged. At a coordinator, partial results are asked for: a node
+ * that does not answer leaves a warning (shown in a banner) rather than
+ * an empty dashboard.
  */
 export async function runQuery(sql, { signal } = {}) {
   const headers = { 'content-type': 'application/json' };
@@ -59,7 +70,7 @@ export async function runQuery(sql, { signal } = {}) {
     response = await fetch(ENDPOINT, {
       method: 'POST',
       headers,
-      body: JSON.stringify({ sql }),
+      body: JSON.stringify({ sql, partial: true }),
       signal,
     });
   } catch (err) {
@@ -78,6 +89,7 @@ export async function runQuery(sql, { signal } = {}) {
     if (response.status === 401) unauthorizedHandler(error.message);
     throw error;
   }
+  if (body.warnings?.length) warningHandler(body.warnings);
   return body;
 }
 

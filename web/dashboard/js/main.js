@@ -2,7 +2,7 @@
 // the refresh loop, the theme, and the protocol tabs. Panels own their
 // queries and drawing; this file only decides when they refresh.
 
-import { QueryError, onUnauthorized, records, runQuery, setToken } from './api.js';
+import { QueryError, onUnauthorized, onWarnings, records, runQuery, setToken } from './api.js';
 import { setDarkTheme } from './charts.js';
 import { SqlConsole } from './console.js';
 import { Drilldown } from './drilldown.js';
@@ -31,7 +31,23 @@ const state = {
   dataStartMs: null,
   /** Tables the agent has, from information_schema. */
   tables: new Set(),
+  /** Nodes with recent data: one at an agent, every one at a coordinator. */
+  nodes: [],
+  /** The node the views are narrowed to; null for all. */
+  node: null,
 };
+
+// Warnings of the current refresh's answers (at a coordinator: nodes that
+// did not answer, whose rows are missing), shown in one banner.
+const clusterBanner = document.getElementById('cluster-banner');
+let refreshWarnings = new Set();
+onWarnings((warnings) => {
+  for (const w of warnings) refreshWarnings.add(w);
+});
+function showWarnings() {
+  clusterBanner.hidden = refreshWarnings.size === 0;
+  clusterBanner.textContent = [...refreshWarnings].join(' · ');
+}
 
 const sqlConsole = new SqlConsole({ runQuery });
 const openInConsole = (text) => {
@@ -70,10 +86,13 @@ async function refresh() {
     return inFlight;
   }
   inFlight = (async () => {
+    refreshWarnings = new Set();
     try {
       // Tables and health first: they tell which views exist and since
       // when the agent has data, which the rates of the others depend on.
-      const first = await Promise.allSettled([refreshTables(), health.refresh(state)]);
+      const first = await Promise.allSettled([
+        refreshTables(), refreshNodes(), health.refresh(state),
+      ]);
       const views = [];
       if (state.tables.has(state.protocol.table)) {
         views.push(red.refresh(state), requests.refresh(state), serviceMap.refresh(state));
@@ -85,6 +104,7 @@ async function refresh() {
     } finally {
       inFlight = null;
     }
+    showWarnings();
     showRefreshState();
     if (queued) {
       queued = false;
@@ -106,6 +126,38 @@ async function refreshTables() {
   renderProtocolTabs();
   sqlConsole.showTables([...state.tables]);
 }
+
+// ---- nodes ----------------------------------------------------------------
+
+const nodePicker = document.getElementById('node-picker');
+
+async function refreshNodes() {
+  try {
+    const result = await runQuery(sql.nodes());
+    state.nodes = records(result).map((r) => r.node);
+  } catch (err) {
+    if (!(err instanceof QueryError)) console.error(err);
+  }
+  renderNodePicker();
+}
+
+/** The picker appears when there is more than one node (a coordinator). */
+function renderNodePicker() {
+  const names = [...state.nodes];
+  if (state.node != null && !names.includes(state.node)) names.push(state.node);
+  nodePicker.hidden = names.length < 2;
+  const options = [new Option('All nodes', '')];
+  for (const name of names) options.push(new Option(name, name));
+  nodePicker.replaceChildren(...options);
+  nodePicker.value = state.node ?? '';
+}
+
+nodePicker.addEventListener('change', () => {
+  state.node = nodePicker.value || null;
+  sql.setNode(state.node);
+  state.focus = null;
+  refresh();
+});
 
 function showRefreshState() {
   const at = lastRefresh ? lastRefresh.toLocaleTimeString() : '—';

@@ -29,7 +29,8 @@ export class RequestsView {
       { name: 'slow', title: 'Slowest requests', sql: sql.slowest(protocol, win, focus) },
       { name: 'failing', title: 'Latest failing requests', sql: failingSql },
     ]);
-    const columns = requestColumns(protocol);
+    // At a coordinator, which node each request was captured on.
+    const columns = requestColumns(protocol, state.nodes.length > 1);
     const open = (row) => this.openRequest(protocol, row);
     if (results.slow) {
       renderTable(this.slowEl, columns, records(results.slow), { onClick: open });
@@ -46,15 +47,17 @@ export class RequestsView {
   }
 }
 
-function requestColumns(protocol) {
+function requestColumns(protocol, showNode) {
   const own = protocol.columns.map((c) => ({
     label: c.label,
     value: (r) => r[c.as],
     className: (r) => [c.long ? 'mono clip' : '', c.tone?.(r[c.as]) ?? ''].filter(Boolean).join(' '),
     title: (r) => (c.long ? String(r[c.as] ?? '') : ''),
   }));
+  const node = showNode ? [{ label: 'Node', value: (r) => r.node }] : [];
   return [
     { label: 'Time', value: (r) => fmt.clock(r.time_), className: () => 'mono' },
+    ...node,
     { label: 'Service', value: (r) => `${r.comm} (${r.trace_role})`, title: (r) => `pid ${r.pid}` },
     ...own,
     { label: 'Latency', value: (r) => fmt.duration(r.latency), numeric: true, className: () => 'strong' },

@@ -42,13 +42,30 @@ const PERCENTILES = [
   ['p99', 0.99],
 ];
 
+// The node the dashboard is narrowed to (at a coordinator), or null for
+// every node. Every query of the node's data goes through `inWindow` (or
+// adds `nodeFilter` itself), so the filter is applied in one place.
+let node = null;
+
+/** Narrows every query to one node's rows; null: all nodes. */
+export function setNode(name) {
+  node = name ?? null;
+}
+
+function nodeFilter(prefix = '\n  AND ') {
+  return node == null ? '' : `${prefix}node = ${sqlString(node)}`;
+}
+
 function bin(win, column = 'time_') {
   return `date_bin(INTERVAL '${win.binSeconds} seconds', ${column})`;
 }
 
-/** Rows of the window (and, for a protocol, only its real exchanges). */
+/**
+ * Rows of the window (and, for a protocol, only its real exchanges; and
+ * the chosen node's).
+ */
 function inWindow(win, protocol) {
-  const time = `time_ > now() - ${win.interval}`;
+  const time = `time_ > now() - ${win.interval}${nodeFilter()}`;
   return protocol?.filter ? `${time}\n  AND ${protocol.filter}` : time;
 }
 
@@ -77,6 +94,14 @@ function focusFilter(protocol, focus, { withEndpoint = true } = {}) {
 
 export function tables() {
   return "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name";
+}
+
+/** The nodes with recent counters: one at an agent, all at a coordinator. */
+export function nodes() {
+  return `SELECT DISTINCT node
+FROM capture_stats
+WHERE time_ > now() - INTERVAL '5 minutes' AND node IS NOT NULL
+ORDER BY node`;
 }
 
 /** Requests and errors per bin and service: rate and error-rate charts. */
@@ -132,7 +157,7 @@ LIMIT 100`;
 // The columns that identify a row for the drill-down, then the protocol's own.
 function requestColumns(protocol) {
   const own = protocol.columns.map((c) => `${c.sql} AS ${c.as}, `).join('');
-  return `time_, upid, pid, comm, trace_role, local_addr, local_port, remote_addr, remote_port,
+  return `time_, node, upid, pid, comm, trace_role, local_addr, local_port, remote_addr, remote_port,
        ${own}latency`;
 }
 
@@ -168,6 +193,7 @@ WHERE time_ = TIMESTAMP ${sqlString(row.time_)}
   AND trace_role = ${sqlString(row.trace_role)}
   AND local_port = ${Number(row.local_port)}
   AND remote_port = ${Number(row.remote_port)}
+  AND ${row.node == null ? 'node IS NULL' : `node = ${sqlString(row.node)}`}
 LIMIT 1`;
 }
 
@@ -253,22 +279,27 @@ const HEALTH_COUNTERS = [
 ];
 
 /**
- * The capture counters over the window, one sample per bin (the counters
- * are cumulative, so the largest value of a bin is its last). Rates come
- * from consecutive samples, losses in the window from the first and last.
+ * The capture counters over the window, one sample per bin and node (the
+ * counters are cumulative, so the largest value of a bin is its last),
+ * summed over the nodes. Rates come from consecutive samples, losses in
+ * the window from the first and last.
  */
 export function captureCounters(win) {
   const names = HEALTH_COUNTERS.map(sqlString).join(', ');
-  return `SELECT ${bin(win)} AS t, name, max(time_) AS at, max(value) AS value
-FROM capture_stats
-WHERE ${inWindow(win)}
-  AND (name IN (${names})
-       OR name LIKE 'evicted_rows_%')
+  return `SELECT t, name, max(at) AS at, sum(value) AS value
+FROM (
+  SELECT ${bin(win)} AS t, node, name, max(time_) AS at, max(value) AS value
+  FROM capture_stats
+  WHERE ${inWindow(win).replace('\n', '\n  ')}
+    AND (name IN (${names})
+         OR name LIKE 'evicted_rows_%')
+  GROUP BY 1, 2, 3
+)
 GROUP BY 1, 2
 ORDER BY 1`;
 }
 
 /** When the agent's counters start and end: start-up and staleness. */
 export function captureSpan() {
-  return 'SELECT min(time_) AS first_sample, max(time_) AS last_sample FROM capture_stats';
+  return `SELECT min(time_) AS first_sample, max(time_) AS last_sample FROM capture_stats${nodeFilter('\nWHERE ')}`;
 }

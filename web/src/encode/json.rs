@@ -1,5 +1,7 @@
 //! `{"columns":[{"name","type"}],"rows":[[...]],"truncated":bool}`, written
-//! straight from the Arrow arrays (no intermediate JSON values).
+//! straight from the Arrow arrays (no intermediate JSON values), plus
+//! `"warnings":["..."]` when the answer has any (nodes of the cluster that
+//! did not answer, with partial results allowed).
 //!
 //! Cells: integers and floats as numbers (NaN and infinities as null),
 //! strings, booleans, null; timestamps as RFC 3339 in UTC with nanoseconds
@@ -51,6 +53,7 @@ pub(super) fn encode(result: &QueryResult) -> Result<Vec<u8>, EncodeError> {
         columns,
         rows: Rows(&batches),
         truncated: result.truncated,
+        warnings: &result.warnings,
     };
     Ok(serde_json::to_vec(&body)?)
 }
@@ -66,14 +69,19 @@ struct Body<'e, 'a> {
     columns: Vec<Column<'a>>,
     rows: Rows<'e, 'a>,
     truncated: bool,
+    warnings: &'a [String],
 }
 
 impl Serialize for Body<'_, '_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut body = serializer.serialize_struct("Body", 3)?;
+        let fields = if self.warnings.is_empty() { 3 } else { 4 };
+        let mut body = serializer.serialize_struct("Body", fields)?;
         body.serialize_field("columns", &self.columns)?;
         body.serialize_field("rows", &self.rows)?;
         body.serialize_field("truncated", &self.truncated)?;
+        if !self.warnings.is_empty() {
+            body.serialize_field("warnings", &self.warnings)?;
+        }
         body.end()
     }
 }
@@ -273,6 +281,7 @@ mod tests {
             schema: batch.schema(),
             batches: vec![batch],
             truncated,
+            warnings: Vec::new(),
         };
         serde_json::from_slice(&encode(&result).unwrap()).unwrap()
     }
@@ -333,11 +342,13 @@ mod tests {
             schema,
             batches: vec![],
             truncated: false,
+            warnings: vec!["partial results: n2 did not answer".to_owned()],
         };
         let body: Value = serde_json::from_slice(&encode(&result).unwrap()).unwrap();
         assert_eq!(
             body,
-            json!({"columns": [{"name": "a", "type": "Utf8"}], "rows": [], "truncated": false})
+            json!({"columns": [{"name": "a", "type": "Utf8"}], "rows": [], "truncated": false,
+                   "warnings": ["partial results: n2 did not answer"]})
         );
     }
 }

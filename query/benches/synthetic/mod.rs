@@ -1,0 +1,133 @@
+//! Synthetic `http_events` rows for the query benchmarks: the same
+//! deterministic rows (xorshift seed 42, 20 paths, one hour) in every run.
+
+use std::sync::Arc;
+
+use sonde_query::records::{ConnFields, HttpEventsBuilder, HttpRow, K8sFields, TraceRole};
+use sonde_query::schema::{HTTP_EVENTS, http_events_schema};
+use sonde_query::{StatsRegistry, StoreConfig, TableStore};
+
+/// 2026-11-21T00:00:00Z; rows are spread evenly over the following hour.
+const T0_NS: i64 = 1_795_219_200_000_000_000;
+const SPAN_NS: i64 = 3_600_000_000_000;
+const BATCH_ROWS: usize = 8_192;
+
+const PATHS: [&str; 20] = [
+    "/",
+    "/login",
+    "/logout",
+    "/api/v1/items",
+    "/api/v1/items/42",
+    "/api/v1/cart",
+    "/api/v1/cart/add",
+    "/api/v1/orders",
+    "/api/v1/orders/7",
+    "/api/v1/users/me",
+    "/api/v1/search",
+    "/api/v1/recommendations",
+    "/healthz",
+    "/metrics",
+    "/static/app.js",
+    "/static/app.css",
+    "/static/logo.png",
+    "/api/v2/checkout",
+    "/api/v2/payment",
+    "/api/v2/shipping",
+];
+
+/// xorshift64*: the same sequence on every run (seed 42).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn conn(rng: &mut Rng, node: Option<&str>) -> ConnFields {
+    let pid = 1000 + rng.below(8) as u32;
+    ConnFields {
+        upid: format!("{pid}:123456789"),
+        pid,
+        comm: ["nginx", "gunicorn", "node", "envoy"][(pid % 4) as usize].into(),
+        remote_addr: format!("10.0.{}.{}", rng.below(4), rng.below(250)),
+        remote_port: 30_000 + rng.below(30_000) as i64,
+        local_addr: "10.0.0.1".into(),
+        local_port: 8080,
+        trace_role: TraceRole::Server,
+        encrypted: false,
+        k8s: K8sFields {
+            node: node.map(str::to_owned),
+            ..Default::default()
+        },
+    }
+}
+
+fn row(i: usize, rows: usize, rng: &mut Rng, node: Option<&str>) -> HttpRow {
+    let path = PATHS[rng.below(PATHS.len() as u64) as usize];
+    let status = match rng.below(100) {
+        0..=89 => 200,
+        90..=93 => 404,
+        94..=96 => 201,
+        97..=98 => 500,
+        _ => 503,
+    };
+    // Log-uniform latency between 100 µs and ~1.6 s.
+    let latency_ns = (100_000.0 * (rng.below(1_000_000) as f64 / 1e6 * 9.7).exp()) as i64;
+    let body = b"{\"ok\":true,\"items\":[1,2,3]}".to_vec();
+    HttpRow {
+        time_ns: T0_NS + (i as i64) * (SPAN_NS / rows as i64),
+        conn: Arc::new(conn(rng, node)),
+        major_version: 1,
+        minor_version: 1,
+        content_type: "application/json".into(),
+        req_headers: vec![
+            ("Host".into(), "shop.internal:8080".into()),
+            ("User-Agent".into(), "wrk/4.1".into()),
+            ("Accept".into(), "*/*".into()),
+        ],
+        req_method: if rng.below(5) == 0 { "POST" } else { "GET" }.into(),
+        req_path: path.into(),
+        req_body: Vec::new(),
+        req_body_size: 0,
+        resp_headers: vec![
+            ("Content-Type".into(), "application/json".into()),
+            ("Content-Length".into(), body.len().to_string()),
+        ],
+        resp_status: status,
+        resp_message: if status < 300 { "OK" } else { "Error" }.into(),
+        resp_body_size: body.len() as i64,
+        resp_body: body,
+        latency: latency_ns,
+    }
+}
+
+/// A store holding `rows` synthetic `http_events` rows, their `node`
+/// column set to `node`.
+pub fn build(rows: usize, node: Option<&str>) -> Arc<TableStore> {
+    let stats = Arc::new(StatsRegistry::new());
+    let config = StoreConfig {
+        budget_bytes: 64 << 30,
+        shares: Vec::new(),
+    };
+    let store = Arc::new(TableStore::new(config, stats));
+    store.register(HTTP_EVENTS, http_events_schema()).unwrap();
+    let mut rng = Rng(42);
+    let mut builder = HttpEventsBuilder::new();
+    for i in 0..rows {
+        builder.append(&row(i, rows, &mut rng, node));
+        if builder.len() == BATCH_ROWS {
+            store.append(HTTP_EVENTS, builder.finish()).unwrap();
+        }
+    }
+    if !builder.is_empty() {
+        store.append(HTTP_EVENTS, builder.finish()).unwrap();
+    }
+    store
+}
