@@ -225,7 +225,10 @@ fn beyond_loopback_the_token_is_the_password() {
     assert!(!wrong.status.success());
     let stderr = String::from_utf8_lossy(&wrong.stderr);
     assert!(
-        stderr.contains("password authentication failed"),
+        // pgwire's wording ("Password authentication failed for user ...").
+        stderr
+            .to_lowercase()
+            .contains("password authentication failed"),
         "{stderr}"
     );
     let right = stdout(&psql(pg, Some(token), &["-At", "-c", "SELECT 41 + 1"]));
