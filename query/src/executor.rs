@@ -49,6 +49,9 @@ impl QueryExecutor {
             .max_blocking_threads(threads)
             .thread_stack_size(QUERY_STACK_BYTES)
             .thread_name("sonde-query")
+            // I/O: a coordinator's plans read the agents' workers over the
+            // network, and the servers `spawn` starts listen on sockets.
+            .enable_io()
             .enable_time()
             .build()
             .unwrap_or_else(|err| panic!("cannot start the {threads} query threads: {err}"));
