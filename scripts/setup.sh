@@ -16,8 +16,6 @@ packages=(clang llvm libbpf-dev curl python3 ca-certificates redis-server redis-
 # TLS tests: openssl (certificates, s_server), gcc + libssl-dev (a client with OpenSSL linked statically).
 packages+=(openssl gcc libssl-dev)
 command -v nginx >/dev/null 2>&1 || packages+=(nginx)
-# PostgreSQL wire protocol tests: psql (and libpq, which psycopg uses).
-packages+=(postgresql-client)
 
 missing=()
 for pkg in "${packages[@]}"; do
@@ -41,12 +39,6 @@ if ! python3 -c "import grpc, opentelemetry.proto.collector.trace.v1.trace_servi
     echo "setup: installing grpcio and opentelemetry-proto"
     python3 -m pip install --quiet --disable-pip-version-check \
         grpcio==1.85.1 opentelemetry-proto==1.45.2 protobuf==7.36.2
-fi
-
-# A PostgreSQL driver for the wire protocol tests (pure Python over libpq).
-if ! python3 -c "import psycopg" >/dev/null 2>&1; then
-    echo "setup: installing psycopg"
-    python3 -m pip install --quiet --disable-pip-version-check psycopg==3.2.13
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then
