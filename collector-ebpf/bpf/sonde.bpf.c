@@ -102,6 +102,10 @@ struct {
 
 /* --- TLS library probes (OpenSSL SSL_read/SSL_write and their _ex forms) ---
  *
+ * The _ex programs also serve the SSL BIO's read/write methods (BIO_f_ssl),
+ * which have the _ex signatures with a BIO * first: for those calls "ssl" is
+ * the BIO, which stands for its SSL object here (one SSL per SSL BIO).
+ *
  * The uprobe on entry stashes the call per thread; the socket syscalls the
  * library makes inside the call see it, record their fd in it (and in
  * sonde_tls_fds, the fallback for calls that make no syscall, e.g. an SSL_read
@@ -112,7 +116,7 @@ struct {
  * same way without plaintext: its ciphertext is not traced, and its socket is
  * known before the first SSL_read, which may make no syscall at all. */
 struct tls_call {
-	__u64 ssl;      /* SSL *, the first argument */
+	__u64 ssl;      /* SSL * (or the SSL BIO's BIO *), the first argument */
 	__u64 buf;      /* plaintext buffer */
 	__u64 len_ptr;  /* _ex forms: user address of the size_t moved; 0 otherwise */
 	__u64 ts_enter;

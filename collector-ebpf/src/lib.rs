@@ -22,10 +22,22 @@ pub mod names {
     pub const EXECS_MAP: &str = "sonde_execs";
 }
 
-/// The TLS library uprobes: (entry program, return program, symbol). Each is
-/// attached to every OpenSSL library or binary that exports the symbol.
+/// The SSL BIO's write method (`bwrite` of the table `BIO_f_ssl()` returns).
+pub const BIO_SSL_WRITE: &str = "BIO_f_ssl.bwrite";
+/// The SSL BIO's read method (`bread` of the table `BIO_f_ssl()` returns).
+pub const BIO_SSL_READ: &str = "BIO_f_ssl.bread";
+
+/// The TLS library uprobes: (entry program, return program, function). Each is
+/// attached to every OpenSSL library or binary that defines the function.
 /// SSL_do_handshake carries no plaintext: its socket syscalls tie the SSL
 /// object to its socket (and its ciphertext is not traced).
+///
+/// The SSL BIO (`BIO_f_ssl`, used by e.g. `openssl s_server -www` and
+/// `BIO_new_ssl_connect` clients) moves its plaintext through libssl's
+/// internal read/write functions, never through `SSL_read*`/`SSL_write*`:
+/// its two methods are probed too. They are static functions, found through
+/// the method table, and have the `_ex` signatures with a `BIO *` in place
+/// of the `SSL *`, so the `_ex` programs serve them (keyed by the BIO).
 pub const TLS_UPROBES: &[(&str, &str, &str)] = &[
     ("ssl_write_enter", "ssl_write_exit", "SSL_write"),
     ("ssl_read_enter", "ssl_read_exit", "SSL_read"),
@@ -36,6 +48,8 @@ pub const TLS_UPROBES: &[(&str, &str, &str)] = &[
         "ssl_handshake_exit",
         "SSL_do_handshake",
     ),
+    ("ssl_write_ex_enter", "ssl_write_ex_exit", BIO_SSL_WRITE),
+    ("ssl_read_ex_enter", "ssl_read_ex_exit", BIO_SSL_READ),
 ];
 
 /// Every tracepoint program in the object: (program name, category, tracepoint).
