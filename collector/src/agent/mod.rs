@@ -128,6 +128,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         // The export pipeline (RED metrics always, spans with an endpoint)
         // takes the typed rows of every flush.
         keep_exchanges: true,
+        node_name: Some(node_name(&args)),
         ..TrackerConfig::default()
     };
     let mut tracker = Tracker::new(tracker_config, CaptureCounters::register(&stats));
@@ -232,6 +233,16 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         Ok(result) => result,
         Err(_) => anyhow::bail!("the capture thread panicked"),
     }
+}
+
+/// This node's name for the `node` column: --node-name (NODE_NAME in the
+/// DaemonSet), else the kernel's host name.
+fn node_name(args: &AgentArgs) -> String {
+    args.node_name.clone().unwrap_or_else(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_default()
+    })
 }
 
 /// Pod metadata from the cluster: the in-cluster service account, or an

@@ -149,7 +149,9 @@ pub fn operation<R: Exchange>(row: &R, naming: &ServiceNaming) -> Option<Operati
         pod: conn.k8s.pod.clone(),
         namespace: conn.k8s.namespace.clone(),
         container: conn.k8s.container.clone(),
-        node: conn.k8s.node.clone(),
+        // k8s.node.name belongs to pods; every row carries the node it was
+        // captured on, also for processes outside Kubernetes.
+        node: conn.k8s.pod.as_ref().and(conn.k8s.node.clone()),
     };
     let mut op = Operation {
         role,
