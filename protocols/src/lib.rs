@@ -21,6 +21,7 @@ pub mod detect;
 pub mod dns;
 pub mod http;
 pub mod mysql;
+pub mod pgsql;
 pub mod redis;
 mod text;
 

@@ -18,7 +18,7 @@ mod binary;
 mod consts;
 pub(crate) mod detect;
 mod packet;
-mod redact;
+pub(crate) mod redact;
 mod session;
 
 use std::fmt;
