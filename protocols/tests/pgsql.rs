@@ -126,8 +126,10 @@ fn golden(name: &str) -> Vec<Conn> {
     whole
 }
 
-/// (command, req, resp, sqlstate, rows) of each event.
-fn summary(events: &[PgEvent]) -> Vec<(&'static str, String, String, Option<String>, Option<u64>)> {
+/// (command, req, resp, sqlstate, rows) of an event.
+type Summary = (&'static str, String, String, Option<String>, Option<u64>);
+
+fn summary(events: &[PgEvent]) -> Vec<Summary> {
     events
         .iter()
         .map(|e| {
