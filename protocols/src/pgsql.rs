@@ -21,6 +21,7 @@
 //! counted in [`PgCounters`].
 
 pub(crate) mod detect;
+mod event;
 mod frame;
 mod message;
 mod prepared;
@@ -30,9 +31,10 @@ mod values;
 
 use std::fmt;
 
+pub use event::{Encryption, PgCommand, PgCounters, PgEvent};
 pub use frame::{PgDecoder, find_message_start};
 pub use message::tag_rows;
-pub use session::{Encryption, PgCommand, PgCounters, PgEvent, PgSession};
+pub use session::PgSession;
 pub use split::split_statements;
 pub use values::render_value;
 

@@ -11,6 +11,6 @@ pub use http::{HttpEventsBuilder, HttpRow, headers_to_json};
 pub use probes::{ProbeStatusRow, probe_status_batch, probe_status_schema};
 pub use tables::{
     ConnStatsBuilder, ConnStatsRow, DnsEventsBuilder, DnsRow, MysqlEventsBuilder, MysqlRow,
-    RedisEventsBuilder, RedisRow, conn_stats_schema, dns_events_schema, mysql_events_schema,
-    redis_events_schema,
+    PgsqlEventsBuilder, PgsqlRow, RedisEventsBuilder, RedisRow, conn_stats_schema,
+    dns_events_schema, mysql_events_schema, pgsql_events_schema, redis_events_schema,
 };

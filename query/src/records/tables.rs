@@ -1,5 +1,5 @@
-//! Row structs, Arrow builders and schemas of the DNS, MySQL, Redis and
-//! connection tables, generated from one column list each so that a row's
+//! Row structs, Arrow builders and schemas of the DNS, MySQL, Redis,
+//! PostgreSQL and connection tables, generated from one column list each so that a row's
 //! fields, its builder and its schema cannot drift apart.
 
 use std::sync::Arc;
@@ -15,6 +15,8 @@ use crate::schema::common_fields;
 trait ColumnValue {
     type Builder: Default;
     const DATA_TYPE: DataType;
+    /// Whether the column may hold nulls (`Option` values).
+    const NULLABLE: bool = false;
     fn append_to(&self, builder: &mut Self::Builder);
     /// Length of the value for the approximate-bytes accounting.
     fn value_bytes(&self) -> usize;
@@ -42,6 +44,30 @@ impl ColumnValue for i64 {
     }
 }
 
+impl ColumnValue for Option<String> {
+    type Builder = StringBuilder;
+    const DATA_TYPE: DataType = DataType::Utf8;
+    const NULLABLE: bool = true;
+    fn append_to(&self, builder: &mut StringBuilder) {
+        builder.append_option(self.as_deref());
+    }
+    fn value_bytes(&self) -> usize {
+        self.as_ref().map_or(0, String::len) + 4
+    }
+}
+
+impl ColumnValue for Option<i64> {
+    type Builder = Int64Builder;
+    const DATA_TYPE: DataType = DataType::Int64;
+    const NULLABLE: bool = true;
+    fn append_to(&self, builder: &mut Int64Builder) {
+        builder.append_option(*self);
+    }
+    fn value_bytes(&self) -> usize {
+        8
+    }
+}
+
 impl ColumnValue for bool {
     type Builder = BooleanBuilder;
     const DATA_TYPE: DataType = DataType::Boolean;
@@ -57,7 +83,7 @@ macro_rules! protocol_table {
     (
         $(#[$doc:meta])*
         table $table:literal, row $row:ident, builder $builder:ident, schema $schema_fn:ident {
-            $($(#[$field_doc:meta])* $field:ident : $ty:ident),* $(,)?
+            $($(#[$field_doc:meta])* $field:ident : $ty:ty),* $(,)?
         }
     ) => {
         $(#[$doc])*
@@ -72,7 +98,11 @@ macro_rules! protocol_table {
         #[doc = concat!("The Arrow schema of `", $table, "`.")]
         pub fn $schema_fn() -> SchemaRef {
             let mut fields = common_fields();
-            $(fields.push(Field::new(stringify!($field), <$ty as ColumnValue>::DATA_TYPE, false));)*
+            $(fields.push(Field::new(
+                stringify!($field),
+                <$ty as ColumnValue>::DATA_TYPE,
+                <$ty as ColumnValue>::NULLABLE,
+            ));)*
             Arc::new(Schema::new(fields))
         }
 
@@ -81,8 +111,9 @@ macro_rules! protocol_table {
         pub struct $builder {
             conn: ConnColumnsBuilder,
             $($field: <$ty as ColumnValue>::Builder,)*
-            rows: usize,
-            bytes: usize,
+            // Named apart from any column (a table has a `rows` column).
+            pending_rows: usize,
+            pending_bytes: usize,
         }
 
         impl Default for $builder {
@@ -96,39 +127,39 @@ macro_rules! protocol_table {
                 Self {
                     conn: ConnColumnsBuilder::new(),
                     $($field: Default::default(),)*
-                    rows: 0,
-                    bytes: 0,
+                    pending_rows: 0,
+                    pending_bytes: 0,
                 }
             }
 
             pub fn append(&mut self, row: &$row) {
-                self.bytes += self.conn.append(row.time_ns, &row.conn);
+                self.pending_bytes += self.conn.append(row.time_ns, &row.conn);
                 $(
                     row.$field.append_to(&mut self.$field);
-                    self.bytes += row.$field.value_bytes();
+                    self.pending_bytes += row.$field.value_bytes();
                 )*
-                self.rows += 1;
+                self.pending_rows += 1;
             }
 
             pub fn len(&self) -> usize {
-                self.rows
+                self.pending_rows
             }
 
             pub fn is_empty(&self) -> bool {
-                self.rows == 0
+                self.pending_rows == 0
             }
 
             /// Approximate size of the pending rows' data.
             pub fn approx_bytes(&self) -> usize {
-                self.bytes
+                self.pending_bytes
             }
 
             /// Returns the pending rows as a batch and resets the builder.
             pub fn finish(&mut self) -> RecordBatch {
                 let mut columns: Vec<ArrayRef> = self.conn.finish();
                 $(columns.push(Arc::new(self.$field.finish()));)*
-                self.rows = 0;
-                self.bytes = 0;
+                self.pending_rows = 0;
+                self.pending_bytes = 0;
                 RecordBatch::try_new($schema_fn(), columns)
                     .expect(concat!($table, " columns are built from the same list as its schema"))
             }
@@ -184,6 +215,35 @@ protocol_table! {
 }
 
 protocol_table! {
+    /// One PostgreSQL exchange: a statement of a simple query, an Execute
+    /// of the extended protocol (with its bound parameters), a login, a
+    /// COPY, or what the server sent on its own (notices, notifications).
+    table "pgsql_events", row PgsqlRow, builder PgsqlEventsBuilder, schema pgsql_events_schema {
+        /// `Query`, `Execute`, `Parse`/`Bind`/`Describe`/`Close` (when they
+        /// fail), `CopyIn`, `CopyOut`, `Startup`, `SSLRequest`,
+        /// `CancelRequest`, `Terminate`, `Notice`, `Notification`, `Error`.
+        req_cmd: String,
+        /// Statement text; for `Execute` with its parameters
+        /// (`... -- params: [42, 'abc']`); for `Startup` the login's
+        /// parameters. Passwords are never shown.
+        req: String,
+        /// CommandComplete tag (`INSERT 0 1`), `SEVERITY: message` of an
+        /// error, `OK (SCRAM-SHA-256)` of a login; COPY adds its byte count.
+        resp: String,
+        /// SQLSTATE of an error; null on success.
+        sqlstate: Option<String>,
+        /// Rows affected or returned (from the tag); null when it has none.
+        rows: Option<i64>,
+        /// User and database of the connection's StartupMessage ("" when
+        /// the capture began after it).
+        db_user: String,
+        db_name: String,
+        /// Nanoseconds from the request to the end of its response.
+        latency: i64,
+    }
+}
+
+protocol_table! {
     /// A connection's traffic: one row when it closes (or its process exits),
     /// and one every reporting interval while it stays open.
     table "conn_stats", row ConnStatsRow, builder ConnStatsBuilder, schema conn_stats_schema {
@@ -203,7 +263,7 @@ protocol_table! {
 
 #[cfg(test)]
 mod tests {
-    use arrow::array::AsArray;
+    use arrow::array::{Array, AsArray};
     use arrow::datatypes::Int64Type;
 
     use super::*;
@@ -286,5 +346,52 @@ mod tests {
             conn_stats_schema().fields().last().unwrap().name(),
             "bytes_recv"
         );
+    }
+
+    #[test]
+    fn pgsql_events_has_nullable_sqlstate_and_rows() {
+        let schema = pgsql_events_schema();
+        let tail: Vec<(&str, bool)> = schema.fields()[17..]
+            .iter()
+            .map(|f| (f.name().as_str(), f.is_nullable()))
+            .collect();
+        assert_eq!(
+            tail,
+            [
+                ("req_cmd", false),
+                ("req", false),
+                ("resp", false),
+                ("sqlstate", true),
+                ("rows", true),
+                ("db_user", false),
+                ("db_name", false),
+                ("latency", false),
+            ]
+        );
+        let mut builder = PgsqlEventsBuilder::new();
+        for (sqlstate, rows) in [(None, Some(3)), (Some("42P01".to_string()), None)] {
+            builder.append(&PgsqlRow {
+                time_ns: 1,
+                conn: conn(),
+                req_cmd: "Query".into(),
+                req: "SELECT 1".into(),
+                resp: "SELECT 1".into(),
+                sqlstate,
+                rows,
+                db_user: "u".into(),
+                db_name: "d".into(),
+                latency: 5,
+            });
+        }
+        let batch = builder.finish();
+        assert_eq!(batch.schema(), schema);
+        let sqlstate = batch.column_by_name("sqlstate").unwrap().as_string::<i32>();
+        assert!(sqlstate.is_null(0));
+        assert_eq!(sqlstate.value(1), "42P01");
+        let rows = batch
+            .column_by_name("rows")
+            .unwrap()
+            .as_primitive::<Int64Type>();
+        assert_eq!((rows.value(0), rows.is_null(1)), (3, true));
     }
 }
