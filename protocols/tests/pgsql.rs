@@ -8,7 +8,9 @@ mod common;
 use common::Lcg;
 use sonde_protocols::Decoded;
 use sonde_protocols::MessageKind::{Request, Response};
-use sonde_protocols::pgsql::{Encryption, PgCommand, PgConfig, PgDecoder, PgEvent, PgSession};
+use sonde_protocols::pgsql::{
+    Encryption, PgCommand, PgConfig, PgDecoder, PgError, PgEvent, PgMessage, PgSession,
+};
 
 /// One recorded read: connection, from the client?, microseconds, bytes.
 struct Chunk {
@@ -615,4 +617,476 @@ fn ssl_request_accepted_switches_to_tls() {
     check(&conns[0], &[("SSLRequest", "", "accepted", None, None)]);
     assert_eq!(conns[0].encryption, Encryption::Tls);
     assert_eq!(conns[0].user, "");
+}
+
+// ---- Hand-built conversations ----
+
+/// A typed message.
+fn m(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    out.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+/// An untyped (startup-phase) message with `code`.
+fn untyped(code: u32, rest: &[u8]) -> Vec<u8> {
+    let mut out = (rest.len() as u32 + 8).to_be_bytes().to_vec();
+    out.extend_from_slice(&code.to_be_bytes());
+    out.extend_from_slice(rest);
+    out
+}
+
+fn startup(params: &[(&str, &str)]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (k, v) in params {
+        body.extend_from_slice(k.as_bytes());
+        body.push(0);
+        body.extend_from_slice(v.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    untyped(196_608, &body)
+}
+
+fn cstr(s: &str) -> Vec<u8> {
+    let mut v = s.as_bytes().to_vec();
+    v.push(0);
+    v
+}
+
+fn error(severity: &str, code: &str, message: &str) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (f, v) in [
+        (b'S', severity),
+        (b'V', severity),
+        (b'C', code),
+        (b'M', message),
+    ] {
+        body.push(f);
+        body.extend(cstr(v));
+    }
+    body.push(0);
+    body
+}
+
+fn ready() -> Vec<u8> {
+    m(b'Z', b"I")
+}
+
+/// Steps of (from the client?, bytes); the step index is the time.
+fn converse(config: &PgConfig, steps: &[(bool, Vec<u8>)]) -> (Vec<PgEvent>, PgSession) {
+    let mut session = PgSession::new(config.clone());
+    let mut decoders = [
+        PgDecoder::new(Request, config.clone()),
+        PgDecoder::new(Response, config.clone()),
+    ];
+    let mut bufs: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+    let mut events = Vec::new();
+    for (ts, (client, bytes)) in steps.iter().enumerate() {
+        let i = usize::from(!client);
+        bufs[i].extend_from_slice(bytes);
+        loop {
+            match decoders[i].decode(&bufs[i]).expect("valid") {
+                Decoded::NeedMore => break,
+                Decoded::Progress { consumed, message } => {
+                    bufs[i].drain(..consumed);
+                    let Some(msg) = message else { continue };
+                    let ev = if *client {
+                        session.on_frontend(&msg, ts as u64)
+                    } else {
+                        session.on_backend(&msg, ts as u64)
+                    };
+                    events.extend(ev);
+                }
+            }
+        }
+    }
+    (events, session)
+}
+
+const C: bool = true;
+const S: bool = false;
+
+#[test]
+fn md5_and_trust_logins_gss_refused_and_cancel() {
+    let config = PgConfig::default();
+    let (events, session) = converse(
+        &config,
+        &[
+            (C, untyped(80_877_104, b"")),
+            (S, b"N".to_vec()),
+            (C, startup(&[("user", "alice")])),
+            (S, m(b'R', b"\0\0\0\x05salt")),
+            (C, m(b'p', b"md5abcdef0123456789abcdef0123456789\0")),
+            (
+                S,
+                [
+                    m(b'R', b"\0\0\0\0"),
+                    m(b'S', b"server_version\x0016.2\0"),
+                    m(b'K', b"\0\0\x01\x02secr"),
+                    ready(),
+                ]
+                .concat(),
+            ),
+        ],
+    );
+    assert_eq!(
+        summary(&events),
+        [
+            ("GSSENCRequest", String::new(), "refused".into(), None, None),
+            (
+                "Startup",
+                "user=alice".into(),
+                "OK (md5)".into(),
+                None,
+                None
+            ),
+        ]
+    );
+    // No database named: the user's name is the database.
+    assert_eq!((session.user(), session.database()), ("alice", "alice"));
+    assert_eq!(session.server_version(), "16.2");
+    assert_eq!((events[1].req_ts, events[1].resp_ts), (2, 5));
+
+    let (events, _) = converse(
+        &config,
+        &[
+            (C, startup(&[("user", "bob"), ("database", "db")])),
+            (S, [m(b'R', b"\0\0\0\0"), ready()].concat()),
+            (C, untyped(80_877_102, b"\0\0\x30\x39SECRETKY")),
+        ],
+    );
+    assert_eq!(
+        summary(&events),
+        [
+            (
+                "Startup",
+                "user=bob database=db".into(),
+                "OK (trust)".into(),
+                None,
+                None
+            ),
+            (
+                "CancelRequest",
+                "pid=12345".into(),
+                String::new(),
+                None,
+                None
+            ),
+        ]
+    );
+}
+
+#[test]
+fn notices_notifications_empty_queries_and_unsolicited_errors() {
+    let config = PgConfig::default();
+    let notice = |msg: &str| m(b'N', &error("NOTICE", "00000", msg));
+    let (events, _) = converse(
+        &config,
+        &[
+            (C, m(b'Q', b"DROP TABLE IF EXISTS gone; ;\0")),
+            (
+                S,
+                [
+                    notice("table \"gone\" does not exist, skipping"),
+                    m(b'C', b"DROP TABLE\0"),
+                    ready(),
+                ]
+                .concat(),
+            ),
+            (C, m(b'Q', b"-- nothing\0")),
+            (S, [m(b'I', b""), ready()].concat()),
+            (S, m(b'A', b"\0\0\0\x07jobs\0hello\0")),
+            (S, notice("idle")),
+            (
+                S,
+                m(
+                    b'E',
+                    &error(
+                        "FATAL",
+                        "57P01",
+                        "terminating connection due to administrator command",
+                    ),
+                ),
+            ),
+        ],
+    );
+    assert_eq!(
+        summary(&events),
+        [
+            (
+                "Query",
+                "DROP TABLE IF EXISTS gone".into(),
+                "DROP TABLE; NOTICE: table \"gone\" does not exist, skipping".into(),
+                None,
+                None,
+            ),
+            (
+                "Query",
+                String::new(),
+                "EmptyQueryResponse".into(),
+                None,
+                None
+            ),
+            ("Notification", "jobs".into(), "hello".into(), None, None),
+            (
+                "Notice",
+                String::new(),
+                "NOTICE: idle".into(),
+                Some("00000".into()),
+                None
+            ),
+            (
+                "Error",
+                String::new(),
+                "FATAL: terminating connection due to administrator command".into(),
+                Some("57P01".into()),
+                None,
+            ),
+        ]
+    );
+}
+
+/// Parse + Describe (the server's ParameterDescription gives the types),
+/// then binary binds; a portal executed in two parts (PortalSuspended);
+/// Close; an error at Parse skips the rest up to Sync.
+#[test]
+fn extended_protocol_types_portals_close_and_errors() {
+    let config = PgConfig::default();
+    let mut bind = b"cur\0s1\0\0\x01\0\x01\0\x02".to_vec();
+    bind.extend_from_slice(&4u32.to_be_bytes());
+    bind.extend_from_slice(&7i32.to_be_bytes());
+    bind.extend_from_slice(&u32::MAX.to_be_bytes());
+    bind.extend_from_slice(b"\0\0");
+    let (events, session) = converse(
+        &config,
+        &[
+            (
+                C,
+                [
+                    m(b'P', b"s1\0SELECT x FROM t WHERE a = $1 OR b = $2\0\0\0"),
+                    m(b'D', b"Ss1\0"),
+                    m(b'S', b""),
+                ]
+                .concat(),
+            ),
+            (
+                S,
+                [
+                    m(b'1', b""),
+                    m(b't', b"\0\x02\0\0\0\x17\0\0\0\x19"),
+                    m(b'n', b""),
+                    ready(),
+                ]
+                .concat(),
+            ),
+            (
+                C,
+                [
+                    m(b'B', &bind),
+                    m(b'E', b"cur\0\0\0\0\x02"),
+                    m(b'E', b"cur\0\0\0\0\0"),
+                    m(b'C', b"Pcur\0"),
+                    m(b'S', b""),
+                ]
+                .concat(),
+            ),
+            (
+                S,
+                [
+                    m(b'2', b""),
+                    m(b'D', b"\0\0"),
+                    m(b'D', b"\0\0"),
+                    m(b's', b""),
+                    m(b'D', b"\0\0"),
+                    m(b'C', b"SELECT 1\0"),
+                    m(b'3', b""),
+                    ready(),
+                ]
+                .concat(),
+            ),
+            (
+                C,
+                [
+                    m(b'P', b"\0SELEC oops\0\0\0"),
+                    m(b'B', b"\0\0\0\0\0\0\0\0"),
+                    m(b'E', b"\0\0\0\0\0"),
+                    m(b'S', b""),
+                ]
+                .concat(),
+            ),
+            (
+                S,
+                [
+                    m(
+                        b'E',
+                        &error("ERROR", "42601", "syntax error at or near \"SELEC\""),
+                    ),
+                    ready(),
+                ]
+                .concat(),
+            ),
+            (C, [m(b'C', b"Ss1\0"), m(b'S', b"")].concat()),
+            (S, [m(b'3', b""), ready()].concat()),
+        ],
+    );
+    let req = "SELECT x FROM t WHERE a = $1 OR b = $2 -- params: [7, NULL]";
+    assert_eq!(
+        summary(&events),
+        [
+            (
+                "Execute",
+                req.into(),
+                "PortalSuspended".into(),
+                None,
+                Some(2)
+            ),
+            ("Execute", req.into(), "SELECT 1".into(), None, Some(1)),
+            (
+                "Parse",
+                "SELEC oops".into(),
+                "ERROR: syntax error at or near \"SELEC\"".into(),
+                Some("42601".into()),
+                None,
+            ),
+        ]
+    );
+    // The second part of the portal starts with its own Execute.
+    assert_eq!((events[0].req_ts, events[1].req_ts), (2, 2));
+    assert_eq!(session.pending(), 0);
+    // The unnamed statement of the failed Parse is known (texts are
+    // remembered as sent); s1 was closed.
+    assert_eq!(session.statements(), 1);
+    assert_eq!(session.counters().unanswered, 0);
+}
+
+#[test]
+fn caps_evict_and_count() {
+    let config = PgConfig {
+        max_statements: 2,
+        max_pending: 3,
+        max_text_len: 40,
+        ..PgConfig::default()
+    };
+    let parse = |name: &str| m(b'P', &[cstr(name), cstr("SELECT 1"), vec![0, 0]].concat());
+    let (events, session) = converse(
+        &config,
+        &[
+            (
+                C,
+                [parse("a"), parse("b"), parse("c"), m(b'S', b"")].concat(),
+            ),
+            (C, m(b'B', b"\0zz\0\0\0\0\0\0\0")),
+            (
+                C,
+                m(b'Q', format!("SELECT '{}'\0", "x".repeat(100)).as_bytes()),
+            ),
+            (S, [m(b'C', b"SELECT 1\0"), ready()].concat()),
+        ],
+    );
+    let c = session.counters();
+    assert_eq!(c.statements_evicted, 1);
+    assert_eq!(c.unknown_statements, 1);
+    // 4 + 1 + 1 requests queued with room for 3.
+    assert_eq!(c.pending_evicted, 3);
+    assert_eq!(session.statements(), 2);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].req.len(), 40);
+    assert!(events[0].req.ends_with("..."));
+    assert!(session.state_bytes() > 0);
+}
+
+/// After a gap, responses are ignored up to the next ReadyForQuery, so a
+/// response is never paired with the wrong request.
+#[test]
+fn gaps_drop_requests_in_flight_and_never_mispair() {
+    let config = PgConfig::default();
+    let mut session = PgSession::new(config);
+    let q = |text: &str| PgMessage::typed(b'Q', &cstr(text));
+    let tag = |t: &str| PgMessage::typed(b'C', &cstr(t));
+    let z = PgMessage::typed(b'Z', b"I");
+    assert!(session.on_frontend(&q("SELECT 1"), 1).is_none());
+    session.on_gap();
+    assert_eq!(session.counters().unanswered, 1);
+    // The answer to the lost query, then its ReadyForQuery: ignored.
+    assert!(session.on_backend(&tag("SELECT 1"), 2).is_none());
+    assert!(session.on_backend(&z, 3).is_none());
+    assert!(session.on_frontend(&q("SELECT 2"), 4).is_none());
+    let ev = session.on_backend(&tag("SELECT 2"), 5).expect("paired");
+    assert_eq!(
+        (ev.req.as_str(), ev.resp.as_str(), ev.req_ts),
+        ("SELECT 2", "SELECT 2", 4)
+    );
+}
+
+// ---- The decoder ----
+
+#[test]
+fn decoder_keeps_prefixes_skips_gaps_and_rejects_garbage() {
+    let config = PgConfig {
+        max_kept_bytes: 8,
+        ..PgConfig::default()
+    };
+    let mut d = PgDecoder::new(Request, config.clone());
+    let q = m(b'Q', b"SELECT 123456789\0");
+    let Ok(Decoded::Progress {
+        consumed,
+        message: Some(msg),
+    }) = d.decode(&q)
+    else {
+        panic!("query not decoded");
+    };
+    assert_eq!(
+        (consumed, msg.len, msg.body.as_slice()),
+        (q.len(), 17, &b"SELECT 1"[..])
+    );
+    assert_eq!(d.cut_messages(), 1);
+    // A DataRow of 1 MiB: its header, then a gap over the rest of its body.
+    let mut d = PgDecoder::new(Response, config.clone());
+    let mut head = vec![b'D'];
+    head.extend_from_slice(&(4 + (1u32 << 20)).to_be_bytes());
+    head.extend_from_slice(b"\0\x01");
+    assert_eq!(
+        d.decode(&head),
+        Ok(Decoded::Progress {
+            consumed: 7,
+            message: None
+        })
+    );
+    assert_eq!(
+        d.skip_gap((1 << 20) - 2),
+        sonde_protocols::GapOutcome::Absorbed
+    );
+    let Ok(Decoded::Progress {
+        consumed: 0,
+        message: Some(row),
+    }) = d.decode(b"")
+    else {
+        panic!("row not completed by the gap");
+    };
+    assert!(row.incomplete && row.body.is_empty() && row.len == 1 << 20);
+    // Bad type byte, bad fixed length: errors, then idle.
+    assert_eq!(d.decode(b"\x07\0\0\0\x04"), Err(PgError::InvalidType));
+    assert!(d.is_idle());
+    assert_eq!(d.decode(b"Z\0\0\0\x09I"), Err(PgError::InvalidLength));
+    let mut d = PgDecoder::new(Request, config);
+    assert_eq!(d.decode(b"\0\0\x27\x11"), Err(PgError::InvalidLength));
+}
+
+#[test]
+fn resync_finds_message_starts() {
+    use sonde_protocols::pgsql::find_message_start;
+    let mut stream = b"\x9a\x01junk".to_vec();
+    let at = stream.len();
+    stream.extend(m(b'Q', b"SELECT 1\0"));
+    assert_eq!(find_message_start(&stream, Request), Some(at));
+    let mut stream = b"\xff\xfe\x00garbage".to_vec();
+    let at = stream.len();
+    stream.extend([m(b'C', b"UPDATE 1\0"), ready()].concat());
+    assert_eq!(find_message_start(&stream, Response), Some(at));
+    assert_eq!(
+        find_message_start(b"\x01\x02\x03\x04\x05\x06\x07\x08", Response),
+        None
+    );
 }

@@ -358,3 +358,140 @@ fn row_description(input: &[u8], end: usize) -> Check {
     }
     strong_if(u16_at(input, i + 16)? <= 1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{request_verdict, response_verdict};
+    use crate::Verdict;
+
+    /// The first bytes each side sent on each connection of the recordings.
+    fn recorded_starts() -> Vec<(Vec<u8>, Vec<u8>)> {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/pgsql");
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(dir).expect("recordings") {
+            let text = std::fs::read_to_string(entry.expect("entry").path()).expect("file");
+            let mut conns: std::collections::BTreeMap<&str, (Vec<u8>, Vec<u8>)> =
+                Default::default();
+            for line in text.lines().filter(|l| !l.starts_with('#')) {
+                let f: Vec<&str> = line.split(' ').collect();
+                let bytes: Vec<u8> = (0..f[3].len())
+                    .step_by(2)
+                    .map(|i| u8::from_str_radix(&f[3][i..i + 2], 16).expect("hex"))
+                    .collect();
+                let side = conns.entry(f[0]).or_default();
+                let buf = if f[1] == "C" {
+                    &mut side.0
+                } else {
+                    &mut side.1
+                };
+                buf.extend_from_slice(&bytes);
+            }
+            out.extend(conns.into_values());
+        }
+        out
+    }
+
+    /// Verdicts of every prefix: undecided, then one answer for good.
+    fn settled(verdict: fn(&[u8]) -> Verdict, input: &[u8]) -> Verdict {
+        let mut seen = None;
+        for len in 0..=input.len().min(128) {
+            let v = verdict(&input[..len]);
+            match seen {
+                Some(s) => assert_eq!(v, s, "changed at {len} bytes"),
+                None if v != Verdict::Maybe => seen = Some(v),
+                None => {}
+            }
+        }
+        seen.unwrap_or(Verdict::Maybe)
+    }
+
+    #[test]
+    fn recorded_streams_start_with_strong_evidence() {
+        let starts = recorded_starts();
+        assert!(starts.len() >= 15);
+        for (client, server) in starts {
+            assert_eq!(settled(request_verdict, &client), Verdict::Strong);
+            // A TLS server's 'S' before ciphertext is weak on its own.
+            let want = if server.get(1) == Some(&0x16) {
+                Verdict::Weak
+            } else {
+                Verdict::Strong
+            };
+            assert_eq!(settled(response_verdict, &server), want, "{server:02x?}");
+        }
+    }
+
+    /// No other protocol claims PostgreSQL's first bytes (so wiring these
+    /// verdicts into `detect` leaves them the only strong candidate).
+    #[test]
+    fn other_protocols_do_not_claim_recorded_streams() {
+        for (client, server) in recorded_starts() {
+            for input in [&client, &server] {
+                for len in [1, 5, 8, 16, 64, input.len()] {
+                    let prefix = &input[..len.min(input.len())];
+                    assert_eq!(crate::detect(prefix), None, "{prefix:02x?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn other_protocols_and_random_bytes_are_not_strong() {
+        let others: &[&[u8]] = &[
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+            b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n",
+            b"+OK\r\n",
+            b"-ERR unknown command\r\n",
+            b"\x21\0\0\0\x03SELECT id FROM users WHERE x = 1",
+            b"\x4a\0\0\0\x0a8.0.36\0\x08\0\0\0abcdefgh\0\xff\xf7",
+            b"\x16\x03\x01\x02\0\x01\0\x01\xfc\x03\x03",
+            b"\0\x1d\x12\x34\x01\0\0\x01\0\0\0\0\0\0\x07example\x03com\0\0\x01\0\x01",
+            b"SSH-2.0-OpenSSH_9.2p1\r\n",
+            b"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
+        ];
+        for input in others {
+            assert_ne!(request_verdict(input), Verdict::Strong, "{input:?}");
+            assert_ne!(response_verdict(input), Verdict::Strong, "{input:?}");
+        }
+        let mut state = 0x5eed_u64;
+        let mut strong = 0;
+        for _ in 0..50_000 {
+            let input: Vec<u8> = (0..64)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    (state >> 33) as u8
+                })
+                .collect();
+            strong += usize::from(request_verdict(&input) == Verdict::Strong);
+            strong += usize::from(response_verdict(&input) == Verdict::Strong);
+        }
+        assert_eq!(strong, 0);
+    }
+
+    #[test]
+    fn startup_phase_messages() {
+        let ssl = b"\0\0\0\x08\x04\xd2\x16\x2f";
+        assert_eq!(request_verdict(ssl), Verdict::Strong);
+        assert_eq!(request_verdict(&ssl[..7]), Verdict::Maybe);
+        assert_eq!(
+            request_verdict(b"\0\0\0\x09\x04\xd2\x16\x2f\0"),
+            Verdict::No
+        );
+        let startup = b"\0\0\0\x17\0\x03\0\0user\0bob\0\0";
+        assert_eq!(request_verdict(startup), Verdict::Strong);
+        // Protocol 2.0 is not followed.
+        assert_eq!(
+            request_verdict(b"\0\0\0\x17\0\x02\0\0user\0bob\0\0"),
+            Verdict::No
+        );
+        assert_eq!(response_verdict(b"R\0\0\0\x08\0\0\0\0"), Verdict::Strong);
+        assert_eq!(response_verdict(b"R\0\0\0\x08\0\0\0\x05"), Verdict::No);
+        assert_eq!(response_verdict(b"NR\0\0\0\x08\0\0\0\0"), Verdict::Strong);
+        assert_eq!(response_verdict(b"N"), Verdict::Maybe);
+        assert_eq!(response_verdict(b"Z\0\0\0\x05I"), Verdict::Strong);
+        assert_eq!(response_verdict(b"Z\0\0\0\x05X"), Verdict::No);
+    }
+}
