@@ -1074,6 +1074,38 @@ fn decoder_keeps_prefixes_skips_gaps_and_rejects_garbage() {
     assert_eq!(d.decode(b"\0\0\x27\x11"), Err(PgError::InvalidLength));
 }
 
+/// SASL exchanges, secret keys: only what the session needs is kept.
+#[test]
+fn decoder_keeps_no_secrets() {
+    let config = PgConfig::default();
+    let kept = |kind, bytes: &[u8]| {
+        let mut d = PgDecoder::new(kind, config.clone());
+        match d.decode(bytes) {
+            Ok(Decoded::Progress {
+                message: Some(m), ..
+            }) => m.body,
+            other => panic!("{other:?}"),
+        }
+    };
+    // SASL: the mechanism list is kept, the server's challenge and proof are not.
+    let sasl = m(b'R', b"\0\0\0\x0aSCRAM-SHA-256\0\0");
+    assert_eq!(kept(Response, &sasl), b"\0\0\0\x0aSCRAM-SHA-256\0\0");
+    let cont = m(b'R', b"\0\0\0\x0br=nonce,s=c2FsdA==,i=4096");
+    assert_eq!(kept(Response, &cont), b"\0\0\0\x0b");
+    let fin = m(b'R', b"\0\0\0\x0cv=c2lnbmF0dXJl");
+    assert_eq!(kept(Response, &fin), b"\0\0\0\x0c");
+    // SASLInitialResponse and SASLResponse from the client: nothing.
+    let initial = m(b'p', b"SCRAM-SHA-256\0\0\0\0\x20n,,n=,r=clientnonce");
+    assert_eq!(kept(Request, &initial), b"");
+    // BackendKeyData: the process id, not the key; CancelRequest likewise.
+    assert_eq!(
+        kept(Response, &m(b'K', b"\0\0\x30\x39SECR")),
+        b"\0\0\x30\x39"
+    );
+    let cancel = untyped(80_877_102, b"\0\0\x30\x39SECR");
+    assert_eq!(kept(Request, &cancel), b"\x04\xd2\x16\x2e\0\0\x30\x39");
+}
+
 #[test]
 fn resync_finds_message_starts() {
     use sonde_protocols::pgsql::find_message_start;
