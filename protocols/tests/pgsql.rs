@@ -50,59 +50,61 @@ struct Conn {
     encryption: Encryption,
 }
 
-/// Replays each connection of a recording through a decoder per direction
-/// and a session; `split` cuts every read into pieces (None: whole).
+/// Runs the reads of one connection through a decoder per direction and a
+/// session; `split` cuts every read into random pieces (None: whole).
+fn run_conn<'a>(
+    config: &PgConfig,
+    chunks: impl Iterator<Item = &'a Chunk>,
+    mut split: Option<&mut Lcg>,
+) -> (Vec<PgEvent>, PgSession) {
+    let mut session = PgSession::new(config.clone());
+    let mut decoders = [
+        PgDecoder::new(Request, config.clone()),
+        PgDecoder::new(Response, config.clone()),
+    ];
+    let mut bufs: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+    let mut events = Vec::new();
+    for chunk in chunks {
+        let i = usize::from(!chunk.client);
+        let mut rest = chunk.bytes.as_slice();
+        while !rest.is_empty() {
+            let n = match split.as_deref_mut() {
+                Some(rng) => 1 + rng.below(rest.len().min(40)),
+                None => rest.len(),
+            };
+            let (piece, tail) = rest.split_at(n);
+            rest = tail;
+            bufs[i].extend_from_slice(piece);
+            loop {
+                match decoders[i].decode(&bufs[i]).expect("stream decodes") {
+                    Decoded::NeedMore => break,
+                    Decoded::Progress { consumed, message } => {
+                        bufs[i].drain(..consumed);
+                        let Some(msg) = message else { continue };
+                        let ev = if chunk.client {
+                            session.on_frontend(&msg, chunk.ts)
+                        } else {
+                            session.on_backend(&msg, chunk.ts)
+                        };
+                        events.extend(ev);
+                    }
+                }
+            }
+        }
+    }
+    (events, session)
+}
+
+/// Replays each connection of a recording.
 fn replay(chunks: &[Chunk], mut split: Option<&mut Lcg>) -> Vec<Conn> {
     let mut conns: Vec<u32> = chunks.iter().map(|c| c.conn).collect();
-    conns.dedup();
     conns.sort();
     conns.dedup();
     conns
         .into_iter()
         .map(|conn| {
-            let config = PgConfig::default();
-            let mut session = PgSession::new(config.clone());
-            let mut decoders = [
-                PgDecoder::new(Request, config.clone()),
-                PgDecoder::new(Response, config.clone()),
-            ];
-            let mut bufs: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
-            let mut events = Vec::new();
-            for chunk in chunks.iter().filter(|c| c.conn == conn) {
-                let i = usize::from(!chunk.client);
-                let mut pieces = Vec::new();
-                let mut rest = chunk.bytes.as_slice();
-                while !rest.is_empty() {
-                    let n = match split.as_deref_mut() {
-                        Some(rng) => 1 + rng.below(rest.len().min(40)),
-                        None => rest.len(),
-                    };
-                    let (a, b) = rest.split_at(n);
-                    pieces.push(a);
-                    rest = b;
-                }
-                for piece in pieces {
-                    bufs[i].extend_from_slice(piece);
-                    loop {
-                        match decoders[i]
-                            .decode(&bufs[i])
-                            .expect("recorded stream decodes")
-                        {
-                            Decoded::NeedMore => break,
-                            Decoded::Progress { consumed, message } => {
-                                bufs[i].drain(..consumed);
-                                let Some(msg) = message else { continue };
-                                let ev = if chunk.client {
-                                    session.on_frontend(&msg, chunk.ts)
-                                } else {
-                                    session.on_backend(&msg, chunk.ts)
-                                };
-                                events.extend(ev);
-                            }
-                        }
-                    }
-                }
-            }
+            let mine = chunks.iter().filter(|c| c.conn == conn);
+            let (events, session) = run_conn(&PgConfig::default(), mine, split.as_deref_mut());
             Conn {
                 events,
                 user: session.user().to_string(),
@@ -676,33 +678,17 @@ fn ready() -> Vec<u8> {
 
 /// Steps of (from the client?, bytes); the step index is the time.
 fn converse(config: &PgConfig, steps: &[(bool, Vec<u8>)]) -> (Vec<PgEvent>, PgSession) {
-    let mut session = PgSession::new(config.clone());
-    let mut decoders = [
-        PgDecoder::new(Request, config.clone()),
-        PgDecoder::new(Response, config.clone()),
-    ];
-    let mut bufs: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
-    let mut events = Vec::new();
-    for (ts, (client, bytes)) in steps.iter().enumerate() {
-        let i = usize::from(!client);
-        bufs[i].extend_from_slice(bytes);
-        loop {
-            match decoders[i].decode(&bufs[i]).expect("valid") {
-                Decoded::NeedMore => break,
-                Decoded::Progress { consumed, message } => {
-                    bufs[i].drain(..consumed);
-                    let Some(msg) = message else { continue };
-                    let ev = if *client {
-                        session.on_frontend(&msg, ts as u64)
-                    } else {
-                        session.on_backend(&msg, ts as u64)
-                    };
-                    events.extend(ev);
-                }
-            }
-        }
-    }
-    (events, session)
+    let chunks: Vec<Chunk> = steps
+        .iter()
+        .enumerate()
+        .map(|(ts, (client, bytes))| Chunk {
+            conn: 0,
+            client: *client,
+            ts: ts as u64,
+            bytes: bytes.clone(),
+        })
+        .collect();
+    run_conn(config, chunks.iter(), None)
 }
 
 const C: bool = true;
