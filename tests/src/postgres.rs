@@ -132,36 +132,22 @@ impl Postgres {
     }
 
     /// Runs `sql` as the superuser over the unix socket (not over TCP: not
-    /// what a test captures), in `DATABASE` once it exists.
+    /// what a test captures).
     pub fn admin(&self, sql: &str) -> String {
-        run(Command::new("psql")
-            .args(["-X", "-v", "ON_ERROR_STOP=1", "-h"])
-            .arg(&self.socket_dir)
-            .args([
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                SYSTEM_USER,
-                "-d",
-                "postgres",
-            ])
-            .args(["-c", sql]))
+        self.admin_in("postgres", sql)
     }
 
     /// Runs `sql` as the superuser in `DATABASE` over the unix socket.
     pub fn admin_db(&self, sql: &str) -> String {
+        self.admin_in(DATABASE, sql)
+    }
+
+    fn admin_in(&self, database: &str, sql: &str) -> String {
+        let port = self.port.to_string();
         run(Command::new("psql")
             .args(["-X", "-v", "ON_ERROR_STOP=1", "-h"])
             .arg(&self.socket_dir)
-            .args([
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                SYSTEM_USER,
-                "-d",
-                DATABASE,
-            ])
-            .args(["-c", sql]))
+            .args(["-p", &port, "-U", SYSTEM_USER, "-d", database, "-c", sql]))
     }
 
     /// Environment for a libpq client logging in as `USER` over TCP to
