@@ -4,11 +4,12 @@
 
 use std::collections::HashMap;
 use std::mem;
+use std::sync::Arc;
 
 /// A prepared statement: its text (redacted, cut) and parameter types.
 #[derive(Debug, Clone)]
 pub(crate) struct Statement {
-    pub text: String,
+    pub text: Arc<str>,
     /// Parameter type OIDs from Parse (0: left to the server), completed by
     /// a ParameterDescription.
     pub types: Vec<u32>,
@@ -148,18 +149,18 @@ impl Statements {
 /// Portals of one connection: the rendered statement and parameters each
 /// Execute of it shows.
 #[derive(Debug)]
-pub(crate) struct Portals(Named<String>);
+pub(crate) struct Portals(Named<Arc<str>>);
 
 impl Portals {
     pub fn new(max: usize) -> Self {
         Self(Named::new(max))
     }
 
-    pub fn get(&self, name: &[u8]) -> Option<&String> {
+    pub fn get(&self, name: &[u8]) -> Option<&Arc<str>> {
         self.0.get(name)
     }
 
-    pub fn insert(&mut self, name: &[u8], req: String) -> u64 {
+    pub fn insert(&mut self, name: &[u8], req: Arc<str>) -> u64 {
         self.0.insert(name, req)
     }
 
@@ -168,7 +169,7 @@ impl Portals {
     }
 
     pub fn bytes(&self) -> usize {
-        self.0.bytes(|s| mem::size_of::<String>() + s.len())
+        self.0.bytes(|s| mem::size_of::<Arc<str>>() + 16 + s.len())
     }
 }
 
@@ -178,7 +179,7 @@ mod tests {
 
     fn stmt(text: &str) -> Statement {
         Statement {
-            text: text.into(),
+            text: Arc::from(text),
             types: vec![0, 23],
         }
     }
@@ -192,8 +193,8 @@ mod tests {
         assert_eq!(s.insert(b"b", stmt("B2")), 0);
         assert_eq!(s.insert(b"c", stmt("C")), 1);
         assert!(s.get(b"a").is_none());
-        assert_eq!(s.get(b"b").unwrap().text, "B2");
-        assert_eq!(s.get(b"").unwrap().text, "u");
+        assert_eq!(&*s.get(b"b").unwrap().text, "B2");
+        assert_eq!(&*s.get(b"").unwrap().text, "u");
         assert_eq!(s.len(), 3);
         s.learn_types(b"c", vec![25, 20, 16]);
         assert_eq!(s.get(b"c").unwrap().types, [25, 23, 16]);

@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 use std::mem;
 use std::ops::Range;
+use std::sync::Arc;
 
 use super::event::{Encryption, PgCommand, PgCounters, PgEvent};
 use super::prepared::{Portals, Statements};
@@ -42,6 +43,9 @@ struct QueryState {
     next: usize,
     /// An error ended it: the other statements were not run.
     failed: bool,
+    /// The text was cut (by the kept-bytes cap or a gap): its last
+    /// statement ends in "...".
+    cut: bool,
 }
 
 #[derive(Debug)]
@@ -62,7 +66,8 @@ enum OpKind {
 #[derive(Debug)]
 struct Op {
     kind: OpKind,
-    req: String,
+    /// Shared with the statement or portal it names.
+    req: Arc<str>,
     ts: u64,
     rows: u64,
     copy: Option<(PgCommand, u64)>,
@@ -70,7 +75,7 @@ struct Op {
 }
 
 impl Op {
-    fn new(kind: OpKind, req: String, ts: u64) -> Self {
+    fn new(kind: OpKind, req: Arc<str>, ts: u64) -> Self {
         Self {
             kind,
             req,
@@ -291,7 +296,7 @@ impl PgSession {
         PgEvent {
             command: op.command(),
             copy_bytes: op.copy.map(|(_, b)| b),
-            req: op.req,
+            req: op.req.to_string(),
             resp,
             sqlstate,
             rows,
@@ -322,5 +327,16 @@ impl PgSession {
         } else if already_cut {
             text.push_str("...");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The agent moves sessions between threads.
+    #[test]
+    fn session_is_send() {
+        fn send<T: Send>() {}
+        send::<super::PgSession>();
+        send::<super::super::PgDecoder>();
     }
 }

@@ -1,5 +1,7 @@
 //! Requests from the client: queued in order, waiting for their answers.
 
+use std::sync::Arc;
+
 use super::super::PgMessage;
 use super::super::message::{self, short_text};
 use super::super::prepared::Statement;
@@ -19,7 +21,7 @@ impl PgSession {
         match tag {
             b'Q' => {
                 let text = body.strip_suffix(b"\0").unwrap_or(body);
-                let text = redact_sql(&String::from_utf8_lossy(text));
+                let text = redact(String::from_utf8_lossy(text).into_owned());
                 let mut statements = statement_ranges(&text);
                 let max = self.config.max_query_statements.max(1);
                 if statements.len() > max {
@@ -38,19 +40,16 @@ impl PgSession {
                     statements,
                     next: 0,
                     failed: false,
+                    cut: !msg.is_whole(),
                 };
-                let mut op = Op::new(OpKind::Query(query), String::new(), ts);
-                // A cut text ends its last statement with "...".
-                if !msg.is_whole() {
-                    op.req.push_str("...");
-                }
-                self.push(op);
+                self.push(Op::new(OpKind::Query(query), Arc::from(""), ts));
             }
             b'P' => {
                 let start = self.segment_start(ts);
                 let parse = message::parse(body)?;
-                let mut text = redact_sql(&String::from_utf8_lossy(parse.text));
+                let mut text = redact(String::from_utf8_lossy(parse.text).into_owned());
                 self.cap(&mut text, !parse.text_whole);
+                let text: Arc<str> = Arc::from(text);
                 let evicted = self.statements.insert(
                     parse.name,
                     Statement {
@@ -64,7 +63,7 @@ impl PgSession {
             b'B' => {
                 let start = self.segment_start(ts);
                 let bind = message::bind(body)?;
-                let req = self.render_bind(&bind, msg.is_whole());
+                let req: Arc<str> = Arc::from(self.render_bind(&bind, msg.is_whole()));
                 let evicted = self.portals.insert(bind.portal, req.clone());
                 self.counters.portals_evicted += evicted;
                 self.push(Op::new(OpKind::Bind, req, start));
@@ -74,10 +73,11 @@ impl PgSession {
                 let (kind, name) = message::target(body)?;
                 let (statement, req) = if kind == b'S' {
                     let text = self.statements.get(name).map(|s| s.text.clone());
-                    (Some(short_text(name)), text.unwrap_or_default())
+                    (Some(short_text(name)), text)
                 } else {
-                    (None, self.portals.get(name).cloned().unwrap_or_default())
+                    (None, self.portals.get(name).cloned())
                 };
+                let req = req.unwrap_or_else(|| Arc::from(""));
                 self.push(Op::new(OpKind::Describe(statement), req, start));
             }
             b'E' => {
@@ -87,7 +87,10 @@ impl PgSession {
                     Some(req) => req.clone(),
                     None => {
                         self.counters.unknown_statements += 1;
-                        format!("portal \"{}\" (not bound in capture)", short_text(portal))
+                        Arc::from(format!(
+                            "portal \"{}\" (not bound in capture)",
+                            short_text(portal)
+                        ))
                     }
                 };
                 self.push(Op::new(OpKind::Execute, req, start));
@@ -105,16 +108,17 @@ impl PgSession {
                     if kind == b'S' { "statement" } else { "portal" },
                     short_text(name)
                 );
-                self.push(Op::new(OpKind::Close, req, start));
+                self.push(Op::new(OpKind::Close, Arc::from(req), start));
             }
             b'S' => {
                 self.segment_start = None;
                 self.skip_until_sync = false;
-                self.push(Op::new(OpKind::Sync, String::new(), ts));
+                self.push(Op::new(OpKind::Sync, Arc::from(""), ts));
             }
             b'F' => {
                 let oid = Cursor::new(body).u32_be().unwrap_or(0);
-                self.push(Op::new(OpKind::FunctionCall, format!("oid={oid}"), ts));
+                let req = Arc::from(format!("oid={oid}"));
+                self.push(Op::new(OpKind::FunctionCall, req, ts));
             }
             b'd' => {
                 // CopyData from the client: the statement at the front is a
@@ -144,7 +148,7 @@ impl PgSession {
     pub(super) fn render_bind(&mut self, bind: &message::Bind<'_>, whole: bool) -> String {
         let statement = self.statements.get(bind.statement);
         let mut out = match statement {
-            Some(s) => s.text.clone(),
+            Some(s) => s.text.to_string(),
             None => {
                 self.counters.unknown_statements += 1;
                 format!(
@@ -196,4 +200,21 @@ impl PgSession {
             .count();
         self.counters.unanswered += dropped as u64;
     }
+}
+
+/// `text` with password literals redacted; most statements have none of
+/// the keywords, and are passed through without a copy.
+fn redact(text: String) -> String {
+    let bytes = text.as_bytes();
+    let suspicious = bytes.iter().enumerate().any(|(i, &b)| {
+        let word: &[u8] = match b {
+            b'p' | b'P' => b"password",
+            b'i' | b'I' => b"identified",
+            _ => return false,
+        };
+        bytes
+            .get(i..i + word.len())
+            .is_some_and(|w| w.eq_ignore_ascii_case(word))
+    });
+    if suspicious { redact_sql(&text) } else { text }
 }

@@ -187,8 +187,8 @@ impl PgSession {
                             .get(range.clone())
                             .unwrap_or_default()
                             .to_string();
-                        if query.next + 1 == query.statements.len() {
-                            text.push_str(&op.req);
+                        if query.cut && query.next + 1 == query.statements.len() {
+                            text.push_str("...");
                         }
                         text
                     }
