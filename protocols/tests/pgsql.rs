@@ -1108,3 +1108,38 @@ fn resync_finds_message_starts() {
         None
     );
 }
+
+/// Fuzz finding: a notification's channel name (up to 128 bytes kept) was
+/// not cut to `max_text_len`; every `req` and `resp` now is.
+#[test]
+fn every_text_is_cut_to_max_text_len() {
+    let config = PgConfig {
+        max_text_len: 20,
+        ..PgConfig::default()
+    };
+    let long = "c".repeat(100);
+    let (events, _) = converse(
+        &config,
+        &[
+            (
+                S,
+                m(
+                    b'A',
+                    &[&[0, 0, 0, 1][..], &cstr(&long), &cstr("payload")].concat(),
+                ),
+            ),
+            (C, m(b'C', &[b"S".to_vec(), cstr(&long)].concat())),
+            (C, m(b'S', b"")),
+            (
+                S,
+                [m(b'E', &error("ERROR", "26000", &long)), ready()].concat(),
+            ),
+        ],
+    );
+    assert_eq!(events.len(), 2);
+    for e in &events {
+        assert!(e.req.len() <= 20 && e.resp.len() <= 20, "{e:?}");
+    }
+    assert_eq!(events[0].req, format!("{}...", "c".repeat(17)));
+    assert_eq!(events[1].req, "statement \"cccccc...");
+}

@@ -293,10 +293,12 @@ impl PgSession {
     ) -> PgEvent {
         resp.push_str(&op.notices);
         self.cap(&mut resp, false);
+        let mut req = op.req.to_string();
+        self.cap(&mut req, false);
         PgEvent {
             command: op.command(),
             copy_bytes: op.copy.map(|(_, b)| b),
-            req: op.req.to_string(),
+            req,
             resp,
             sqlstate,
             rows,
@@ -305,7 +307,8 @@ impl PgSession {
         }
     }
 
-    fn one_sided(&self, command: PgCommand, req: String, ts: u64) -> PgEvent {
+    fn one_sided(&self, command: PgCommand, mut req: String, ts: u64) -> PgEvent {
+        self.cap(&mut req, false);
         PgEvent {
             command,
             req,
