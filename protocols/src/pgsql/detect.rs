@@ -421,6 +421,37 @@ mod tests {
         }
     }
 
+    /// Evidence only grows: over mutations of the recorded starts, a verdict
+    /// once decided holds for every longer prefix (`settled` asserts it).
+    #[test]
+    fn verdicts_never_change_once_decided() {
+        let mut state = 7_u64;
+        let mut next = |n: usize| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as usize % n.max(1)
+        };
+        for (client, server) in recorded_starts() {
+            for seed in [client, server] {
+                let seed = &seed[..seed.len().min(96)];
+                for _ in 0..200 {
+                    let mut input = seed.to_vec();
+                    for _ in 0..1 + next(4) {
+                        let at = next(input.len() + 1);
+                        match next(3) {
+                            0 if at < input.len() => input[at] ^= 1 << next(8),
+                            1 if at < input.len() => input[at] = next(256) as u8,
+                            _ => input.truncate(at),
+                        }
+                    }
+                    settled(request_verdict, &input);
+                    settled(response_verdict, &input);
+                }
+            }
+        }
+    }
+
     /// No other protocol claims PostgreSQL's first bytes (so wiring these
     /// verdicts into `detect` leaves them the only strong candidate).
     #[test]
