@@ -15,6 +15,10 @@ packages=(clang llvm libbpf-dev curl python3 ca-certificates redis-server redis-
     mariadb-server mariadb-client dnsmasq-base bind9-dnsutils iproute2)
 # TLS tests: openssl (certificates, s_server), gcc + libssl-dev (a client with OpenSSL linked statically).
 packages+=(openssl gcc libssl-dev)
+# PostgreSQL tests: the server (with pgbench) and psql; libpq for psycopg;
+# Node.js + npm for node-postgres (unless a Node.js with npm is there).
+packages+=(postgresql postgresql-client libpq5)
+command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 command -v nginx >/dev/null 2>&1 || packages+=(nginx)
 
 missing=()
@@ -39,6 +43,20 @@ if ! python3 -c "import grpc, opentelemetry.proto.collector.trace.v1.trace_servi
     echo "setup: installing grpcio and opentelemetry-proto"
     python3 -m pip install --quiet --disable-pip-version-check \
         grpcio==1.85.1 opentelemetry-proto==1.45.2 protobuf==7.36.2
+fi
+
+# psycopg 3, the pure-Python package over the system libpq (not
+# psycopg[binary], which bundles its own libpq and OpenSSL).
+if ! python3 -c "import psycopg" >/dev/null 2>&1; then
+    echo "setup: installing psycopg"
+    python3 -m pip install --quiet --disable-pip-version-check psycopg==3.2.13
+fi
+
+# node-postgres, for tests/fixtures/pg_node.js (versions pinned in the lock file).
+pg_node="$(cd "$(dirname "$0")/.." && pwd)/tests/pg-node"
+if [ ! -d "$pg_node/node_modules/pg" ]; then
+    echo "setup: installing node-postgres"
+    npm ci --prefix "$pg_node" --no-audit --no-fund --silent
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

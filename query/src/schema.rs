@@ -9,13 +9,14 @@ pub const HTTP_EVENTS: &str = "http_events";
 pub const DNS_EVENTS: &str = "dns_events";
 pub const MYSQL_EVENTS: &str = "mysql_events";
 pub const REDIS_EVENTS: &str = "redis_events";
+pub const PGSQL_EVENTS: &str = "pgsql_events";
 pub const CONN_STATS: &str = "conn_stats";
 pub const CAPTURE_STATS: &str = "capture_stats";
 pub const PROBE_STATUS: &str = "probe_status";
 
 pub use crate::records::{
     conn_stats_schema, dns_events_schema, http_events_schema, mysql_events_schema,
-    probe_status_schema, redis_events_schema,
+    pgsql_events_schema, probe_status_schema, redis_events_schema,
 };
 
 /// Name of the event-time column every table has; the store prunes on it.

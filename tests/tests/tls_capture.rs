@@ -6,12 +6,12 @@
 //! `cargo test -p sonde-e2e --test tls_capture -- --test-threads=1`
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use sonde_e2e::{Agent, Server, curl, ebpf_available, run, scratch_dir};
+use sonde_e2e::{Agent, Server, curl, ebpf_available, run, scratch_dir, self_signed_cert};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -30,31 +30,6 @@ fn tls_port() -> u16 {
         .map(|k| 19400 + (start + k) % 100)
         .find(|&port| TcpListener::bind(("127.0.0.1", port)).is_ok())
         .expect("a free port in 19400..19500")
-}
-
-/// A self-signed certificate for 127.0.0.1/localhost: (cert.pem, key.pem).
-fn self_signed_cert(dir: &Path) -> (PathBuf, PathBuf) {
-    let cert = dir.join("cert.pem");
-    let key = dir.join("key.pem");
-    run(Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1,DNS:localhost",
-            "-keyout",
-        ])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert));
-    (cert, key)
 }
 
 /// nginx serving HTTPS on `port` with the given certificate.

@@ -80,6 +80,35 @@ protocol_table! {
 }
 
 protocol_table! {
+    /// One PostgreSQL exchange: a statement of a simple query, an Execute
+    /// of the extended protocol (with its bound parameters), a login, a
+    /// COPY, or what the server sent on its own (notices, notifications).
+    table "pgsql_events", row PgsqlRow, builder PgsqlEventsBuilder, schema pgsql_events_schema {
+        /// `Query`, `Execute`, `Parse`/`Bind`/`Describe`/`Close` (when they
+        /// fail), `CopyIn`, `CopyOut`, `Startup`, `SSLRequest`,
+        /// `CancelRequest`, `Terminate`, `Notice`, `Notification`, `Error`.
+        req_cmd: String,
+        /// Statement text; for `Execute` with its parameters
+        /// (`... -- params: [42, 'abc']`); for `Startup` the login's
+        /// parameters. Passwords are never shown.
+        req: String,
+        /// CommandComplete tag (`INSERT 0 1`), `SEVERITY: message` of an
+        /// error, `OK (SCRAM-SHA-256)` of a login; COPY adds its byte count.
+        resp: String,
+        /// SQLSTATE of an error; null on success.
+        sqlstate: Option<String>,
+        /// Rows affected or returned (from the tag); null when it has none.
+        rows: Option<i64>,
+        /// User and database of the connection's StartupMessage ("" when
+        /// the capture began after it).
+        db_user: String,
+        db_name: String,
+        /// Nanoseconds from the request to the end of its response.
+        latency: i64,
+    }
+}
+
+protocol_table! {
     /// A connection's traffic: one row when it closes (or its process exits),
     /// and one every reporting interval while it stays open.
     table "conn_stats", row ConnStatsRow, builder ConnStatsBuilder, schema conn_stats_schema {
@@ -298,5 +327,52 @@ mod tests {
         assert!(builder.is_empty());
         assert_eq!(builder.approx_bytes(), 0);
         assert_eq!(builder.finish().num_rows(), 0);
+    }
+
+    #[test]
+    fn pgsql_events_has_nullable_sqlstate_and_rows() {
+        let schema = pgsql_events_schema();
+        let tail: Vec<(&str, bool)> = schema.fields()[17..]
+            .iter()
+            .map(|f| (f.name().as_str(), f.is_nullable()))
+            .collect();
+        assert_eq!(
+            tail,
+            [
+                ("req_cmd", false),
+                ("req", false),
+                ("resp", false),
+                ("sqlstate", true),
+                ("rows", true),
+                ("db_user", false),
+                ("db_name", false),
+                ("latency", false),
+            ]
+        );
+        let mut builder = PgsqlEventsBuilder::new();
+        for (sqlstate, rows) in [(None, Some(3)), (Some("42P01".to_string()), None)] {
+            builder.append(&PgsqlRow {
+                time_ns: 1,
+                conn: conn(),
+                req_cmd: "Query".into(),
+                req: "SELECT 1".into(),
+                resp: "SELECT 1".into(),
+                sqlstate,
+                rows,
+                db_user: "u".into(),
+                db_name: "d".into(),
+                latency: 5,
+            });
+        }
+        let batch = builder.finish();
+        assert_eq!(batch.schema(), schema);
+        let sqlstate = batch.column_by_name("sqlstate").unwrap().as_string::<i32>();
+        assert!(sqlstate.is_null(0));
+        assert_eq!(sqlstate.value(1), "42P01");
+        let rows = batch
+            .column_by_name("rows")
+            .unwrap()
+            .as_primitive::<Int64Type>();
+        assert_eq!((rows.value(0), rows.is_null(1)), (3, true));
     }
 }
