@@ -7,6 +7,7 @@ use anyhow::Context;
 use sonde_k8s::MetadataResolver;
 use sonde_protocols::http::HttpConfig;
 use sonde_query::engine::QueryEngine;
+use sonde_query::records::probe_status_batch;
 use sonde_query::schema::{
     CAPTURE_STATS, CONN_STATS, DNS_EVENTS, HTTP_EVENTS, MYSQL_EVENTS, REDIS_EVENTS,
     capture_stats_schema, conn_stats_schema, dns_events_schema, http_events_schema,
@@ -113,6 +114,17 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         )
         .set(probes.failed.len() as u64);
     crate::tls::report_tracepoints(&store, &probes.attached, &probes.failed);
+    let now = crate::clock::Clock::sample().to_unix_ns(crate::clock::Clock::monotonic_now());
+    if let Err(err) = store.append(
+        PROBE_STATUS,
+        probe_status_batch(&probes.kernel.status_rows(now)),
+    ) {
+        tracing::error!(%err, "probe_status batch refused by the store");
+    }
+    let degraded = degraded_summary(&probes);
+    for line in &degraded {
+        tracing::warn!("degraded: {line}");
+    }
 
     let tracker_config = TrackerConfig {
         http: http_config(&args),
@@ -176,6 +188,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         engine,
         stats: stats.clone(),
         ready: ready.clone(),
+        degraded: degraded.into(),
         extra_metrics: vec![export.red.clone()],
     });
     if let Some(token) = token {
@@ -221,6 +234,22 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         Ok(result) => result,
         Err(_) => anyhow::bail!("the capture thread panicked"),
     }
+}
+
+/// What `/readyz` lists as degraded: what the kernel lacks and the
+/// tracepoints that could not be attached (details in `probe_status`).
+fn degraded_summary(probes: &probes::Probes) -> Vec<String> {
+    let mut lines = probes.kernel.degraded();
+    if !probes.failed.is_empty() {
+        let names: Vec<&str> = probes.failed.iter().map(|(p, _)| p.as_str()).collect();
+        lines.push(format!(
+            "{} of {} tracepoints not attached: {}",
+            names.len(),
+            names.len() + probes.attached.len(),
+            names.join(", ")
+        ));
+    }
+    lines
 }
 
 /// Pod metadata from the cluster: the in-cluster service account, or an

@@ -15,6 +15,7 @@ pub mod dns_session;
 pub mod export;
 pub mod http_session;
 pub mod k8s_meta;
+pub mod kernel_features;
 pub mod mysql_session;
 pub mod probes;
 pub mod reassembly;
