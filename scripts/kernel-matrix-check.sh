@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One kernel's check for scripts/kernel-matrix.sh: starts the agent, nginx,
 # redis-server and dnsmasq, makes HTTP (curl -> nginx, both sides recorded),
-# DNS (dig -> dnsmasq, UDP and TCP) and Redis (redis-cli -> redis-server)
-# traffic, and checks the rows and probe_status through the API with
+# HTTPS (the same, read in plaintext by the OpenSSL uprobes), DNS (dig ->
+# dnsmasq, UDP and TCP) and Redis (redis-cli -> redis-server) traffic, and
+# checks the rows, probe_status and /readyz through the API with
 # `sonde query`. Runs inside the qemu guest (as part of its init) or directly on
 # this machine (kernel-matrix.sh --host).
 #
@@ -59,6 +60,7 @@ wait_port() { # port what
 API_PORT=$(free_port)
 HTTP_PORT=$(free_port)
 REDIS_PORT=$(free_port)
+TLS_PORT=$(free_port)
 DNS_PORT=$(free_port)
 SERVER="http://127.0.0.1:$API_PORT"
 
@@ -66,6 +68,10 @@ echo "kernel: $(uname -r)"
 
 # --- servers ---
 head -c "$BIG_BYTES" /dev/zero | tr '\0' 'k' >"$WORK/html/big.txt"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+    -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 \
+    -keyout "$WORK/key.pem" -out "$WORK/cert.pem" >"$WORK/openssl.log" 2>&1 ||
+    result fail "openssl could not make a certificate: $(tail -n 1 "$WORK/openssl.log")"
 cat >"$WORK/nginx.conf" <<EOF
 worker_processes 1;
 daemon off;
@@ -88,6 +94,12 @@ http {
         location /kmatrix/ { default_type text/plain; return 200 "kmatrix ok\n"; }
         location = /big.txt { }
     }
+    server {
+        listen 127.0.0.1:$TLS_PORT ssl;
+        ssl_certificate $WORK/cert.pem;
+        ssl_certificate_key $WORK/key.pem;
+        location /tls/ { default_type text/plain; return 200 "kmatrix tls\n"; }
+    }
 }
 EOF
 nginx -c "$WORK/nginx.conf" -p "$WORK" >"$WORK/nginx.out" 2>&1 &
@@ -100,6 +112,7 @@ dnsmasq --keep-in-foreground --no-resolv --no-hosts --bind-interfaces --listen-a
     --host-record=api.kmatrix.test,10.9.8.7 --port="$DNS_PORT" >"$WORK/dnsmasq.log" 2>&1 &
 pids+=($!)
 wait_port "$HTTP_PORT" nginx
+wait_port "$TLS_PORT" "nginx (TLS)"
 wait_port "$REDIS_PORT" redis-server
 wait_port "$DNS_PORT" dnsmasq
 
@@ -132,6 +145,23 @@ joined() { query "$1" | paste -sd ' ' -; }
 
 # --- traffic ---
 failures=()
+# The TLS uprobes attach after /readyz (the library scan runs on its own
+# thread): wait for libssl's.
+deadline=$((SECONDS + 120))
+until [ "$(query "SELECT count(*) FROM probe_status WHERE kind = 'uprobe' AND status = 'attached' \
+AND target LIKE '%libssl.so%'")" -ge 1 ] 2>/dev/null; do
+    if [ $SECONDS -ge $deadline ]; then
+        failures+=("TLS uprobes not attached to libssl: $(joined "SELECT concat(target, ': ', detail) \
+FROM probe_status WHERE kind = 'uprobe' AND status = 'failed'")")
+        break
+    fi
+    sleep 1
+done
+for i in 1 2; do
+    body=$(curl -fsS --cacert "$WORK/cert.pem" "https://127.0.0.1:$TLS_PORT/tls/$i") ||
+        failures+=("curl https /tls/$i failed")
+    [ "$body" = "kmatrix tls" ] || failures+=("curl https /tls/$i: '$body'")
+done
 for i in 1 2 3; do
     body=$(curl -fsS "http://127.0.0.1:$HTTP_PORT/kmatrix/$i") || failures+=("curl /kmatrix/$i failed")
     [ "$body" = "kmatrix ok" ] || failures+=("curl /kmatrix/$i: '$body'")
@@ -167,10 +197,15 @@ REDIS_SQL="SELECT concat(trace_role, ' ', req_cmd, ' ', resp) AS r FROM redis_ev
 WHERE (trace_role = 'client' AND remote_port = $REDIS_PORT) \
 OR (trace_role = 'server' AND local_port = $REDIS_PORT) ORDER BY r"
 REDIS_WANT="client GET hello client SET OK server GET hello server SET OK"
+TLS_SQL="SELECT concat(trace_role, ' ', req_path, ' ', CAST(resp_status AS VARCHAR), ' ', \
+CAST(encrypted AS VARCHAR)) AS r FROM http_events \
+WHERE (trace_role = 'client' AND remote_port = $TLS_PORT) OR (trace_role = 'server' AND local_port = $TLS_PORT) \
+ORDER BY r"
+TLS_WANT="client /tls/1 200 true client /tls/2 200 true server /tls/1 200 true server /tls/2 200 true"
 
 deadline=$((SECONDS + ROWS_TIMEOUT))
 declare -A got
-for name in HTTP BODY DNS REDIS; do
+for name in HTTP BODY TLS DNS REDIS; do
     sql_var="${name}_SQL"
     want_var="${name}_WANT"
     while :; do
@@ -182,7 +217,7 @@ for name in HTTP BODY DNS REDIS; do
 done
 # One more flush period: a late duplicate row must show up, not slip by.
 sleep 2
-for name in HTTP BODY DNS REDIS; do
+for name in HTTP BODY TLS DNS REDIS; do
     sql_var="${name}_SQL"
     want_var="${name}_WANT"
     got[$name]=$(joined "${!sql_var}")
@@ -207,6 +242,7 @@ if [ -n "$degraded" ]; then
 fi
 echo "probe_status tracepoints: $tracepoints"
 echo "probe_status kernel: $kernel"
+echo "probe_status uprobes: $(joined "SELECT concat(status, ' ', target) FROM probe_status WHERE kind = 'uprobe' ORDER BY target")"
 echo "readyz: $readyz"
 echo "capture_stats:"
 query "SELECT name, value FROM capture_stats WHERE time_ = (SELECT max(time_) FROM capture_stats) \
@@ -215,9 +251,9 @@ AND value > 0 AND name LIKE 'kernel_%' ORDER BY name" | sed 's/^/  /'
 if [ ${#failures[@]} -gt 0 ]; then
     echo "--- agent log"
     tail -n 40 "$WORK/agent.log"
-    result fail "$(printf '%s; ' "${failures[@]}")"
+    result fail "$(printf '%s; ' "${failures[@]}" | sed 's/; $//')"
 fi
-detail="http 4+4 rows, dns 2+2, redis 2+2, tracepoints ${tracepoints// /, }, ready in ${ready_secs}s"
+detail="http 4+4 rows, https 2+2, dns 2+2, redis 2+2, tracepoints ${tracepoints// /, }, ready in ${ready_secs}s"
 if [ -n "$degraded" ]; then
     detail="$detail, degraded: $degraded"
 fi

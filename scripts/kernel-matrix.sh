@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The kernel matrix: runs the agent on Debian's kernels under qemu (TCG; no KVM
 # needed) and on this machine's kernel, and checks real traffic end to end on
-# each (scripts/kernel-matrix-check.sh: HTTP both sides, DNS, Redis, the
-# probe_status table and /readyz).
+# each (scripts/kernel-matrix-check.sh: HTTP both sides, HTTPS through the
+# OpenSSL uprobes, DNS, Redis, the probe_status table and /readyz).
 #
 #   scripts/kernel-matrix.sh [--debug] [KERNEL...]
 #
@@ -19,7 +19,8 @@
 # `apt-get download` through a private apt configuration that adds the
 # bullseye, bookworm-security and bookworm-backports suites (the machine's own
 # apt sources are not touched); a bookworm root filesystem (debootstrap, once)
-# with nginx, curl, redis, dnsmasq and dig, booted as the guest's initramfs.
+# with nginx, curl, openssl, redis, dnsmasq and dig, booted as the guest's
+# initramfs.
 # Cache: target/kmatrix/ (KMATRIX_CACHE). Logs: target/kmatrix/runs/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,7 +35,7 @@ GUEST_CPUS=${KMATRIX_GUEST_CPUS:-2}
 GUEST_TIMEOUT=${KMATRIX_GUEST_TIMEOUT:-2400}
 ALL_KERNELS=(5.10 6.1 6.12 host)
 # What the guest runs besides the agent: the same servers and clients as the e2e tests.
-ROOTFS_PACKAGES=nginx,curl,redis-server,redis-tools,dnsmasq-base,bind9-dnsutils,iproute2,procps
+ROOTFS_PACKAGES=nginx,curl,openssl,redis-server,redis-tools,dnsmasq-base,bind9-dnsutils,iproute2,procps
 
 profile=release
 kernels=()
@@ -82,7 +83,7 @@ if $qemu_wanted; then
     need_packages qemu-system-x86 debootstrap cpio binutils
 fi
 if $host_wanted; then
-    need_packages nginx curl redis-server redis-tools dnsmasq-base bind9-dnsutils iproute2
+    need_packages nginx curl openssl redis-server redis-tools dnsmasq-base bind9-dnsutils iproute2
 fi
 
 # --- the agent binary: built when missing (an existing one is used as is) ---

@@ -4,7 +4,10 @@
 //! kernel is below the supported minimum (a clear refusal naming what lacks).
 //!
 //! The two objects are the same C source (`collector-ebpf/bpf/sonde.bpf.c`)
-//! built with and without `-DSONDE_COMPAT`. Minimum: Linux 5.8 with BTF.
+//! built with and without `-DSONDE_COMPAT`. Refused: kernels without BTF, the
+//! ring buffer (5.8) or bpf_probe_read_user (5.5). Supported (what
+//! scripts/kernel-matrix.sh proves): Linux 5.10 and later with BTF; 5.8 and
+//! 5.9 have the features and are let through, untested.
 
 use std::path::Path;
 
@@ -131,7 +134,7 @@ pub struct KernelFeatures {
 /// The kernel is below the supported minimum.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "kernel not supported: Linux {release} lacks {}; Sonde needs Linux >= 5.8 with BTF (CONFIG_DEBUG_INFO_BTF=y)",
+    "kernel not supported: Linux {release} lacks {}; Sonde supports Linux >= 5.10 with BTF (CONFIG_DEBUG_INFO_BTF=y)",
     describe(.missing)
 )]
 pub struct Unsupported {
@@ -470,7 +473,7 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "kernel not supported: Linux 5.4.0-150-generic lacks the BPF ring buffer (Linux 5.8); \
-             Sonde needs Linux >= 5.8 with BTF (CONFIG_DEBUG_INFO_BTF=y)"
+             Sonde supports Linux >= 5.10 with BTF (CONFIG_DEBUG_INFO_BTF=y)"
         );
         let err = kernel("6.1.0", &[Feature::Btf, Feature::ProbeReadUser])
             .plan(Some("full"))
@@ -479,7 +482,7 @@ mod tests {
             err.to_string(),
             "kernel not supported: Linux 6.1.0 lacks kernel BTF (/sys/kernel/btf/vmlinux, \
              CONFIG_DEBUG_INFO_BTF=y) and the bpf_probe_read_user helper (Linux 5.5); \
-             Sonde needs Linux >= 5.8 with BTF (CONFIG_DEBUG_INFO_BTF=y)"
+             Sonde supports Linux >= 5.10 with BTF (CONFIG_DEBUG_INFO_BTF=y)"
         );
     }
 

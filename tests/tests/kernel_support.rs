@@ -104,7 +104,7 @@ fn a_kernel_without_btf_is_refused_naming_what_it_lacks() {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").expect("osrelease");
     let expected = format!(
         "sonde: kernel not supported: Linux {} lacks kernel BTF (/sys/kernel/btf/vmlinux, \
-         CONFIG_DEBUG_INFO_BTF=y); Sonde needs Linux >= 5.8 with BTF (CONFIG_DEBUG_INFO_BTF=y)\n",
+         CONFIG_DEBUG_INFO_BTF=y); Sonde supports Linux >= 5.10 with BTF (CONFIG_DEBUG_INFO_BTF=y)\n",
         release.trim()
     );
     assert!(stderr.ends_with(&expected), "stderr:\n{stderr}");
