@@ -19,9 +19,12 @@ SONDE_BIN=${SONDE_BIN:-sonde}
 WORK=${KMATRIX_WORK:-/tmp/kmatrix}
 READY_TIMEOUT=${KMATRIX_READY_TIMEOUT:-900}
 ROWS_TIMEOUT=${KMATRIX_ROWS_TIMEOUT:-120}
-# Size of the static file fetched over HTTP: more than one 8 KiB kernel chunk,
-# so the copy loop (bpf_loop or its bounded fallback) runs several times.
-BIG_BYTES=20000
+# The static file fetched over HTTP: 2000 numbered 10-byte lines, more than
+# two 8 KiB kernel chunks, so the copy loop (bpf_loop or its bounded fallback)
+# runs several times per call; the agent keeps whole bodies, and the check
+# compares every byte (a chunk lost, repeated or misplaced changes the text).
+BIG_LINES=2000
+BIG_BYTES=$((BIG_LINES * 10))
 
 rm -rf "$WORK"
 mkdir -p "$WORK/html"
@@ -67,7 +70,7 @@ SERVER="http://127.0.0.1:$API_PORT"
 echo "kernel: $(uname -r)"
 
 # --- servers ---
-head -c "$BIG_BYTES" /dev/zero | tr '\0' 'k' >"$WORK/html/big.txt"
+printf '%09d\n' $(seq 0 $((BIG_LINES - 1))) >"$WORK/html/big.txt"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
     -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 \
     -keyout "$WORK/key.pem" -out "$WORK/cert.pem" >"$WORK/openssl.log" 2>&1 ||
@@ -118,7 +121,8 @@ wait_port "$DNS_PORT" dnsmasq
 
 # --- the agent ---
 started=$SECONDS
-"$SONDE_BIN" agent --listen "127.0.0.1:$API_PORT" --log info >"$WORK/agent.log" 2>&1 &
+"$SONDE_BIN" agent --listen "127.0.0.1:$API_PORT" --body-prefix-bytes "$BIG_BYTES" --log info \
+    >"$WORK/agent.log" 2>&1 &
 agent_pid=$!
 pids+=($agent_pid)
 until curl -fsS -o /dev/null "$SERVER/readyz" 2>/dev/null; do
@@ -183,12 +187,15 @@ AND ((trace_role = 'client' AND remote_port = $HTTP_PORT) OR (trace_role = 'serv
 ORDER BY r"
 HTTP_WANT="client /big.txt 200 $BIG_BYTES client /kmatrix/1 200 11 client /kmatrix/2 200 11 client /kmatrix/3 200 11"
 HTTP_WANT="$HTTP_WANT server /big.txt 200 $BIG_BYTES server /kmatrix/1 200 11 server /kmatrix/2 200 11 server /kmatrix/3 200 11"
-# The first 1024 body bytes are kept: the payload of a multi-chunk response arrived.
+# Every byte of the multi-chunk response, on both sides, against big.txt
+# rebuilt in SQL.
 BODY_SQL="SELECT concat(trace_role, ' ', CAST(length(resp_body) AS VARCHAR), ' ', \
-CAST(resp_body = repeat('k', length(resp_body)) AS VARCHAR)) AS r FROM http_events \
+CAST(resp_body = want AS VARCHAR)) AS r FROM http_events, \
+(SELECT string_agg(lpad(CAST(value AS VARCHAR), 9, '0') || chr(10), '' ORDER BY value) AS want \
+FROM generate_series(0, $((BIG_LINES - 1)))) AS big \
 WHERE req_path = '/big.txt' AND ((trace_role = 'client' AND remote_port = $HTTP_PORT) \
 OR (trace_role = 'server' AND local_port = $HTTP_PORT)) ORDER BY r"
-BODY_WANT="client 1024 true server 1024 true"
+BODY_WANT="client $BIG_BYTES true server $BIG_BYTES true"
 DNS_SQL="SELECT concat(trace_role, ' ', CAST(strpos(resp_body, '10.9.8.7') > 0 AS VARCHAR)) AS r \
 FROM dns_events WHERE (trace_role = 'client' AND remote_port = $DNS_PORT) \
 OR (trace_role = 'server' AND local_port = $DNS_PORT) ORDER BY r"
