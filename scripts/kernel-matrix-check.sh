@@ -251,9 +251,9 @@ echo "probe_status tracepoints: $tracepoints"
 echo "probe_status kernel: $kernel"
 echo "probe_status uprobes: $(joined "SELECT concat(status, ' ', target) FROM probe_status WHERE kind = 'uprobe' ORDER BY target")"
 echo "readyz: $readyz"
-echo "capture_stats:"
-query "SELECT name, value FROM capture_stats WHERE time_ = (SELECT max(time_) FROM capture_stats) \
-AND value > 0 AND name LIKE 'kernel_%' ORDER BY name" | sed 's/^/  /'
+kernel_loss=$(joined "SELECT concat(name, '=', CAST(value AS VARCHAR)) FROM capture_stats \
+WHERE time_ = (SELECT max(time_) FROM capture_stats) AND value > 0 AND name LIKE 'kernel_%' ORDER BY name")
+echo "capture_stats kernel counters above zero: ${kernel_loss:-none}"
 
 if [ ${#failures[@]} -gt 0 ]; then
     echo "--- agent log"
