@@ -162,7 +162,8 @@ fetch_kernel() { # series
     cp "$dir.tmp/extract"/boot/vmlinuz-* "$dir.tmp/vmlinuz"
     grep -E '^CONFIG_(DEBUG_INFO_BTF|BPF_SYSCALL|BPF_EVENTS|FTRACE_SYSCALLS)=' \
         "$dir.tmp/extract"/boot/config-* >"$dir.tmp/config" || true
-    rm -rf "$dir.tmp/extract"
+    # Only vmlinuz is kept (modules are not needed: the guest's root is its initramfs).
+    rm -rf "$dir.tmp/extract" "$deb"
     # Upstream version (5.10.262 of 5.10.262-1): what the matrix reports.
     echo "${version%%-*} $package" >"$dir.tmp/version"
     rm -rf "$dir"
