@@ -69,6 +69,6 @@ if [ "$rustc_minor" -lt 95 ]; then
     exit 1
 fi
 if [ ! -e /sys/kernel/btf/vmlinux ]; then
-    echo "setup: warning: this kernel has no BTF (/sys/kernel/btf/vmlinux); the agent needs Linux >= 5.8 with BTF." >&2
+    echo "setup: warning: this kernel has no BTF (/sys/kernel/btf/vmlinux); the agent needs Linux >= 5.10 with BTF." >&2
 fi
 echo "setup: ok ($(rustc --version), $(clang --version | head -n1))"

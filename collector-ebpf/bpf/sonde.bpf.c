@@ -29,6 +29,33 @@ char LICENSE[] SEC("license") = "GPL";
 #define MAX_MMSG 8
 /* Upper bound of the per-call cap, whatever userspace sets. */
 #define MAX_BYTES_PER_CALL_LIMIT (1 << 20)
+/* Copy-loop iterations per call: one per chunk, plus one per iovec crossed. */
+#define MAX_COPY_ITERATIONS (MAX_BYTES_PER_CALL_LIMIT / SONDE_CHUNK_MAX + 2 + 1024)
+
+/*
+ * Kernel variants. build.rs compiles this file twice and the loader picks one
+ * object after probing the kernel (collector/src/kernel_features.rs):
+ * - the default object uses bpf_loop (Linux 5.17) and atomic fetch-and-add
+ *   (BPF_ATOMIC with BPF_FETCH, Linux 5.12);
+ * - SONDE_COMPAT, for 5.8 to 5.16, uses neither: the copy loop is a bounded
+ *   loop over a global function (verified once, Linux 5.6) and stream
+ *   positions are read, then added to (two calls racing on one socket may see
+ *   the same start position; userspace drops the overlap and counts it in
+ *   stream_duplicate_bytes).
+ */
+#ifdef SONDE_COMPAT
+static __always_inline __u64 fetch_add(__u64 *p, __u64 n)
+{
+	__u64 old = *(volatile __u64 *)p;
+	__sync_fetch_and_add(p, n); /* result unused: the plain atomic add (BPF_XADD) */
+	return old;
+}
+#else
+static __always_inline __u64 fetch_add(__u64 *p, __u64 n)
+{
+	return __sync_fetch_and_add(p, n);
+}
+#endif
 
 /* Set by the loader (EbpfLoader::override_global). */
 volatile const __u32 sonde_self_tgid = 0;
@@ -267,7 +294,7 @@ static __always_inline struct conn_state *conn_open(int fd, struct sock *sk, __u
 	c.id.tgid = key.tgid;
 	c.id.fd = fd;
 	c.id.proc_start_ns = BPF_CORE_READ(task, group_leader, start_boottime);
-	c.id.generation = __sync_fetch_and_add(gen, 1) + 1;
+	c.id.generation = fetch_add(gen, 1) + 1;
 	c.sk = (__u64)sk;
 	if (bpf_map_update_elem(&sonde_conns, &key, &c, BPF_ANY)) {
 		stat_add(SONDE_STAT_CONN_MAP_FULL, 1);
@@ -306,7 +333,7 @@ static __always_inline struct conn_state *conn_get(int fd, struct sock *sk)
 	return conn_open(fd, sk, SONDE_ROLE_UNKNOWN);
 }
 
-/* --- copying payloads: one bpf_loop iteration emits at most one chunk --- */
+/* --- copying payloads: one loop iteration emits at most one chunk --- */
 
 struct copy_state {
 	struct sonde_conn_id conn;
@@ -406,6 +433,37 @@ static long copy_one_chunk(__u32 index, void *ctx)
 	return 0;
 }
 
+#ifdef SONDE_COMPAT
+/* Global functions (not static): the verifier checks each once per program,
+ * not once per call site (sendmmsg has eight) and loop iteration. */
+__attribute__((noinline)) int copy_chunk(__u32 index)
+{
+	return copy_one_chunk(index, NULL);
+}
+
+__attribute__((noinline)) int copy_chunks(__u32 iterations)
+{
+#pragma clang loop unroll(disable)
+	for (__u32 i = 0; i < MAX_COPY_ITERATIONS; i++) {
+		if (i >= iterations || copy_chunk(i))
+			break;
+	}
+	return 0;
+}
+#endif
+
+/* Runs copy_one_chunk up to `iterations` times, until it returns nonzero. */
+static __always_inline void copy_loop(__u32 iterations)
+{
+	if (iterations > MAX_COPY_ITERATIONS)
+		iterations = MAX_COPY_ITERATIONS;
+#ifdef SONDE_COMPAT
+	copy_chunks(iterations);
+#else
+	bpf_loop(iterations, copy_one_chunk, NULL, 0);
+#endif
+}
+
 /* A header-only data event: tells userspace where a call ended when its tail
  * (or all of it) was not copied. */
 static __always_inline void emit_tail(struct copy_state *s)
@@ -464,9 +522,9 @@ static __always_inline void emit_data(struct conn_state *c, __u8 direction, __u8
 		cap = MAX_BYTES_PER_CALL_LIMIT;
 	__u64 start;
 	if (flags & SONDE_DATA_TLS)
-		start = __sync_fetch_and_add(&c->tls_bytes[direction & 1], total);
+		start = fetch_add(&c->tls_bytes[direction & 1], total);
 	else
-		start = __sync_fetch_and_add(&c->bytes[direction & 1], total);
+		start = fetch_add(&c->bytes[direction & 1], total);
 
 	__u32 zero = 0;
 	struct copy_state *s = bpf_map_lookup_elem(&sonde_copy, &zero);
@@ -494,7 +552,7 @@ static __always_inline void emit_data(struct conn_state *c, __u8 direction, __u8
 		__u32 loops = s->remaining / SONDE_CHUNK_MAX + 2;
 		if (iov)
 			loops += iov_count < 1024 ? iov_count : 1024;
-		bpf_loop(loops, copy_one_chunk, NULL, 0);
+		copy_loop(loops);
 	}
 	if (s->failed)
 		stat_add(SONDE_STAT_READ_FAILURES, 1);
@@ -753,7 +811,7 @@ int sys_exit_sendfile64(struct trace_event_raw_sys_exit *ctx)
 		return 0;
 	s->conn = c->id;
 	s->ts = call.ts_enter;
-	s->position = __sync_fetch_and_add(&c->bytes[SONDE_DIR_EGRESS], ctx->ret);
+	s->position = fetch_add(&c->bytes[SONDE_DIR_EGRESS], ctx->ret);
 	s->call_end = s->position + ctx->ret;
 	s->direction = SONDE_DIR_EGRESS;
 	s->syscall = SONDE_SYS_SENDFILE;

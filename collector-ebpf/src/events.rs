@@ -614,9 +614,12 @@ mod tests {
     }
 
     #[test]
-    fn object_is_embedded() {
-        assert_eq!(crate::BPF_OBJECT.get(..4), Some(&b"\x7fELF"[..]));
-        assert_eq!(crate::BPF_OBJECT.as_ptr() as usize % 32, 0);
+    fn objects_are_embedded() {
+        for object in [crate::BPF_OBJECT, crate::BPF_OBJECT_COMPAT] {
+            assert_eq!(object.get(..4), Some(&b"\x7fELF"[..]));
+            assert_eq!(object.as_ptr() as usize % 32, 0);
+        }
+        assert_ne!(crate::BPF_OBJECT, crate::BPF_OBJECT_COMPAT);
     }
 
     #[test]

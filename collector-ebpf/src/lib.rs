@@ -3,14 +3,25 @@
 
 pub mod events;
 
-/// The compiled BPF object (ELF), aligned as aya's object parser requires.
-pub static BPF_OBJECT: &[u8] = {
-    #[repr(C, align(32))]
-    struct Aligned<T: ?Sized>(T);
-    static ALIGNED: &Aligned<[u8]> =
-        &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/sonde.bpf.o")));
-    &ALIGNED.0
-};
+/// A compiled BPF object (ELF) from `OUT_DIR`, aligned as aya's object parser requires.
+macro_rules! bpf_object {
+    ($file:literal) => {{
+        #[repr(C, align(32))]
+        struct Aligned<T: ?Sized>(T);
+        static ALIGNED: &Aligned<[u8]> =
+            &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/", $file)));
+        &ALIGNED.0
+    }};
+}
+
+/// The BPF object for kernels with `bpf_loop` (Linux 5.17) and atomic
+/// fetch-and-add (5.12).
+pub static BPF_OBJECT: &[u8] = bpf_object!("sonde.bpf.o");
+
+/// The same programs and maps for older kernels (5.8 to 5.16), built with
+/// `-DSONDE_COMPAT`: a bounded copy loop instead of `bpf_loop`, and stream
+/// positions read then added to instead of atomic fetch-and-add.
+pub static BPF_OBJECT_COMPAT: &[u8] = bpf_object!("sonde-compat.bpf.o");
 
 /// Names of the maps and globals in the object, shared by loader and tests.
 pub mod names {

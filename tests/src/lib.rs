@@ -98,6 +98,11 @@ impl Agent {
     }
 
     pub fn start_with(name: &str, extra_args: &[&str]) -> Agent {
+        Self::start_with_env(name, extra_args, &[])
+    }
+
+    /// [`Agent::start_with`], with extra environment variables.
+    pub fn start_with_env(name: &str, extra_args: &[&str], env: &[(&str, &str)]) -> Agent {
         let port = free_port();
         let dir = scratch_dir(&format!("agent-{name}"));
         let log_path = dir.join("agent.log");
@@ -111,6 +116,7 @@ impl Agent {
                 "info",
             ])
             .args(extra_args)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -65,6 +65,7 @@ fn state() -> AppState {
         engine: Arc::new(QueryEngine::new(store)),
         stats,
         ready: Arc::new(AtomicBool::new(false)),
+        degraded: Default::default(),
         extra_metrics: Vec::new(),
     }
 }
@@ -329,6 +330,26 @@ async fn health_and_readiness() {
     let response = send(&state, Request::get("/readyz").body(Body::empty()).unwrap()).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(body_bytes(response).await, b"ready");
+
+    // Degraded is still ready; the body says what.
+    let degraded = AppState {
+        degraded: vec![
+            "no bpf_loop: x".to_string(),
+            "2 of 32 tracepoints not attached: a, b".to_string(),
+        ]
+        .into(),
+        ..state
+    };
+    let response = send(
+        &degraded,
+        Request::get("/readyz").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        body_bytes(response).await,
+        b"ready; degraded: no bpf_loop: x; 2 of 32 tracepoints not attached: a, b"
+    );
 }
 
 #[tokio::test]

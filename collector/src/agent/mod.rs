@@ -119,6 +119,11 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         )
         .set(probes.failed.len() as u64);
     probe_status::report_tracepoints(&store, &probes.attached, &probes.failed);
+    probe_status::report_kernel(&store, &probes.kernel);
+    let degraded = degraded_summary(&probes);
+    for line in &degraded {
+        tracing::warn!("degraded: {line}");
+    }
 
     let tracker_config = TrackerConfig {
         sessions: SessionConfig {
@@ -188,6 +193,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         engine,
         stats: stats.clone(),
         ready: ready.clone(),
+        degraded: degraded.into(),
         extra_metrics: vec![export.red.clone()],
     });
     if let Some(token) = token {
@@ -243,6 +249,22 @@ fn node_name(args: &AgentArgs) -> String {
             .map(|h| h.trim().to_string())
             .unwrap_or_default()
     })
+}
+
+/// What `/readyz` lists as degraded: what the kernel lacks and the
+/// tracepoints that could not be attached (details in `probe_status`).
+fn degraded_summary(probes: &loader::Probes) -> Vec<String> {
+    let mut lines = probes.kernel.degraded();
+    if !probes.failed.is_empty() {
+        let names: Vec<&str> = probes.failed.iter().map(|(p, _)| p.as_str()).collect();
+        lines.push(format!(
+            "{} of {} tracepoints not attached: {}",
+            names.len(),
+            names.len() + probes.attached.len(),
+            names.join(", ")
+        ));
+    }
+    lines
 }
 
 /// Pod metadata from the cluster: the in-cluster service account, or an

@@ -1,7 +1,9 @@
 //! Loads the BPF object and attaches its tracepoints.
 //!
-//! What could not be attached is reported, not fatal, unless nothing could be
-//! (a kernel may lack a syscall, e.g. no `sendfile64` on some arches).
+//! Which object (see `features`) is decided by probing the kernel
+//! first; a kernel below the minimum is refused with what it lacks. What could
+//! not be attached is reported, not fatal, unless nothing could be (a kernel
+//! may lack a syscall, e.g. no `sendfile64` on some arches).
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -9,7 +11,9 @@ use std::sync::{Arc, Mutex};
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::TracePoint;
 use aya::{Ebpf, EbpfLoader};
-use sonde_ebpf::{BPF_OBJECT, TRACEPOINTS, names};
+use sonde_ebpf::{TRACEPOINTS, names};
+
+use super::features::{self, KernelPlan, PlanError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
@@ -20,10 +24,16 @@ pub enum ProbeError {
     NotPrivileged,
     #[error("cannot mount tracefs at /sys/kernel/tracing: {0}")]
     Tracefs(std::io::Error),
-    #[error(
-        "the kernel refused the BPF object (is BPF with BTF available? kernel >= 5.8 needed): {0}"
-    )]
-    Load(#[source] aya::EbpfError),
+    /// Below the supported minimum, or a bad SONDE_BPF_VARIANT.
+    #[error(transparent)]
+    Kernel(#[from] PlanError),
+    #[error("the kernel (Linux {release}) refused the BPF object {object}: {source}")]
+    Load {
+        object: &'static str,
+        release: String,
+        #[source]
+        source: Box<aya::EbpfError>,
+    },
     #[error("no probe could be attached; first error: {first}")]
     NothingAttached { first: String },
     #[error("BPF object has no map `{0}`")]
@@ -54,6 +64,8 @@ pub struct Probes {
     pub conns: BpfHashMap<MapData, u64, [u64; 8]>,
     pub attached: Vec<String>,
     pub failed: Vec<(String, String)>,
+    /// What the kernel offers and which object was loaded.
+    pub kernel: KernelPlan,
     /// What the TLS attacher needs (taken by the agent): the BPF object, to
     /// attach uprobes, and the exec ring buffer.
     pub tls_setup: Option<(Arc<Mutex<Ebpf>>, RingBuf<MapData>)>,
@@ -129,20 +141,31 @@ pub fn load_and_attach(config: &ProbeConfig) -> Result<(Probes, RingBuf<MapData>
     }
     ensure_tracefs()?;
     raise_memlock_limit();
+    let kernel = features::plan_for_this_kernel()?;
+    tracing::info!(
+        release = %kernel.features.release,
+        object = kernel.variant.file_name(),
+        missing = ?kernel.features.missing.iter().map(|f| f.name()).collect::<Vec<_>>(),
+        "kernel features probed"
+    );
 
     let self_tgid = std::process::id();
     let mut ebpf = EbpfLoader::new()
         .override_global(names::SELF_TGID, &self_tgid, true)
         .override_global(names::MAX_BYTES_PER_CALL, &config.max_bytes_per_call, true)
         .map_max_entries(names::EVENTS_MAP, config.ring_buffer_bytes)
-        .load(BPF_OBJECT)
+        .load(kernel.variant.object())
         .map_err(|err| match &err {
             aya::EbpfError::MapError(aya::maps::MapError::CreateError { io_error, .. })
                 if io_error.raw_os_error() == Some(libc::EPERM) =>
             {
                 ProbeError::NotPrivileged
             }
-            _ => ProbeError::Load(err),
+            _ => ProbeError::Load {
+                object: kernel.variant.file_name(),
+                release: kernel.features.release.clone(),
+                source: Box::new(err),
+            },
         })?;
 
     let mut attached = Vec::new();
@@ -197,6 +220,7 @@ pub fn load_and_attach(config: &ProbeConfig) -> Result<(Probes, RingBuf<MapData>
             conns,
             attached,
             failed,
+            kernel,
             tls_setup: Some((ebpf, execs)),
         },
         ring,

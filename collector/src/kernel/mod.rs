@@ -3,6 +3,7 @@
 //! (`ring_reader`), the `probe_status` rows of what attached, and the TLS
 //! library uprobes (`tls`).
 
+pub mod features;
 pub mod loader;
 pub mod probe_status;
 pub mod ring_reader;
