@@ -60,6 +60,10 @@ static __always_inline __u64 fetch_add(__u64 *p, __u64 n)
 /* Set by the loader (EbpfLoader::override_global). */
 volatile const __u32 sonde_self_tgid = 0;
 volatile const __u32 sonde_max_bytes_per_call = 32768;
+/* The kernel stack size (THREAD_SIZE: 16 KiB on x86-64 without KASAN): the
+ * task's saved user registers sit at its top. Only used to check seeded
+ * calls; a wrong value makes the check fail, never read wrong data. */
+volatile const __u64 sonde_thread_size = 16384;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -85,17 +89,9 @@ struct {
 	__type(value, struct conn_state);
 } sonde_conns SEC(".maps");
 
-/* Arguments of a syscall in flight, stashed at enter, read at exit. */
-struct active_call {
-	__u64 ts_enter;
-	__u64 buf;    /* user buffer, iovec array, msghdr or mmsghdr array */
-	__u64 count;  /* buffer size, iovec count or message count */
-	__u64 addr;   /* sendto/recvfrom: user sockaddr of the peer */
-	__u64 sk;
-	__s32 fd;
-	__u8 syscall; /* enum sonde_syscall */
-	__u8 pad[3];
-};
+/* Arguments of a syscall in flight (struct sonde_active_call in the shared
+ * header: userspace seeds it too). */
+#define active_call sonde_active_call
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -694,11 +690,37 @@ static __always_inline int enter_data(__u8 syscall, int fd, __u64 buf, __u64 cou
 /* The start of every data exit: the stashed call (false unless it is this
  * syscall and it moved bytes), its connection, and the event time: the enter
  * time for what the process sends, the exit time for what it receives. */
+/* A call seeded by userspace at start (the thread was already blocked in it
+ * when the probes attached) is this thread's current syscall only if the
+ * saved user registers still hold its first two arguments (x86-64: rdi,
+ * rsi). Otherwise the thread finished that call before the seed landed and
+ * this is another one: the seed is dropped. */
+static __always_inline bool seed_is_current(const struct active_call *call)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	void *stack = BPF_CORE_READ(task, stack);
+	if (!stack)
+		return false;
+	struct pt_regs *regs = (struct pt_regs *)(stack + sonde_thread_size) - 1;
+	__u64 di = 0, si = 0;
+	if (bpf_probe_read_kernel(&di, sizeof(di), &regs->di) ||
+	    bpf_probe_read_kernel(&si, sizeof(si), &regs->si))
+		return false;
+	return (__s32)di == call->fd && si == call->buf;
+}
+
 static __always_inline struct conn_state *data_exit_conn(__u8 syscall, long ret, __u8 direction,
 							 struct active_call *call, __u64 *ts)
 {
 	if (!unstash(syscall, call) || ret <= 0)
 		return NULL;
+	if (call->seeded) {
+		struct sock *sk = seed_is_current(call) ? fd_to_inet_sock(call->fd) : NULL;
+		stat_add(sk ? SONDE_STAT_SEEDS_USED : SONDE_STAT_SEEDS_STALE, 1);
+		if (!sk)
+			return NULL;
+		call->sk = (__u64)sk;
+	}
 	*ts = direction == SONDE_DIR_EGRESS ? call->ts_enter : bpf_ktime_get_ns();
 	return conn_get(call->fd, (struct sock *)call->sk);
 }

@@ -235,15 +235,20 @@ impl Agent {
 
     /// Latest value of every capture counter.
     pub fn capture_stats(&self) -> Vec<(String, i64)> {
-        self.query("SELECT name, max(value) FROM capture_stats GROUP BY name ORDER BY name")
-            .into_iter()
-            .map(|r| {
-                (
-                    r[0].as_str().unwrap_or_default().to_string(),
-                    r[1].as_i64().unwrap_or(-1),
-                )
-            })
-            .collect()
+        // The latest snapshot: gauges (otlp_spans_queued) go down, so a
+        // max over time would mix snapshots.
+        self.query(
+            "SELECT name, value FROM capture_stats \
+             WHERE time_ = (SELECT max(time_) FROM capture_stats) ORDER BY name",
+        )
+        .into_iter()
+        .map(|r| {
+            (
+                r[0].as_str().unwrap_or_default().to_string(),
+                r[1].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect()
     }
 
     pub fn counter(&self, name: &str) -> i64 {
@@ -402,6 +407,18 @@ fn nginx_binary() -> String {
 }
 
 /// Runs a command to completion, panicking with its output if it fails.
+/// Waits until `condition` holds; panics after `timeout`.
+pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !condition() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "condition not reached within {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 pub fn run(cmd: &mut Command) -> String {
     let output = cmd
         .output()

@@ -102,6 +102,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let probe_config = ProbeConfig {
         max_bytes_per_call: args.max_bytes_per_call,
         ring_buffer_bytes: args.ring_buffer_mib << 20,
+        proc_root: args.proc_root.clone(),
     };
     let (probes, ring) = loader::load_and_attach(&probe_config)?;
     tracing::info!(

@@ -14,6 +14,7 @@ use aya::{Ebpf, EbpfLoader};
 use sonde_ebpf::{TRACEPOINTS, names};
 
 use super::features::{self, KernelPlan, PlanError};
+use super::seed;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
@@ -51,6 +52,8 @@ pub enum ProbeError {
 pub struct ProbeConfig {
     pub max_bytes_per_call: u32,
     pub ring_buffer_bytes: u32,
+    /// The host's /proc, to find syscalls already in flight (`--proc-root`).
+    pub proc_root: std::path::PathBuf,
 }
 
 /// The attached probes and the maps the agent reads.
@@ -187,6 +190,8 @@ pub fn load_and_attach(config: &ProbeConfig) -> Result<(Probes, RingBuf<MapData>
         return Err(ProbeError::NothingAttached { first });
     }
 
+    seed_calls_in_flight(&mut ebpf, &config.proc_root, self_tgid)?;
+
     let ring = RingBuf::try_from(take_map(&mut ebpf, names::EVENTS_MAP)?).map_err(|source| {
         ProbeError::Map {
             name: names::EVENTS_MAP,
@@ -225,6 +230,34 @@ pub fn load_and_attach(config: &ProbeConfig) -> Result<(Probes, RingBuf<MapData>
         },
         ring,
     ))
+}
+
+/// Seeds the arguments of socket syscalls threads were already blocked in
+/// when the probes attached (see `seed`); the kernel checks each before use.
+fn seed_calls_in_flight(
+    ebpf: &mut Ebpf,
+    proc_root: &Path,
+    self_tgid: u32,
+) -> Result<(), ProbeError> {
+    let now_ns = crate::clock::Clock::monotonic_now();
+    let calls = seed::blocked_socket_calls(proc_root, self_tgid, now_ns);
+    let map = ebpf
+        .map_mut(names::ACTIVE_MAP)
+        .ok_or(ProbeError::MissingMap(names::ACTIVE_MAP))?;
+    let mut active: BpfHashMap<_, u64, [u64; 6]> =
+        BpfHashMap::try_from(map).map_err(|source| ProbeError::Map {
+            name: names::ACTIVE_MAP,
+            source,
+        })?;
+    let mut seeded = 0usize;
+    for (key, call) in &calls {
+        // BPF_NOEXIST: an enter that ran meanwhile has the fresher arguments.
+        if active.insert(key, call.to_words(), 1).is_ok() {
+            seeded += 1;
+        }
+    }
+    tracing::info!(seeded, "socket syscalls in flight at start seeded");
+    Ok(())
 }
 
 fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, ProbeError> {
