@@ -15,6 +15,9 @@ packages=(clang llvm libbpf-dev curl python3 ca-certificates redis-server redis-
     mariadb-server mariadb-client dnsmasq-base bind9-dnsutils iproute2)
 # TLS tests: openssl (certificates, s_server), gcc + libssl-dev (a client with OpenSSL linked statically).
 packages+=(openssl gcc libssl-dev)
+# HTTP/2 tests: nghttp and h2load (nghttp2-client); Node.js for the @grpc/grpc-js server and client.
+packages+=(nghttp2-client)
+command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
 command -v nginx >/dev/null 2>&1 || packages+=(nginx)
 
 missing=()
@@ -39,6 +42,22 @@ if ! python3 -c "import grpc, opentelemetry.proto.collector.trace.v1.trace_servi
     echo "setup: installing grpcio and opentelemetry-proto"
     python3 -m pip install --quiet --disable-pip-version-check \
         grpcio==1.85.1 opentelemetry-proto==1.45.2 protobuf==7.36.2
+fi
+
+# HTTP/2 tests: python-hyper h2 (an h2c server that accepts Upgrade, a client
+# that resets a stream and one that keeps a connection open).
+if ! python3 -c "import h2" >/dev/null 2>&1; then
+    echo "setup: installing h2"
+    python3 -m pip install --quiet --disable-pip-version-check h2==4.4.1
+fi
+
+# The second gRPC implementation of the HTTP/2 tests: @grpc/grpc-js, pinned
+# by the lockfile of protocols/tests/tools/grpc_js (shared with the
+# recordings of the parser's tests).
+grpc_js="$(dirname "$0")/../protocols/tests/tools/grpc_js"
+if [ ! -d "$grpc_js/node_modules/@grpc/grpc-js" ]; then
+    echo "setup: installing @grpc/grpc-js"
+    (cd "$grpc_js" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then
