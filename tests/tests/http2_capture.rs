@@ -476,6 +476,51 @@ fn grpcio_unary_streaming_error_and_cancel() {
         assert_eq!(s(&r[10]), "application/grpc", "{r:?}");
         assert!(s(&r[11]).starts_with("python"), "{r:?}");
     }
+
+    // The dashboard's endpoints panel, with the SQL it runs: gRPC methods
+    // are endpoints, and their errors are the statuses other than OK.
+    let endpoints = agent.query(&dashboard_sql(
+        "endpoints(protocolById('http'), WINDOWS['5m'], null)",
+    ));
+    // (The test's own queries to the agent are there too.)
+    let mut got: Vec<(String, String, i64, i64)> = endpoints
+        .iter()
+        .filter(|r| s(&r[0]).starts_with("python"))
+        .map(|r| (s(&r[1]), s(&r[2]), i(&r[3]), i(&r[4])))
+        .collect();
+    got.sort();
+    let mut want = Vec::new();
+    for role in ["client", "server"] {
+        for (method, errors) in [
+            ("ClientStream", 0),
+            ("Endless", 1),
+            ("Fail", 1),
+            ("ServerStream", 0),
+            ("Unary", 0),
+        ] {
+            want.push((
+                role.to_string(),
+                format!("gRPC demo.Echo/{method}"),
+                1,
+                errors,
+            ));
+        }
+    }
+    assert_eq!(got, want, "{endpoints:?}");
+}
+
+/// A query of the dashboard, built by its own code (web/dashboard/js/sql.js)
+/// from `call`, a JavaScript expression over sql.js and protocols.js.
+fn dashboard_sql(call: &str) -> String {
+    let js = Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/dashboard/js");
+    let script = format!(
+        "import {{ endpoints, WINDOWS }} from '{sql}';\n\
+         import {{ protocolById }} from '{protocols}';\n\
+         process.stdout.write({call});",
+        sql = js.join("sql.js").display(),
+        protocols = js.join("protocols.js").display(),
+    );
+    run(Command::new("node").args(["--input-type=module", "-e", &script]))
 }
 
 #[test]
