@@ -18,6 +18,9 @@ packages+=(openssl gcc libssl-dev)
 # PostgreSQL tests: the server (with pgbench) and psql; libpq for psycopg;
 # Node.js + npm for node-postgres (unless a Node.js with npm is there).
 packages+=(postgresql postgresql-client libpq5)
+# HTTP/2 tests: nghttp and h2load (nghttp2-client); Node.js (above) for the
+# @grpc/grpc-js server and client.
+packages+=(nghttp2-client)
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 command -v nginx >/dev/null 2>&1 || packages+=(nginx)
 
@@ -57,6 +60,22 @@ pg_node="$(cd "$(dirname "$0")/.." && pwd)/tests/pg-node"
 if [ ! -d "$pg_node/node_modules/pg" ]; then
     echo "setup: installing node-postgres"
     npm ci --prefix "$pg_node" --no-audit --no-fund --silent
+fi
+
+# HTTP/2 tests: python-hyper h2 (an h2c server that accepts Upgrade, a client
+# that resets a stream and one that keeps a connection open).
+if ! python3 -c "import h2" >/dev/null 2>&1; then
+    echo "setup: installing h2"
+    python3 -m pip install --quiet --disable-pip-version-check h2==4.4.1
+fi
+
+# The second gRPC implementation of the HTTP/2 tests: @grpc/grpc-js, pinned
+# by the lockfile of protocols/tests/tools/grpc_js (shared with the
+# recordings of the parser's tests).
+grpc_js="$(dirname "$0")/../protocols/tests/tools/grpc_js"
+if [ ! -d "$grpc_js/node_modules/@grpc/grpc-js" ]; then
+    echo "setup: installing @grpc/grpc-js"
+    (cd "$grpc_js" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -544,10 +544,12 @@ static __always_inline void emit_data(struct conn_state *c, __u8 direction, __u8
 	read_peer(peer_addr, &s->peer);
 
 	if (s->remaining > 0) {
-		/* One iteration per chunk, plus one per iovec boundary crossed. */
+		/* One iteration per chunk, plus the iovec steps below. */
 		__u32 loops = s->remaining / SONDE_CHUNK_MAX + 2;
 		if (iov)
-			loops += iov_count < 1024 ? iov_count : 1024;
+			/* An iovec takes one iteration per chunk it holds plus one to
+			 * step past it, so many small iovecs (gRPC writev) need two each. */
+			loops += 2 * (iov_count < 1024 ? iov_count : 1024);
 		copy_loop(loops);
 	}
 	if (s->failed)

@@ -116,16 +116,15 @@ mod tests {
                 "resp_message",
                 "resp_body",
                 "resp_body_size",
+                "grpc_status",
+                "grpc_message",
                 "latency",
             ]
         );
-        // Only the Kubernetes columns may be null (outside Kubernetes).
-        assert!(
-            schema
-                .fields()
-                .iter()
-                .all(|f| f.is_nullable() == K8S_COLUMNS.contains(&f.name().as_str()))
-        );
+        // Only the Kubernetes columns (outside Kubernetes) and the gRPC ones
+        // (other HTTP) may be null.
+        assert!(schema.fields().iter().all(|f| f.is_nullable()
+            == (K8S_COLUMNS.contains(&f.name().as_str()) || f.name().starts_with("grpc_"))));
         assert_eq!(schema.field(0).data_type(), &time_type());
         assert_eq!(schema.field(2).data_type(), &DataType::UInt32);
     }

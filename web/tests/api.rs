@@ -46,6 +46,8 @@ fn row(time_ns: i64, path: &str, status: i64, latency_ns: i64) -> HttpRow {
         resp_message: "OK".into(),
         resp_body: b"done".to_vec(),
         resp_body_size: 4,
+        grpc_status: None,
+        grpc_message: None,
         latency: latency_ns,
     }
 }

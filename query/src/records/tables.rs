@@ -8,9 +8,12 @@ use super::column::RedisArgs;
 use super::table::protocol_table;
 
 protocol_table! {
-    /// One HTTP request paired with its response (Pixie's columns).
+    /// One HTTP request paired with its response (Pixie's columns): an
+    /// HTTP/1.x exchange, or an HTTP/2 stream (a gRPC call, streaming or not).
     table "http_events", row HttpRow, builder HttpEventsBuilder, schema http_events_schema {
+        /// 1 or 2.
         major_version: i64,
+        /// 0 or 1 for HTTP/1.x; 0 for HTTP/2.
         minor_version: i64,
         /// The response's Content-Type, else the request's.
         content_type: String,
@@ -27,7 +30,13 @@ protocol_table! {
         resp_message: String,
         resp_body: Vec<u8>,
         resp_body_size: i64,
-        /// Nanoseconds from the request's first byte to the response's last.
+        /// gRPC calls: `grpc-status` from the trailers, or the status gRPC
+        /// gives a call reset by RST_STREAM before them; null otherwise.
+        grpc_status: Option<i64>,
+        /// gRPC calls: `grpc-message` from the trailers (percent-decoded).
+        grpc_message: Option<String>,
+        /// Nanoseconds from the request's first byte to the response's last
+        /// (HTTP/2: from the stream's first HEADERS to its end).
         latency: i64,
     }
 }
@@ -251,6 +260,8 @@ mod tests {
             resp_message: "OK".into(),
             resp_body: b"hi\xffok".to_vec(),
             resp_body_size: 5,
+            grpc_status: None,
+            grpc_message: None,
             latency: 1_500,
         }
     }
