@@ -1,4 +1,7 @@
-//! Compiles the C BPF programs with clang into `$OUT_DIR/sonde.bpf.o`, and
+//! Compiles the C BPF programs with clang, twice: `$OUT_DIR/sonde.bpf.o` for
+//! kernels with bpf_loop and atomic fetch-and-add (Linux >= 5.17), and
+//! `$OUT_DIR/sonde-compat.bpf.o` (`-DSONDE_COMPAT`) for older ones (the agent
+//! probes the kernel and loads one of them, see `sonde.bpf.c`). It also
 //! generates `$OUT_DIR/sonde_events.rs` from `bpf/sonde_events.h`: every
 //! `enum` value and numeric `#define` as a constant, and the size and field
 //! offsets of every struct as the C compiler lays them out (a host program
@@ -14,6 +17,12 @@ use std::env;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// (object file, extra clang arguments)
+const OBJECTS: &[(&str, &[&str])] = &[
+    ("sonde.bpf.o", &[]),
+    ("sonde-compat.bpf.o", &["-DSONDE_COMPAT"]),
+];
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
@@ -33,20 +42,22 @@ fn main() {
     };
 
     let clang = env::var("SONDE_CLANG").unwrap_or_else(|_| "clang".to_string());
-    let object = out_dir.join("sonde.bpf.o");
-    run(
-        Command::new(&clang)
-            .args(["-O2", "-g", "-target", "bpf", "-Wall", "-Werror"])
-            .arg(format!("-D__TARGET_ARCH_{target_arch}"))
-            .arg("-I")
-            .arg(&bpf_dir)
-            .arg("-c")
-            .arg(bpf_dir.join("sonde.bpf.c"))
-            .arg("-o")
-            .arg(&object),
-        &clang,
-        "compile bpf/sonde.bpf.c",
-    );
+    for (object, defines) in OBJECTS {
+        run(
+            Command::new(&clang)
+                .args(["-O2", "-g", "-target", "bpf", "-Wall", "-Werror"])
+                .arg(format!("-D__TARGET_ARCH_{target_arch}"))
+                .args(*defines)
+                .arg("-I")
+                .arg(&bpf_dir)
+                .arg("-c")
+                .arg(bpf_dir.join("sonde.bpf.c"))
+                .arg("-o")
+                .arg(out_dir.join(object)),
+            &clang,
+            &format!("compile bpf/sonde.bpf.c {defines:?}"),
+        );
+    }
 
     let header = std::fs::read_to_string(bpf_dir.join("sonde_events.h"))
         .expect("sonde-ebpf: read bpf/sonde_events.h");

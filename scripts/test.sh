@@ -26,6 +26,12 @@ else
     echo "end-to-end tests need root: re-running them with sudo"
     sudo -E env "PATH=$PATH" cargo test -p sonde-e2e --locked -- --test-threads=1
 fi
+echo "== kernel matrix (Debian's 5.10, 6.1 and 6.12 under qemu, with the debug agent; ~7 min cold)"
+if [ "$(id -u)" -eq 0 ]; then
+    bash scripts/kernel-matrix.sh --debug 5.10 6.1 6.12
+else
+    sudo -E env "PATH=$PATH" bash scripts/kernel-matrix.sh --debug 5.10 6.1 6.12
+fi
 echo "== browser tests (dashboard in Chromium)"
 bash scripts/browser-test.sh
 echo "== benchmark harness, tiny size (checks it runs end to end; figures not meaningful)"

@@ -29,10 +29,41 @@ char LICENSE[] SEC("license") = "GPL";
 #define MAX_MMSG 8
 /* Upper bound of the per-call cap, whatever userspace sets. */
 #define MAX_BYTES_PER_CALL_LIMIT (1 << 20)
+/* Copy-loop iterations per call: one per chunk, plus one per iovec crossed. */
+#define MAX_COPY_ITERATIONS (MAX_BYTES_PER_CALL_LIMIT / SONDE_CHUNK_MAX + 2 + 1024)
+
+/*
+ * Kernel variants. build.rs compiles this file twice and the loader picks one
+ * object after probing the kernel (collector/src/kernel_features.rs):
+ * - the default object uses bpf_loop (Linux 5.17) and atomic fetch-and-add
+ *   (BPF_ATOMIC with BPF_FETCH, Linux 5.12);
+ * - SONDE_COMPAT, for 5.8 to 5.16, uses neither: the copy loop is a bounded
+ *   loop over a global function (verified once, Linux 5.6) and stream
+ *   positions are read, then added to (two calls racing on one socket may see
+ *   the same start position; userspace drops the overlap and counts it in
+ *   stream_duplicate_bytes).
+ */
+#ifdef SONDE_COMPAT
+static __always_inline __u64 fetch_add(__u64 *p, __u64 n)
+{
+	__u64 old = *(volatile __u64 *)p;
+	__sync_fetch_and_add(p, n); /* result unused: the plain atomic add (BPF_XADD) */
+	return old;
+}
+#else
+static __always_inline __u64 fetch_add(__u64 *p, __u64 n)
+{
+	return __sync_fetch_and_add(p, n);
+}
+#endif
 
 /* Set by the loader (EbpfLoader::override_global). */
 volatile const __u32 sonde_self_tgid = 0;
 volatile const __u32 sonde_max_bytes_per_call = 32768;
+/* The kernel stack size (THREAD_SIZE: 16 KiB on x86-64 without KASAN): the
+ * task's saved user registers sit at its top. Only used to check seeded
+ * calls; a wrong value makes the check fail, never read wrong data. */
+volatile const __u64 sonde_thread_size = 16384;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -58,17 +89,9 @@ struct {
 	__type(value, struct conn_state);
 } sonde_conns SEC(".maps");
 
-/* Arguments of a syscall in flight, stashed at enter, read at exit. */
-struct active_call {
-	__u64 ts_enter;
-	__u64 buf;    /* user buffer, iovec array, msghdr or mmsghdr array */
-	__u64 count;  /* buffer size, iovec count or message count */
-	__u64 addr;   /* sendto/recvfrom: user sockaddr of the peer */
-	__u64 sk;
-	__s32 fd;
-	__u8 syscall; /* enum sonde_syscall */
-	__u8 pad[3];
-};
+/* Arguments of a syscall in flight (struct sonde_active_call in the shared
+ * header: userspace seeds it too). */
+#define active_call sonde_active_call
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -102,6 +125,10 @@ struct {
 
 /* --- TLS library probes (OpenSSL SSL_read/SSL_write and their _ex forms) ---
  *
+ * The _ex programs also serve the SSL BIO's read/write methods (BIO_f_ssl),
+ * which have the _ex signatures with a BIO * first: for those calls "ssl" is
+ * the BIO, which stands for its SSL object here (one SSL per SSL BIO).
+ *
  * The uprobe on entry stashes the call per thread; the socket syscalls the
  * library makes inside the call see it, record their fd in it (and in
  * sonde_tls_fds, the fallback for calls that make no syscall, e.g. an SSL_read
@@ -112,7 +139,7 @@ struct {
  * same way without plaintext: its ciphertext is not traced, and its socket is
  * known before the first SSL_read, which may make no syscall at all. */
 struct tls_call {
-	__u64 ssl;      /* SSL *, the first argument */
+	__u64 ssl;      /* SSL * (or the SSL BIO's BIO *), the first argument */
 	__u64 buf;      /* plaintext buffer */
 	__u64 len_ptr;  /* _ex forms: user address of the size_t moved; 0 otherwise */
 	__u64 ts_enter;
@@ -263,7 +290,7 @@ static __always_inline struct conn_state *conn_open(int fd, struct sock *sk, __u
 	c.id.tgid = key.tgid;
 	c.id.fd = fd;
 	c.id.proc_start_ns = BPF_CORE_READ(task, group_leader, start_boottime);
-	c.id.generation = __sync_fetch_and_add(gen, 1) + 1;
+	c.id.generation = fetch_add(gen, 1) + 1;
 	c.sk = (__u64)sk;
 	if (bpf_map_update_elem(&sonde_conns, &key, &c, BPF_ANY)) {
 		stat_add(SONDE_STAT_CONN_MAP_FULL, 1);
@@ -302,7 +329,7 @@ static __always_inline struct conn_state *conn_get(int fd, struct sock *sk)
 	return conn_open(fd, sk, SONDE_ROLE_UNKNOWN);
 }
 
-/* --- copying payloads: one bpf_loop iteration emits at most one chunk --- */
+/* --- copying payloads: one loop iteration emits at most one chunk --- */
 
 struct copy_state {
 	struct sonde_conn_id conn;
@@ -402,6 +429,37 @@ static long copy_one_chunk(__u32 index, void *ctx)
 	return 0;
 }
 
+#ifdef SONDE_COMPAT
+/* Global functions (not static): the verifier checks each once per program,
+ * not once per call site (sendmmsg has eight) and loop iteration. */
+__attribute__((noinline)) int copy_chunk(__u32 index)
+{
+	return copy_one_chunk(index, NULL);
+}
+
+__attribute__((noinline)) int copy_chunks(__u32 iterations)
+{
+#pragma clang loop unroll(disable)
+	for (__u32 i = 0; i < MAX_COPY_ITERATIONS; i++) {
+		if (i >= iterations || copy_chunk(i))
+			break;
+	}
+	return 0;
+}
+#endif
+
+/* Runs copy_one_chunk up to `iterations` times, until it returns nonzero. */
+static __always_inline void copy_loop(__u32 iterations)
+{
+	if (iterations > MAX_COPY_ITERATIONS)
+		iterations = MAX_COPY_ITERATIONS;
+#ifdef SONDE_COMPAT
+	copy_chunks(iterations);
+#else
+	bpf_loop(iterations, copy_one_chunk, NULL, 0);
+#endif
+}
+
 /* A header-only data event: tells userspace where a call ended when its tail
  * (or all of it) was not copied. */
 static __always_inline void emit_tail(struct copy_state *s)
@@ -460,9 +518,9 @@ static __always_inline void emit_data(struct conn_state *c, __u8 direction, __u8
 		cap = MAX_BYTES_PER_CALL_LIMIT;
 	__u64 start;
 	if (flags & SONDE_DATA_TLS)
-		start = __sync_fetch_and_add(&c->tls_bytes[direction & 1], total);
+		start = fetch_add(&c->tls_bytes[direction & 1], total);
 	else
-		start = __sync_fetch_and_add(&c->bytes[direction & 1], total);
+		start = fetch_add(&c->bytes[direction & 1], total);
 
 	__u32 zero = 0;
 	struct copy_state *s = bpf_map_lookup_elem(&sonde_copy, &zero);
@@ -486,11 +544,13 @@ static __always_inline void emit_data(struct conn_state *c, __u8 direction, __u8
 	read_peer(peer_addr, &s->peer);
 
 	if (s->remaining > 0) {
-		/* One iteration per chunk, plus one per iovec boundary crossed. */
+		/* One iteration per chunk, plus the iovec steps below. */
 		__u32 loops = s->remaining / SONDE_CHUNK_MAX + 2;
 		if (iov)
-			loops += iov_count < 1024 ? iov_count : 1024;
-		bpf_loop(loops, copy_one_chunk, NULL, 0);
+			/* An iovec takes one iteration per chunk it holds plus one to
+			 * step past it, so many small iovecs (gRPC writev) need two each. */
+			loops += 2 * (iov_count < 1024 ? iov_count : 1024);
+		copy_loop(loops);
 	}
 	if (s->failed)
 		stat_add(SONDE_STAT_READ_FAILURES, 1);
@@ -632,11 +692,37 @@ static __always_inline int enter_data(__u8 syscall, int fd, __u64 buf, __u64 cou
 /* The start of every data exit: the stashed call (false unless it is this
  * syscall and it moved bytes), its connection, and the event time: the enter
  * time for what the process sends, the exit time for what it receives. */
+/* A call seeded by userspace at start (the thread was already blocked in it
+ * when the probes attached) is this thread's current syscall only if the
+ * saved user registers still hold its first two arguments (x86-64: rdi,
+ * rsi). Otherwise the thread finished that call before the seed landed and
+ * this is another one: the seed is dropped. */
+static __always_inline bool seed_is_current(const struct active_call *call)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	void *stack = BPF_CORE_READ(task, stack);
+	if (!stack)
+		return false;
+	struct pt_regs *regs = (struct pt_regs *)(stack + sonde_thread_size) - 1;
+	__u64 di = 0, si = 0;
+	if (bpf_probe_read_kernel(&di, sizeof(di), &regs->di) ||
+	    bpf_probe_read_kernel(&si, sizeof(si), &regs->si))
+		return false;
+	return (__s32)di == call->fd && si == call->buf;
+}
+
 static __always_inline struct conn_state *data_exit_conn(__u8 syscall, long ret, __u8 direction,
 							 struct active_call *call, __u64 *ts)
 {
 	if (!unstash(syscall, call) || ret <= 0)
 		return NULL;
+	if (call->seeded) {
+		struct sock *sk = seed_is_current(call) ? fd_to_inet_sock(call->fd) : NULL;
+		stat_add(sk ? SONDE_STAT_SEEDS_USED : SONDE_STAT_SEEDS_STALE, 1);
+		if (!sk)
+			return NULL;
+		call->sk = (__u64)sk;
+	}
 	*ts = direction == SONDE_DIR_EGRESS ? call->ts_enter : bpf_ktime_get_ns();
 	return conn_get(call->fd, (struct sock *)call->sk);
 }
@@ -749,7 +835,7 @@ int sys_exit_sendfile64(struct trace_event_raw_sys_exit *ctx)
 		return 0;
 	s->conn = c->id;
 	s->ts = call.ts_enter;
-	s->position = __sync_fetch_and_add(&c->bytes[SONDE_DIR_EGRESS], ctx->ret);
+	s->position = fetch_add(&c->bytes[SONDE_DIR_EGRESS], ctx->ret);
 	s->call_end = s->position + ctx->ret;
 	s->direction = SONDE_DIR_EGRESS;
 	s->syscall = SONDE_SYS_SENDFILE;

@@ -76,6 +76,8 @@ enum sonde_stat {
 	SONDE_STAT_TLS_NO_SOCKET,        /* TLS calls whose socket could not be found (plaintext lost) */
 	SONDE_STAT_TLS_FD_FALLBACK,      /* TLS calls tied to their socket by the SSL object (no nested syscall) */
 	SONDE_STAT_EXEC_RING_FULL,       /* exec events lost (new processes scanned late or not at all) */
+	SONDE_STAT_SEEDS_USED,           /* syscalls in flight at start, traced from their seeded arguments */
+	SONDE_STAT_SEEDS_STALE,          /* seeded arguments dropped: the thread had moved on */
 	SONDE_STAT_COUNT,
 };
 
@@ -136,6 +138,23 @@ struct sonde_exec_event {
 	__u64 timestamp_ns;
 };
 
+/* Arguments of a socket syscall in flight, stashed per thread (key:
+ * pid_tgid) at enter and read at exit. Userspace writes these too: at start
+ * it seeds the calls of threads already blocked in a socket syscall (their
+ * enter was before the probes), with `seeded` set; the exit program checks
+ * a seeded call against the task's saved registers before using it. */
+struct sonde_active_call {
+	__u64 ts_enter;
+	__u64 buf;    /* user buffer, iovec array, msghdr or mmsghdr array */
+	__u64 count;  /* buffer size, iovec count or message count */
+	__u64 addr;   /* sendto/recvfrom: user sockaddr of the peer */
+	__u64 sk;     /* struct sock *; 0 when seeded (found again at exit) */
+	__s32 fd;
+	__u8 syscall; /* enum sonde_syscall */
+	__u8 seeded;
+	__u8 pad[2];
+};
+
 struct sonde_close_event {
 	struct sonde_event_header hdr;
 	__u64 bytes_egress;
@@ -155,5 +174,6 @@ _Static_assert(__builtin_offsetof(struct sonde_data_event, peer) == 64, "data.pe
 _Static_assert(sizeof(struct sonde_peer) == 24, "sonde_peer layout");
 _Static_assert(sizeof(struct sonde_close_event) == 56, "sonde_close_event layout");
 _Static_assert(sizeof(struct sonde_exec_event) == 16, "sonde_exec_event layout");
+_Static_assert(sizeof(struct sonde_active_call) == 48, "sonde_active_call layout");
 
 #endif /* SONDE_EVENTS_H */

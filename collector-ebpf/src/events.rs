@@ -30,6 +30,18 @@ pub const DATA_LAST: u16 = h::SONDE_DATA_LAST as u16;
 /// Plaintext of a TLS library call; positions count the plaintext stream.
 pub const DATA_TLS: u16 = h::SONDE_DATA_TLS as u16;
 
+/// `ActiveCall::syscall` of the data syscalls (the kernel's enum sonde_syscall).
+pub const SYS_READ: u8 = h::SONDE_SYS_READ as u8;
+pub const SYS_WRITE: u8 = h::SONDE_SYS_WRITE as u8;
+pub const SYS_READV: u8 = h::SONDE_SYS_READV as u8;
+pub const SYS_WRITEV: u8 = h::SONDE_SYS_WRITEV as u8;
+pub const SYS_RECVFROM: u8 = h::SONDE_SYS_RECVFROM as u8;
+pub const SYS_SENDTO: u8 = h::SONDE_SYS_SENDTO as u8;
+pub const SYS_RECVMSG: u8 = h::SONDE_SYS_RECVMSG as u8;
+pub const SYS_SENDMSG: u8 = h::SONDE_SYS_SENDMSG as u8;
+pub const SYS_RECVMMSG: u8 = h::SONDE_SYS_RECVMMSG as u8;
+pub const SYS_SENDMMSG: u8 = h::SONDE_SYS_SENDMMSG as u8;
+
 /// `DataEventHeader::syscall` of TLS plaintext (diagnostics only).
 pub const SYS_SSL_READ: u8 = h::SONDE_SYS_SSL_READ as u8;
 pub const SYS_SSL_WRITE: u8 = h::SONDE_SYS_SSL_WRITE as u8;
@@ -103,6 +115,16 @@ pub const KERNEL_STATS: &[(u32, &str, &str)] = &[
         h::SONDE_STAT_EXEC_RING_FULL as u32,
         "kernel_exec_ring_full",
         "Exec notifications lost (those processes are not scanned for TLS libraries)",
+    ),
+    (
+        h::SONDE_STAT_SEEDS_USED as u32,
+        "kernel_seeded_calls_used",
+        "Socket syscalls already in flight when the agent started, traced from arguments seeded at start",
+    ),
+    (
+        h::SONDE_STAT_SEEDS_STALE as u32,
+        "kernel_seeded_calls_stale",
+        "Seeded syscall arguments dropped because the thread had moved on to another call",
     ),
 ];
 pub const KERNEL_STAT_COUNT: u32 = h::SONDE_STAT_COUNT as u32;
@@ -180,6 +202,36 @@ impl ExecEvent {
     /// Decodes one `sonde_execs` record; `None` if it is too short.
     pub fn decode(record: &[u8]) -> Option<Self> {
         read_pod(record)
+    }
+}
+
+/// Arguments of a socket syscall in flight (the `sonde_active` map's value,
+/// keyed by pid_tgid). Userspace writes seeded ones at start.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ActiveCall {
+    pub ts_enter: u64,
+    pub buf: u64,
+    pub count: u64,
+    pub addr: u64,
+    pub sk: u64,
+    pub fd: i32,
+    pub syscall: u8,
+    pub seeded: u8,
+    pub pad: [u8; 2],
+}
+
+impl ActiveCall {
+    /// The value as the kernel map stores it (six 64-bit words).
+    pub fn to_words(&self) -> [u64; 6] {
+        let bytes = record_bytes(self, &[]);
+        let mut words = [0u64; 6];
+        for (word, chunk) in words.iter_mut().zip(bytes.chunks_exact(8)) {
+            let mut le = [0u8; 8];
+            le.copy_from_slice(chunk);
+            *word = u64::from_ne_bytes(le);
+        }
+        words
     }
 }
 
@@ -282,6 +334,7 @@ unsafe impl Pod for OpenEvent {}
 unsafe impl Pod for DataEventHeader {}
 unsafe impl Pod for CloseEvent {}
 unsafe impl Pod for ExecEvent {}
+unsafe impl Pod for ActiveCall {}
 
 /// The raw bytes of an event, as the kernel would write them (for tests,
 /// benchmarks and replaying recorded streams).
@@ -614,9 +667,12 @@ mod tests {
     }
 
     #[test]
-    fn object_is_embedded() {
-        assert_eq!(crate::BPF_OBJECT.get(..4), Some(&b"\x7fELF"[..]));
-        assert_eq!(crate::BPF_OBJECT.as_ptr() as usize % 32, 0);
+    fn objects_are_embedded() {
+        for object in [crate::BPF_OBJECT, crate::BPF_OBJECT_COMPAT] {
+            assert_eq!(object.get(..4), Some(&b"\x7fELF"[..]));
+            assert_eq!(object.as_ptr() as usize % 32, 0);
+        }
+        assert_ne!(crate::BPF_OBJECT, crate::BPF_OBJECT_COMPAT);
     }
 
     #[test]

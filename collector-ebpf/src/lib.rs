@@ -3,29 +3,53 @@
 
 pub mod events;
 
-/// The compiled BPF object (ELF), aligned as aya's object parser requires.
-pub static BPF_OBJECT: &[u8] = {
-    #[repr(C, align(32))]
-    struct Aligned<T: ?Sized>(T);
-    static ALIGNED: &Aligned<[u8]> =
-        &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/sonde.bpf.o")));
-    &ALIGNED.0
-};
+/// A compiled BPF object (ELF) from `OUT_DIR`, aligned as aya's object parser requires.
+macro_rules! bpf_object {
+    ($file:literal) => {{
+        #[repr(C, align(32))]
+        struct Aligned<T: ?Sized>(T);
+        static ALIGNED: &Aligned<[u8]> =
+            &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/", $file)));
+        &ALIGNED.0
+    }};
+}
+
+/// The BPF object for kernels with `bpf_loop` (Linux 5.17) and atomic
+/// fetch-and-add (5.12).
+pub static BPF_OBJECT: &[u8] = bpf_object!("sonde.bpf.o");
+
+/// The same programs and maps for older kernels (5.8 to 5.16), built with
+/// `-DSONDE_COMPAT`: a bounded copy loop instead of `bpf_loop`, and stream
+/// positions read then added to instead of atomic fetch-and-add.
+pub static BPF_OBJECT_COMPAT: &[u8] = bpf_object!("sonde-compat.bpf.o");
 
 /// Names of the maps and globals in the object, shared by loader and tests.
 pub mod names {
     pub const EVENTS_MAP: &str = "sonde_events";
     pub const CONNS_MAP: &str = "sonde_conns";
+    pub const ACTIVE_MAP: &str = "sonde_active";
     pub const STATS_MAP: &str = "sonde_stats";
     pub const SELF_TGID: &str = "sonde_self_tgid";
     pub const MAX_BYTES_PER_CALL: &str = "sonde_max_bytes_per_call";
     pub const EXECS_MAP: &str = "sonde_execs";
 }
 
-/// The TLS library uprobes: (entry program, return program, symbol). Each is
-/// attached to every OpenSSL library or binary that exports the symbol.
+/// The SSL BIO's write method (`bwrite` of the table `BIO_f_ssl()` returns).
+pub const BIO_SSL_WRITE: &str = "BIO_f_ssl.bwrite";
+/// The SSL BIO's read method (`bread` of the table `BIO_f_ssl()` returns).
+pub const BIO_SSL_READ: &str = "BIO_f_ssl.bread";
+
+/// The TLS library uprobes: (entry program, return program, function). Each is
+/// attached to every OpenSSL library or binary that defines the function.
 /// SSL_do_handshake carries no plaintext: its socket syscalls tie the SSL
 /// object to its socket (and its ciphertext is not traced).
+///
+/// The SSL BIO (`BIO_f_ssl`, used by e.g. `openssl s_server -www` and
+/// `BIO_new_ssl_connect` clients) moves its plaintext through libssl's
+/// internal read/write functions, never through `SSL_read*`/`SSL_write*`:
+/// its two methods are probed too. They are static functions, found through
+/// the method table, and have the `_ex` signatures with a `BIO *` in place
+/// of the `SSL *`, so the `_ex` programs serve them (keyed by the BIO).
 pub const TLS_UPROBES: &[(&str, &str, &str)] = &[
     ("ssl_write_enter", "ssl_write_exit", "SSL_write"),
     ("ssl_read_enter", "ssl_read_exit", "SSL_read"),
@@ -36,6 +60,8 @@ pub const TLS_UPROBES: &[(&str, &str, &str)] = &[
         "ssl_handshake_exit",
         "SSL_do_handshake",
     ),
+    ("ssl_write_ex_enter", "ssl_write_ex_exit", BIO_SSL_WRITE),
+    ("ssl_read_ex_enter", "ssl_read_ex_exit", BIO_SSL_READ),
 ];
 
 /// Every tracepoint program in the object: (program name, category, tracepoint).

@@ -2,6 +2,10 @@
 //! Arrow append, driven through `conntrack::Tracker` with ring-buffer records
 //! built like the kernel's (`sonde_ebpf::events::record_bytes`). Reports
 //! ring-buffer events/s; every iteration checks the expected row count.
+//! The same exchanges as HTTP/2 streams (h2c, one stream per request, the
+//! header blocks HPACK-encoded the way an encoder with a dynamic table
+//! sends them) run beside HTTP/1.1 in the same group: the per-stream cost
+//! of HTTP/2 next to HTTP/1's, measured in one run.
 //! The `export` group measures what OTLP export adds per row (span and RED
 //! histogram), in rows/s.
 
@@ -99,6 +103,112 @@ fn records() -> Vec<Vec<u8>> {
     out
 }
 
+/// A frame: 9-byte header and payload.
+fn frame(frame_type: u8, flags: u8, stream_id: u32, payload: &[u8]) -> Vec<u8> {
+    let mut out = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+    out.push(frame_type);
+    out.push(flags);
+    out.extend_from_slice(&stream_id.to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// HPACK: a literal field with incremental indexing whose name is static
+/// table entry `name_index` (value not Huffman-coded, under 127 bytes).
+fn indexed_literal(name_index: u8, value: &str) -> Vec<u8> {
+    let mut out = vec![0x40 | name_index, value.len() as u8];
+    out.extend_from_slice(value.as_bytes());
+    out
+}
+
+/// The HTTP/2 frames of REQUEST and RESPONSE: the first of a connection
+/// inserts its fields in the dynamic tables, the next ones index them.
+fn h2_request(stream_id: u32) -> Vec<u8> {
+    // :method GET, :scheme http, then :path, :authority, user-agent, accept.
+    let block = if stream_id == 1 {
+        [
+            vec![0x82, 0x86],
+            indexed_literal(4, "/api/v1/items?limit=20"),
+            indexed_literal(1, "shop.internal:8080"),
+            indexed_literal(58, "wrk/4.1"),
+            indexed_literal(19, "*/*"),
+        ]
+        .concat()
+    } else {
+        vec![0x82, 0x86, 0xc1, 0xc0, 0xbf, 0xbe]
+    };
+    frame(0x1, 0x5, stream_id, &block)
+}
+
+fn h2_response(stream_id: u32) -> Vec<u8> {
+    // :status 200, then server, date, content-type, content-length.
+    let block = if stream_id == 1 {
+        [
+            vec![0x88],
+            indexed_literal(54, "nginx/1.22.1"),
+            indexed_literal(33, "Sat, 21 Nov 2026 22:00:00 GMT"),
+            indexed_literal(31, "text/plain"),
+            indexed_literal(28, "17"),
+        ]
+        .concat()
+    } else {
+        vec![0x88, 0xc1, 0xc0, 0xbf, 0xbe]
+    };
+    let mut out = frame(0x1, 0x4, stream_id, &block);
+    out.extend(frame(0x0, 0x1, stream_id, b"hello from nginx\n"));
+    out
+}
+
+/// The same keep-alive server connections as [`records`], speaking h2c:
+/// the client's preface and SETTINGS and the server's SETTINGS first, then
+/// one stream per request.
+fn h2_records() -> Vec<Vec<u8>> {
+    let conns: Vec<ConnId> = (0..CONNECTIONS)
+        .map(|i| ConnId {
+            tgid: 4242,
+            fd: 10 + i as i32,
+            proc_start_ns: 1_000_000_000,
+            generation: 1,
+        })
+        .collect();
+    let mut out: Vec<Vec<u8>> = conns.iter().map(|c| open(*c)).collect();
+    let mut position = vec![[0u64; 2]; CONNECTIONS];
+    let mut push =
+        |out: &mut Vec<Vec<u8>>, i: usize, conn: ConnId, dir: u8, ts: u64, bytes: &[u8]| {
+            let at = &mut position[i][usize::from(dir == events::DIR_EGRESS)];
+            out.push(data(conn, dir, ts, *at, bytes));
+            *at += bytes.len() as u64;
+        };
+    let mut ts = 1_000u64;
+    let client_start = [
+        sonde_protocols::http2::PREFACE.to_vec(),
+        frame(0x4, 0, 0, &[0, 3, 0, 0, 0, 100]),
+    ]
+    .concat();
+    let server_start = [
+        frame(0x4, 0, 0, &[0, 3, 0, 0, 0, 128]),
+        frame(0x4, 0x1, 0, &[]),
+    ]
+    .concat();
+    for (i, conn) in conns.iter().enumerate() {
+        ts += 1_000;
+        push(&mut out, i, *conn, events::DIR_INGRESS, ts, &client_start);
+        push(&mut out, i, *conn, events::DIR_EGRESS, ts, &server_start);
+    }
+    for r in 0..REQUESTS_PER_CONNECTION as u32 {
+        let stream_id = 2 * r + 1;
+        let (request, response) = (h2_request(stream_id), h2_response(stream_id));
+        for (i, conn) in conns.iter().enumerate() {
+            ts += 1_000;
+            push(&mut out, i, *conn, events::DIR_INGRESS, ts, &request);
+            ts += 20_000;
+            push(&mut out, i, *conn, events::DIR_EGRESS, ts, &response);
+        }
+    }
+    out.extend(conns.iter().map(|c| close(*c, ts + 1)));
+    out
+}
+
 fn run(records: &[Vec<u8>]) -> usize {
     let stats = Arc::new(StatsRegistry::new());
     let mut tracker = Tracker::new(TrackerConfig::default(), CaptureCounters::register(&stats));
@@ -112,6 +222,12 @@ fn run(records: &[Vec<u8>]) -> usize {
         .map(|flushed| flushed.batch.num_rows())
         .sum();
     assert_eq!(rows, CONNECTIONS * REQUESTS_PER_CONNECTION);
+    // Every header field decoded, every frame understood.
+    for counter in stats.snapshot() {
+        if counter.name.starts_with("http2_") || counter.name == "stream_gaps" {
+            assert_eq!(counter.value, 0, "{}", counter.name);
+        }
+    }
     rows
 }
 
@@ -166,9 +282,16 @@ fn export(c: &mut Criterion) {
 
 fn pipeline(c: &mut Criterion) {
     let records = records();
+    let h2 = h2_records();
     let mut group = c.benchmark_group("pipeline");
     group.throughput(Throughput::Elements(records.len() as u64));
     group.bench_function("http_keepalive_events", |b| b.iter(|| run(&records)));
+    // Per stream (= per HTTP/1 exchange), both protocols side by side.
+    group.throughput(Throughput::Elements(
+        (CONNECTIONS * REQUESTS_PER_CONNECTION) as u64,
+    ));
+    group.bench_function("http1_exchanges", |b| b.iter(|| run(&records)));
+    group.bench_function("http2_streams", |b| b.iter(|| run(&h2)));
     group.finish();
 }
 

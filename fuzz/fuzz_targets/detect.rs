@@ -1,7 +1,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sonde_protocols::{MessageKind, Protocol, detect, detect_with_hint, dns, http, mysql, redis};
+use sonde_protocols::{
+    MessageKind, Protocol, detect, detect_with_hint, dns, http, http2, mysql, redis,
+};
 
 fuzz_target!(|data: &[u8]| {
     // Evidence only grows with more bytes: once a prefix is detected, every
@@ -21,6 +23,9 @@ fuzz_target!(|data: &[u8]| {
     if let Some(d) = detect(data) {
         let at = match d.protocol {
             Protocol::Http => http::find_message_start(data, d.kind),
+            // Detection decides on the first frames; resync wants a longer
+            // chain of plausible frames, so it may look further.
+            Protocol::Http2 => http2::find_message_start(data, d.kind).map(|_| 0),
             Protocol::Redis => redis::find_message_start(data, d.kind),
             Protocol::Mysql => mysql::find_message_start(data, d.kind),
             Protocol::Dns => dns::find_message_start(data, d.kind),

@@ -191,6 +191,71 @@ fn feed_common<T, E, D>(
     out
 }
 
+/// Cuts `input` into writes alternating between client and server (as
+/// `ctl` chooses) and checks that splitting each write in two does not
+/// change what `run` (a session over the conversation) produces.
+fn check_conversation<Ev: PartialEq + std::fmt::Debug>(
+    ctl: u8,
+    input: &[u8],
+    run: impl Fn(&[(bool, &[u8])], bool) -> Vec<Ev>,
+) {
+    let mut choices = Choices(u64::from(ctl));
+    let mut segments = Vec::new();
+    let mut rest = input;
+    while !rest.is_empty() {
+        let n = (1 + choices.next(96)).min(rest.len());
+        let (seg, tail) = rest.split_at(n);
+        segments.push((choices.next(2) == 0, seg));
+        rest = tail;
+    }
+    assert_eq!(
+        run(&segments, false),
+        run(&segments, true),
+        "write splits changed the session's output"
+    );
+}
+
+/// Feeds a conversation (writes of the client when true) to a decoder per
+/// direction, each write whole or (`cut`) in two halves, and hands each
+/// message to `on_message` (from the client?, message, write index as the
+/// time). Stops at the first decode error: what follows depends on what
+/// the caller had buffered.
+fn converse<D, M, E, Ev>(
+    segments: &[(bool, &[u8])],
+    cut: bool,
+    mut decoders: [D; 2],
+    decode: impl Fn(&mut D, &[u8]) -> Result<sonde_protocols::Decoded<M>, E>,
+    mut on_message: impl FnMut(bool, &M, u64) -> Option<Ev>,
+) -> Vec<Ev> {
+    let mut bufs = [Vec::new(), Vec::new()];
+    let mut out = Vec::new();
+    for (ts, &(client, seg)) in segments.iter().enumerate() {
+        let i = usize::from(!client);
+        let pieces: Vec<&[u8]> = if cut {
+            let (a, b) = seg.split_at(seg.len() / 2);
+            vec![a, b]
+        } else {
+            vec![seg]
+        };
+        for piece in pieces {
+            bufs[i].extend_from_slice(piece);
+            loop {
+                match decode(&mut decoders[i], &bufs[i]) {
+                    Ok(sonde_protocols::Decoded::NeedMore) => break,
+                    Ok(sonde_protocols::Decoded::Progress { consumed, message }) => {
+                        bufs[i].drain(..consumed);
+                        if let Some(m) = message {
+                            out.extend(on_message(client, &m, ts as u64));
+                        }
+                    }
+                    Err(_) => return out,
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Fuzzes the RESP decoder (direction from the control byte) and the
 /// session: split equivalence, a gap with resync, caps and rendering.
 pub fn run_redis(data: &[u8]) {
@@ -284,8 +349,7 @@ fn check_resp(
 pub fn run_mysql(data: &[u8]) {
     use sonde_protocols::MessageKind;
     use sonde_protocols::mysql::{
-        MysqlConfig, MysqlExchange, MysqlPacket, MysqlPacketDecoder, MysqlPairing,
-        find_message_start,
+        MysqlConfig, MysqlPacket, MysqlPacketDecoder, MysqlPairing, find_message_start,
     };
     let Some((&ctl, input)) = data.split_first() else {
         return;
@@ -326,65 +390,32 @@ pub fn run_mysql(data: &[u8]) {
     run(&[first, second], Some(u64::from(ctl)), &mut check);
 
     // A conversation: segments of the input alternate between directions.
-    let mut choices = Choices(u64::from(ctl));
-    let mut segments = Vec::new();
-    let mut rest = input;
-    while !rest.is_empty() {
-        let n = (1 + choices.next(96)).min(rest.len());
-        let (seg, tail) = rest.split_at(n);
-        segments.push((choices.next(2) == 0, seg));
-        rest = tail;
-    }
-    let converse = |cut: bool| -> Vec<MysqlExchange> {
+    check_conversation(ctl, input, |segments, cut| {
         let mut session = MysqlPairing::new(config.clone());
-        let mut decoders = [
+        let decoders = [
             MysqlPacketDecoder::new(config.clone()),
             MysqlPacketDecoder::new(config.clone()),
         ];
-        let mut bufs = [Vec::new(), Vec::new()];
-        let mut out = Vec::new();
-        for (ts, (client, seg)) in segments.iter().enumerate() {
-            let i = usize::from(!client);
-            let pieces: Vec<&[u8]> = if cut {
-                let (a, b) = seg.split_at(seg.len() / 2);
-                vec![a, b]
-            } else {
-                vec![seg]
-            };
-            for piece in pieces {
-                bufs[i].extend_from_slice(piece);
-                loop {
-                    match decoders[i].decode(&bufs[i]) {
-                        Ok(sonde_protocols::Decoded::NeedMore) => break,
-                        Ok(sonde_protocols::Decoded::Progress { consumed, message }) => {
-                            bufs[i].drain(..consumed);
-                            let Some(pkt) = message else { continue };
-                            let ex = if *client {
-                                session.on_client_packet(&pkt, ts as u64)
-                            } else {
-                                session.on_server_packet(&pkt, ts as u64)
-                            };
-                            if let Some(ex) = ex {
-                                assert!(ex.req_body.len() <= config.max_body_len + 3);
-                                assert!(ex.resp_body.len() <= config.max_body_len + 3);
-                                assert!(ex.req_ts <= ex.resp_ts);
-                                out.push(ex);
-                            }
-                        }
-                        // What follows an error depends on what the
-                        // caller had buffered: compare up to it.
-                        Err(_) => return out,
-                    }
+        converse(
+            segments,
+            cut,
+            decoders,
+            |d, b| d.decode(b),
+            |client, pkt, ts| {
+                let ex = if client {
+                    session.on_client_packet(pkt, ts)
+                } else {
+                    session.on_server_packet(pkt, ts)
+                };
+                if let Some(ex) = &ex {
+                    assert!(ex.req_body.len() <= config.max_body_len + 3);
+                    assert!(ex.resp_body.len() <= config.max_body_len + 3);
+                    assert!(ex.req_ts <= ex.resp_ts);
                 }
-            }
-        }
-        out
-    };
-    assert_eq!(
-        converse(false),
-        converse(true),
-        "write splits changed the exchanges"
-    );
+                ex
+            },
+        )
+    });
 }
 
 /// Fuzzes DNS message parsing, its JSON, datagram detection and a matcher.
@@ -468,6 +499,84 @@ pub fn run_dns_tcp(data: &[u8]) {
     {
         assert_eq!((d.protocol, d.kind), (sonde_protocols::Protocol::Dns, kind));
     }
+}
+
+/// Fuzzes the PostgreSQL decoder (direction from the control byte) and the
+/// session over a conversation cut from the input: split equivalence, a gap
+/// with resync, caps on kept bytes, texts and state.
+pub fn run_pgsql(data: &[u8]) {
+    use sonde_protocols::MessageKind;
+    use sonde_protocols::pgsql::{PgConfig, PgDecoder, PgMessage, PgSession, find_message_start};
+    let Some((&ctl, input)) = data.split_first() else {
+        return;
+    };
+    let config = PgConfig {
+        max_kept_bytes: 64,
+        max_message_len: 1 << 20,
+        max_text_len: 80,
+        max_statements: 3,
+        max_portals: 2,
+        max_pending: 8,
+        max_query_statements: 4,
+    };
+    let split = usize::from(ctl) * input.len() / 255;
+    let (first, second) = input.split_at(split);
+    let kind = if ctl & 1 == 0 {
+        MessageKind::Request
+    } else {
+        MessageKind::Response
+    };
+    let mut check = |m: &PgMessage| {
+        assert!(m.body.len() <= config.max_kept_bytes);
+        assert!(u64::from(m.len) >= m.body.len() as u64);
+    };
+    let run = |parts: &[&[u8]], gap: Option<u64>, check: &mut dyn FnMut(&PgMessage)| {
+        let mut d = PgDecoder::new(kind, config.clone());
+        let resync = |b: &[u8]| find_message_start(b, kind);
+        feed_common(
+            parts,
+            &mut d,
+            |d, b| d.decode(b),
+            |d, n| d.skip_gap(n),
+            |d| d.reset(),
+            gap.map(|_| &resync as &dyn Fn(&[u8]) -> Option<usize>),
+            gap,
+            check,
+        )
+    };
+    let whole = run(&[input], None, &mut check);
+    assert_eq!(whole, run(&[first, second], None, &mut check));
+    run(&[first, second], Some(u64::from(ctl)), &mut check);
+
+    // A conversation: segments of the input alternate between directions.
+    check_conversation(ctl, input, |segments, cut| {
+        let mut session = PgSession::new(config.clone());
+        let decoders = [
+            PgDecoder::new(MessageKind::Request, config.clone()),
+            PgDecoder::new(MessageKind::Response, config.clone()),
+        ];
+        converse(
+            segments,
+            cut,
+            decoders,
+            |d, b| d.decode(b),
+            |client, msg, ts| {
+                let ev = if client {
+                    session.on_frontend(msg, ts)
+                } else {
+                    session.on_backend(msg, ts)
+                };
+                assert!(session.pending() <= config.max_pending);
+                assert!(session.statements() <= config.max_statements + 1);
+                if let Some(ev) = &ev {
+                    assert!(ev.req.len() <= config.max_text_len + 3, "{ev:?}");
+                    assert!(ev.resp.len() <= config.max_text_len + 3, "{ev:?}");
+                    assert!(ev.req_ts <= ev.resp_ts);
+                }
+                ev
+            },
+        )
+    });
 }
 
 /// Fuzzes HTTP/2: the frame decoder (split equivalence, a gap with resync,

@@ -1,6 +1,7 @@
 //! Parser throughput (bytes/s, one core) over recorded-style streams: HTTP/1.1
 //! requests and responses, pipelined Redis commands and replies, MySQL
-//! packets and DNS messages. Run with `cargo bench -p sonde-protocols`
+//! packets and DNS messages; PostgreSQL events/s (rows) through both
+//! decoders and the session over a pgbench-like extended-protocol stream. Run with `cargo bench -p sonde-protocols`
 //! (`scripts/bench.sh` passes quick settings for `--size tiny`).
 //!
 //! The `streams` group is the cost per request/response exchange (elements/s):
@@ -18,6 +19,7 @@ use sonde_protocols::dns::{DnsConfig, parse_message};
 use sonde_protocols::http::{Decoded as HttpDecoded, HttpConfig, HttpDecoder};
 use sonde_protocols::http2::{Http2Config, Http2Decoder, Http2Session, Http2Stream};
 use sonde_protocols::mysql::{MysqlConfig, MysqlPacketDecoder};
+use sonde_protocols::pgsql::{PgConfig, PgDecoder, PgMessage, PgSession};
 use sonde_protocols::redis::{RespConfig, RespDecoder};
 
 /// Messages per stream: enough that per-stream setup is negligible.
@@ -163,6 +165,88 @@ fn dns_response() -> Vec<u8> {
     m
 }
 
+/// A PostgreSQL message: type byte, length, body.
+fn pg_message(out: &mut Vec<u8>, tag: u8, body: &[u8]) {
+    out.push(tag);
+    out.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
+    out.extend_from_slice(body);
+}
+
+/// What pgbench -M extended sends and gets per statement: Parse (unnamed),
+/// Bind with two text parameters, Describe, Execute, Sync; ParseComplete,
+/// BindComplete, RowDescription, one DataRow, CommandComplete,
+/// ReadyForQuery. Returns (client stream, server stream).
+fn pgsql_streams() -> (Vec<u8>, Vec<u8>) {
+    let (mut client, mut server) = (Vec::new(), Vec::new());
+    for i in 0..MESSAGES {
+        pg_message(
+            &mut client,
+            b'P',
+            b"\0UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2;\0\0\0",
+        );
+        let mut bind = b"\0\0\0\0\0\x02".to_vec();
+        for value in [format!("{}", i % 5000), format!("{}", i * 7 % 100_000)] {
+            bind.extend_from_slice(&(value.len() as u32).to_be_bytes());
+            bind.extend_from_slice(value.as_bytes());
+        }
+        bind.extend_from_slice(b"\0\0");
+        pg_message(&mut client, b'B', &bind);
+        pg_message(&mut client, b'D', b"P\0");
+        pg_message(&mut client, b'E', b"\0\0\0\0\0");
+        pg_message(&mut client, b'S', b"");
+        pg_message(&mut server, b'1', b"");
+        pg_message(&mut server, b'2', b"");
+        pg_message(
+            &mut server,
+            b'T',
+            b"\0\x01abalance\0\0\0\x40\x00\0\x03\0\0\0\x17\0\x04\xff\xff\xff\xff\0\0",
+        );
+        pg_message(&mut server, b'D', b"\0\x01\0\0\0\x041234");
+        pg_message(&mut server, b'C', b"UPDATE 1\0");
+        pg_message(&mut server, b'Z', b"I");
+    }
+    (client, server)
+}
+
+/// Decodes both directions (the client's statement, then the server's
+/// answer, as they alternate on the wire) into the session: events.
+fn pgsql_events(client: &[u8], server: &[u8]) -> usize {
+    let config = PgConfig::default();
+    let mut session = PgSession::new(config.clone());
+    let mut decoders = [
+        PgDecoder::new(MessageKind::Request, config.clone()),
+        PgDecoder::new(MessageKind::Response, config),
+    ];
+    let mut rests = [client, server];
+    let mut events = 0;
+    // Five client messages, then six server messages, per statement.
+    let next = |i: usize, decoders: &mut [PgDecoder; 2], rests: &mut [&[u8]; 2]| -> PgMessage {
+        loop {
+            match decoders[i].decode(rests[i]).expect("valid PostgreSQL") {
+                Decoded::NeedMore => panic!("stream ended early"),
+                Decoded::Progress { consumed, message } => {
+                    rests[i] = &rests[i][consumed..];
+                    if let Some(m) = message {
+                        return m;
+                    }
+                }
+            }
+        }
+    };
+    for ts in 0..MESSAGES as u64 {
+        for _ in 0..5 {
+            let m = next(0, &mut decoders, &mut rests);
+            events += usize::from(session.on_frontend(&m, ts).is_some());
+        }
+        for _ in 0..6 {
+            let m = next(1, &mut decoders, &mut rests);
+            events += usize::from(session.on_backend(&m, ts).is_some());
+        }
+    }
+    assert_eq!(events, MESSAGES);
+    events
+}
+
 /// A named input stream and the function that parses all of it (returning
 /// how many messages it found, so the work cannot be optimised away).
 type Case = (&'static str, Vec<u8>, fn(&[u8]) -> usize);
@@ -193,6 +277,18 @@ fn parsers(c: &mut Criterion) {
     group.throughput(Throughput::Bytes(dns.len() as u64));
     group.bench_function("dns_response", |b| {
         b.iter(|| parse_message(black_box(&dns), &config).expect("valid DNS"))
+    });
+    group.finish();
+
+    let (client, server) = pgsql_streams();
+    let mut group = c.benchmark_group("pgsql");
+    group.throughput(Throughput::Elements(MESSAGES as u64));
+    group.bench_function("pgbench_extended_events", |b| {
+        b.iter(|| pgsql_events(black_box(&client), black_box(&server)))
+    });
+    group.throughput(Throughput::Bytes((client.len() + server.len()) as u64));
+    group.bench_function("pgbench_extended_bytes", |b| {
+        b.iter(|| pgsql_events(black_box(&client), black_box(&server)))
     });
     group.finish();
 }

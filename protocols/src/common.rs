@@ -7,7 +7,10 @@
 /// Application protocols Sonde understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Protocol {
+    /// HTTP/1.x.
     Http,
+    /// HTTP/2 (h2c, h2 over TLS through the TLS library probes, gRPC).
+    Http2,
     Dns,
     Mysql,
     Redis,

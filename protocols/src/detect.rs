@@ -13,7 +13,7 @@
 //! with more bytes: once a prefix is detected, every longer prefix gives the
 //! same answer.
 
-use crate::{Detection, MessageKind, Protocol, Verdict, dns, http, mysql, redis};
+use crate::{Detection, MessageKind, Protocol, Verdict, dns, http, http2, mysql, redis};
 
 /// Looks at the first bytes of a stream (or of a message boundary after
 /// resync) and says which protocol and message kind they are, if the evidence
@@ -35,6 +35,10 @@ pub fn detect(input: &[u8]) -> Option<Detection> {
 /// Evidence per protocol:
 /// - HTTP: a request line start (method, space, target start) or
 ///   `HTTP/1.x <digit>`.
+/// - HTTP/2: the client's connection preface (request); a server's first
+///   SETTINGS frame (response); in a connection joined mid-way, a few small
+///   frames then a header block led by request pseudo-headers (request) or
+///   `:status` (response).
 /// - Redis: `*N\r\n$M\r\n<known command>\r\n` (request); error replies with
 ///   a Redis error prefix, `+PONG`, `+QUEUED`, a RESP3 HELLO map, pub/sub
 ///   deliveries (reply). Other well-formed RESP is weak.
@@ -47,10 +51,12 @@ pub fn detect(input: &[u8]) -> Option<Detection> {
 ///   for a query (request) or an answer (reply).
 pub fn detect_with_hint(input: &[u8], port_hint: Option<Protocol>) -> Option<Detection> {
     use MessageKind::{Request, Response};
-    use Protocol::{Dns, Http, Mysql, Redis};
+    use Protocol::{Dns, Http, Http2, Mysql, Redis};
     let mut candidates = vec![
         (Http, Request, http::detect::request_verdict(input)),
         (Http, Response, http::detect::response_verdict(input)),
+        (Http2, Request, http2::detect::request_verdict(input)),
+        (Http2, Response, http2::detect::response_verdict(input)),
         (Redis, Request, redis::detect::request_verdict(input)),
         (Redis, Response, redis::detect::response_verdict(input)),
         (Mysql, Request, mysql::detect::request_verdict(input)),

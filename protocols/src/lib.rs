@@ -23,6 +23,7 @@ pub mod dns;
 pub mod http;
 pub mod http2;
 pub mod mysql;
+pub mod pgsql;
 pub mod redis;
 mod text;
 

@@ -19,7 +19,7 @@ mod consts;
 pub(crate) mod detect;
 mod packet;
 mod pairing;
-mod redact;
+pub(crate) mod redact;
 
 use std::fmt;
 

@@ -54,7 +54,11 @@ fn detection_table() {
         (b"CONNECT /", None),
         (b"OPTIONS -", None),
         (b"FOO / HTTP/1.1", None),
-        (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", None),
+        (
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+            d(Protocol::Http2, Request),
+        ),
+        (b"PRI * HTTP/2.0\r\n\r\nSM", None),
         (b"HTTP/2 200", None),
         (b"HTTP/1.2 200", None),
         (b"HTTP/1.1 OK", None),
@@ -275,6 +279,11 @@ fn detection_is_monotonic() {
         mysql::err(1, 1062, "23000", "Duplicate entry"),
         dns::tcp(&dns::query(5, "x.example.com", 1)),
         dns::tcp(&answer),
+        // HTTP/2: the client preface and SETTINGS; a server's SETTINGS; a
+        // WINDOW_UPDATE then a request's HEADERS, mid-way.
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x06\x04\x00\x00\x00\x00\x00\x00\x03\x00\x00\x00\x64".to_vec(),
+        b"\x00\x00\x06\x04\x00\x00\x00\x00\x00\x00\x04\x00\x01\x00\x00\x00\x00\x01\x04\x00\x00\x00\x01\x88".to_vec(),
+        b"\x00\x00\x04\x08\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x03\x01\x05\x00\x00\x00\x03\x82\x86\x84".to_vec(),
     ];
     let tokens: &[&[u8]] = &[
         b"\r\n", b"*1", b"$4", b"\x00", b"\x01", b"\xff", b"#", b"def",

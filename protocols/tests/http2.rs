@@ -1119,3 +1119,59 @@ fn decoder_frames_do_not_depend_on_splits() {
         }
     }
 }
+
+/// Detection on real streams: each side's first bytes say HTTP/2 and who
+/// sent them; a read that starts a later write (a connection joined mid-way)
+/// is either recognised with the right side or left undecided, never taken
+/// for another protocol or the other side.
+#[test]
+fn detection_from_the_start_and_mid_way() {
+    use sonde_protocols::{Detection, Protocol, detect};
+    let mut joined = [0usize; 2];
+    for name in [
+        "curl_nginx.cap",
+        "nghttp_nginx.cap",
+        "h2load_nginx.cap",
+        "reset_nginx.cap",
+        "grpcio.cap",
+        "grpc_js.cap",
+    ] {
+        for conn in load(name) {
+            for client in [true, false] {
+                let kind = if client {
+                    MessageKind::Request
+                } else {
+                    MessageKind::Response
+                };
+                let want = Some(Detection {
+                    protocol: Protocol::Http2,
+                    kind,
+                });
+                let reads: Vec<&Chunk> =
+                    conn.chunks.iter().filter(|c| c.client == client).collect();
+                let start: Vec<u8> = reads
+                    .iter()
+                    .flat_map(|c| c.bytes.clone())
+                    .take(512)
+                    .collect();
+                assert_eq!(detect(&start), want, "{name}: first bytes");
+                for read in reads.iter().skip(1) {
+                    match detect(&read.bytes) {
+                        None => {}
+                        got => {
+                            assert_eq!(
+                                got,
+                                want,
+                                "{name}: {:x?}",
+                                &read.bytes[..read.bytes.len().min(32)]
+                            );
+                            joined[usize::from(!client)] += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Requests and responses that start with their header block.
+    assert!(joined[0] >= 10 && joined[1] >= 10, "{joined:?}");
+}

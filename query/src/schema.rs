@@ -9,13 +9,14 @@ pub const HTTP_EVENTS: &str = "http_events";
 pub const DNS_EVENTS: &str = "dns_events";
 pub const MYSQL_EVENTS: &str = "mysql_events";
 pub const REDIS_EVENTS: &str = "redis_events";
+pub const PGSQL_EVENTS: &str = "pgsql_events";
 pub const CONN_STATS: &str = "conn_stats";
 pub const CAPTURE_STATS: &str = "capture_stats";
 pub const PROBE_STATUS: &str = "probe_status";
 
 pub use crate::records::{
     conn_stats_schema, dns_events_schema, http_events_schema, mysql_events_schema,
-    probe_status_schema, redis_events_schema,
+    pgsql_events_schema, probe_status_schema, redis_events_schema,
 };
 
 /// Every table an agent serves, with its schema (what the coordinator
@@ -136,16 +137,15 @@ mod tests {
                 "resp_message",
                 "resp_body",
                 "resp_body_size",
+                "grpc_status",
+                "grpc_message",
                 "latency",
             ]
         );
-        // Only the Kubernetes columns may be null (outside Kubernetes).
-        assert!(
-            schema
-                .fields()
-                .iter()
-                .all(|f| f.is_nullable() == K8S_COLUMNS.contains(&f.name().as_str()))
-        );
+        // Only the Kubernetes columns (outside Kubernetes) and the gRPC ones
+        // (other HTTP) may be null.
+        assert!(schema.fields().iter().all(|f| f.is_nullable()
+            == (K8S_COLUMNS.contains(&f.name().as_str()) || f.name().starts_with("grpc_"))));
         assert_eq!(schema.field(0).data_type(), &time_type());
         assert_eq!(schema.field(2).data_type(), &DataType::UInt32);
     }

@@ -30,6 +30,17 @@ impl Counter {
         self.add(1);
     }
 
+    /// Lowers a gauge kept by `add`/`sub` pairs (saturating at zero). One
+    /// atomic step each, so concurrent updaters never lose one another's
+    /// change the way a computed `set` can.
+    pub fn sub(&self, n: u64) {
+        _ = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(v.saturating_sub(n))
+            });
+    }
+
     /// Overwrites the value; for counters whose source of truth lives
     /// outside the agent (kernel drop counters read from BPF maps).
     pub fn set(&self, value: u64) {

@@ -36,6 +36,8 @@ fn row(time_ns: i64, path: &str, status: i64) -> HttpRow {
         resp_message: "OK".into(),
         resp_body: b"hello".to_vec(),
         resp_body_size: 5,
+        grpc_status: None,
+        grpc_message: None,
         latency: 250,
     }
 }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod mariadb;
+pub mod postgres;
 pub mod servers;
 
 /// A free TCP port on loopback (bound and released; fine for tests on one host).
@@ -122,6 +123,11 @@ impl Agent {
     /// Starts an agent with `extra_args`. Its PostgreSQL and worker
     /// endpoints get free ports too, unless `extra_args` sets them.
     pub fn start_with(name: &str, extra_args: &[&str]) -> Agent {
+        Self::start_with_env(name, extra_args, &[])
+    }
+
+    /// [`Agent::start_with`], with extra environment variables.
+    pub fn start_with_env(name: &str, extra_args: &[&str], env: &[(&str, &str)]) -> Agent {
         let port = free_port();
         let dir = scratch_dir(&format!("agent-{name}"));
         let log_path = dir.join("agent.log");
@@ -139,6 +145,7 @@ impl Agent {
         let child = Command::new(sonde_binary())
             .args(&args)
             .args(extra_args)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -264,15 +271,20 @@ impl Agent {
 
     /// Latest value of every capture counter.
     pub fn capture_stats(&self) -> Vec<(String, i64)> {
-        self.query("SELECT name, max(value) FROM capture_stats GROUP BY name ORDER BY name")
-            .into_iter()
-            .map(|r| {
-                (
-                    r[0].as_str().unwrap_or_default().to_string(),
-                    r[1].as_i64().unwrap_or(-1),
-                )
-            })
-            .collect()
+        // The latest snapshot: gauges (otlp_spans_queued) go down, so a
+        // max over time would mix snapshots.
+        self.query(
+            "SELECT name, value FROM capture_stats \
+             WHERE time_ = (SELECT max(time_) FROM capture_stats) ORDER BY name",
+        )
+        .into_iter()
+        .map(|r| {
+            (
+                r[0].as_str().unwrap_or_default().to_string(),
+                r[1].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect()
     }
 
     pub fn counter(&self, name: &str) -> i64 {
@@ -570,6 +582,18 @@ fn nginx_binary() -> String {
 }
 
 /// Runs a command to completion, panicking with its output if it fails.
+/// Waits until `condition` holds; panics after `timeout`.
+pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !condition() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "condition not reached within {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 pub fn run(cmd: &mut Command) -> String {
     let output = cmd
         .output()
@@ -595,4 +619,30 @@ pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures")
         .join(name)
+}
+
+/// A self-signed certificate for 127.0.0.1/localhost in `dir`: (cert.pem,
+/// key.pem).
+pub fn self_signed_cert(dir: &Path) -> (PathBuf, PathBuf) {
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    run(Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert));
+    (cert, key)
 }

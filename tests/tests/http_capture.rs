@@ -9,7 +9,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use sonde_e2e::{Agent, Server, curl, ebpf_available, fixture, free_port, run, start_nginx};
+use sonde_e2e::{
+    Agent, Server, curl, ebpf_available, fixture, free_port, run, start_nginx, wait_until,
+};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -361,6 +363,79 @@ fn connection_opened_before_the_agent_is_traced() {
     assert_eq!(s(&rows[0][0]), "client");
     assert_eq!(s(&rows[0][1]), "/hello");
     assert_eq!(i(&rows[0][2]), 200);
+}
+
+/// A server thread already blocked in `recv` on a keep-alive connection when
+/// the agent starts (its syscall entered before the probes existed): the
+/// next request on that connection is captured on the server side too, from
+/// the arguments the agent seeds at start.
+#[test]
+fn a_server_blocked_in_read_when_the_agent_starts_is_traced() {
+    if !ebpf_available() {
+        return;
+    }
+    let port = free_port();
+    let server = python_server(port);
+    let mut client = Command::new("python3")
+        .arg(fixture("http_client.py"))
+        .args(["preexisting", &port.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("client");
+    let mut stdout = BufReader::new(client.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("connected line");
+    assert_eq!(line.trim(), "connected");
+    // The server's handler thread is in recvfrom (45) or read (0) on the
+    // accepted socket before the agent starts.
+    wait_until(WAIT, || blocked_in_socket_read(server.pid()));
+
+    let agent = Agent::start("blocked-read");
+    client
+        .stdin
+        .as_mut()
+        .expect("stdin")
+        .write_all(b"go\n")
+        .expect("go");
+    line.clear();
+    stdout.read_line(&mut line).expect("status line");
+    assert_eq!(line.trim(), "404");
+    let _ = client.wait();
+
+    let sql = format!(
+        "SELECT trace_role, req_method, req_path, resp_status FROM http_events \
+         WHERE local_port = {port} OR remote_port = {port} ORDER BY trace_role"
+    );
+    let rows = agent.wait_rows(&sql, 2, WAIT);
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    for (row, role) in rows.iter().zip(["client", "server"]) {
+        assert_eq!(s(&row[0]), role, "{rows:?}");
+        assert_eq!(s(&row[1]), "GET");
+        assert_eq!(s(&row[2]), "/hello");
+        assert_eq!(i(&row[3]), 404);
+    }
+    assert_eq!(agent.counter("kernel_seeded_calls_used"), 1);
+}
+
+/// True when a thread of `pid` is blocked in read/recvfrom on a socket.
+fn blocked_in_socket_read(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().any(|task| {
+        let text = std::fs::read_to_string(task.path().join("syscall")).unwrap_or_default();
+        let mut fields = text.split_whitespace();
+        let nr = fields.next().unwrap_or("");
+        let fd = fields
+            .next()
+            .and_then(|f| i64::from_str_radix(f.trim_start_matches("0x"), 16).ok());
+        (nr == "45" || nr == "0")
+            && fd.is_some_and(|fd| {
+                std::fs::read_link(format!("/proc/{pid}/fd/{fd}"))
+                    .is_ok_and(|l| l.to_string_lossy().starts_with("socket:"))
+            })
+    })
 }
 
 #[test]

@@ -124,8 +124,11 @@ fn rows_carry_the_pod_of_a_containerised_process() {
     assert_eq!(s(&client[3]).as_deref(), Some("web"));
     assert_eq!(s(&client[4]).as_deref(), Some("node-1"));
     assert_eq!(s(&client[5]).as_deref(), Some("default/web"), "{rows:?}");
-    // nginx runs on the host: no pod, and the columns are null, not errors.
+    // nginx runs on the host: no pod, and the pod columns are null, not
+    // errors; the node is where the row was captured.
     let server = &rows[1];
     assert_eq!(s(&server[0]).as_deref(), Some("server"));
-    assert!(server[1..].iter().all(Value::is_null), "{rows:?}");
+    assert!(server[1..4].iter().all(Value::is_null), "{rows:?}");
+    assert_eq!(s(&server[4]).as_deref(), Some("node-1"), "{rows:?}");
+    assert!(server[5].is_null(), "{rows:?}");
 }

@@ -863,3 +863,68 @@ fn mysql_spans_carry_sanitized_statements() {
     assert_eq!(point["attrs"]["db.system.name"], "mysql");
     agent.stop();
 }
+
+#[test]
+fn grpc_spans_and_rpc_metrics() {
+    if !ebpf_available() {
+        return;
+    }
+    let receiver = Receiver::start("grpc");
+    let agent = receiver.agent("otlp-grpc", "grpc", &[]);
+    let port = free_port();
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../protocols/tests/tools/grpc_demo.py");
+    let mut cmd = Command::new("python3");
+    cmd.arg(&demo).args(["server", &port.to_string()]);
+    let _server = Server::spawn(cmd, port);
+    run(Command::new("python3")
+        .arg(&demo)
+        .args(["client", &port.to_string()]));
+
+    // Unary, ServerStream, ClientStream, Fail, Endless (cancelled), each
+    // seen by the client and the server.
+    let spans = receiver.wait_spans(10, |s| {
+        s.attr("rpc.system") == "grpc" && s.attr("server.port") == port
+    });
+    assert_eq!(spans.len(), 10, "{spans:#?}");
+    let find = |kind: &str, name: &str| {
+        spans
+            .iter()
+            .find(|s| s.kind == kind && s.name == name)
+            .unwrap_or_else(|| panic!("no {kind} {name}: {spans:#?}"))
+            .clone()
+    };
+    for kind in ["SPAN_KIND_CLIENT", "SPAN_KIND_SERVER"] {
+        let unary = find(kind, "demo.Echo/Unary");
+        assert_eq!(unary.attr("rpc.service"), "demo.Echo");
+        assert_eq!(unary.attr("rpc.method"), "Unary");
+        assert_eq!(unary.attr("rpc.grpc.status_code"), 0);
+        assert_eq!(unary.attr("rpc.response.status_code"), "OK");
+        assert_eq!(unary.attr("network.protocol.version"), "2");
+        assert_eq!(unary.status, "");
+        let fail = find(kind, "demo.Echo/Fail");
+        assert_eq!(fail.attr("rpc.grpc.status_code"), 5);
+        let cancelled = find(kind, "demo.Echo/Endless");
+        assert_eq!(cancelled.attr("rpc.grpc.status_code"), 1);
+    }
+    // A client fails on any status but OK; a server only on its own
+    // failures (NOT_FOUND and CANCELLED answer the caller).
+    for name in ["demo.Echo/Fail", "demo.Echo/Endless"] {
+        assert_eq!(find("SPAN_KIND_CLIENT", name).status, "STATUS_CODE_ERROR");
+        assert_eq!(find("SPAN_KIND_SERVER", name).status, "");
+    }
+    assert_eq!(
+        find("SPAN_KIND_CLIENT", "demo.Echo/Fail").attr("error.type"),
+        "NOT_FOUND"
+    );
+
+    let (_, point) = receiver.wait_point("rpc.server.call.duration", 1, |_, p| {
+        p["attrs"]["rpc.method"] == "Fail" && p["attrs"]["rpc.service"] == "demo.Echo"
+    });
+    assert_eq!(point["attrs"]["rpc.system"], "grpc");
+    assert_eq!(point["attrs"]["rpc.grpc.status_code"], 5);
+    let (_, point) = receiver.wait_point("rpc.client.call.duration", 1, |_, p| {
+        p["attrs"]["rpc.method"] == "Fail" && p["attrs"]["server.port"] == port
+    });
+    assert_eq!(point["attrs"]["error.type"], "NOT_FOUND");
+    agent.stop();
+}

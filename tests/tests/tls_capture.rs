@@ -6,12 +6,12 @@
 //! `cargo test -p sonde-e2e --test tls_capture -- --test-threads=1`
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use sonde_e2e::{Agent, Server, curl, ebpf_available, run, scratch_dir};
+use sonde_e2e::{Agent, Server, curl, ebpf_available, run, scratch_dir, self_signed_cert};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -30,31 +30,6 @@ fn tls_port() -> u16 {
         .map(|k| 19400 + (start + k) % 100)
         .find(|&port| TcpListener::bind(("127.0.0.1", port)).is_ok())
         .expect("a free port in 19400..19500")
-}
-
-/// A self-signed certificate for 127.0.0.1/localhost: (cert.pem, key.pem).
-fn self_signed_cert(dir: &Path) -> (PathBuf, PathBuf) {
-    let cert = dir.join("cert.pem");
-    let key = dir.join("key.pem");
-    run(Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1,DNS:localhost",
-            "-keyout",
-        ])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert));
-    (cert, key)
 }
 
 /// nginx serving HTTPS on `port` with the given certificate.
@@ -189,7 +164,25 @@ fn curl_over_https_to_nginx_is_captured_in_plaintext() {
     assert_eq!(s(&status[0][1]), "attached");
     assert_eq!(
         s(&status[0][2]),
-        "SSL_write SSL_read SSL_write_ex SSL_read_ex SSL_do_handshake"
+        "SSL_write SSL_read SSL_write_ex SSL_read_ex SSL_do_handshake \
+         BIO_f_ssl.bwrite BIO_f_ssl.bread"
+    );
+    // A libssl that is not OpenSSL (NSS's libssl3.so, where installed) is
+    // skipped as expected: a row says so, and the log has no warning.
+    let nss = std::path::Path::new("/usr/lib/x86_64-linux-gnu/libssl3.so");
+    if nss.exists() {
+        let skipped = agent.query(&format!(
+            "SELECT status, detail FROM probe_status WHERE kind = 'uprobe' AND target = '{}'",
+            nss.display()
+        ));
+        assert_eq!(skipped.len(), 1, "{skipped:?}");
+        assert_eq!(s(&skipped[0][0]), "skipped");
+        assert!(s(&skipped[0][1]).starts_with("not OpenSSL"), "{skipped:?}");
+    }
+    let log = agent.log();
+    assert!(
+        !log.lines().any(|line| line.contains(" WARN ")),
+        "the agent warned at start:\n{log}"
     );
     assert!(agent.counter("tls_targets_attached") >= 1);
     assert!(agent.counter("tls_connections") >= 4);
@@ -302,8 +295,10 @@ fn new_process_with_its_own_libssl_is_instrumented_after_exec() {
     assert_eq!(s(&status[0][1]), "attached");
     let detail = s(&status[0][2]);
     assert!(
-        detail.starts_with("SSL_write SSL_read SSL_write_ex SSL_read_ex SSL_do_handshake; ")
-            && detail.ends_with(" ms after exec"),
+        detail.starts_with(
+            "SSL_write SSL_read SSL_write_ex SSL_read_ex SSL_do_handshake \
+             BIO_f_ssl.bwrite BIO_f_ssl.bread; "
+        ) && detail.ends_with(" ms after exec"),
         "{detail}"
     );
     let ms: u64 = detail
@@ -619,4 +614,104 @@ fn https_keepalive_burst_is_fully_captured() {
     ));
     assert_eq!(i(&all[0][0]), 2 * sent);
     assert_eq!(agent.counter("kernel_tls_no_socket"), 0);
+}
+
+/// `openssl s_server -www`: it reads and writes through a buffered BIO over
+/// the SSL BIO, whose methods call libssl's internal read/write (it never
+/// calls SSL_read/SSL_write), and answers HTTP/1.0 with a body that ends at
+/// the close. Five curl requests and one Python `ssl` client, one connection
+/// each: every request is a row on both sides.
+#[test]
+fn openssl_s_server_www_behind_the_ssl_bio_is_captured() {
+    if !ebpf_available() {
+        return;
+    }
+    let agent = Agent::start("tls-s-server");
+    let dir = scratch_dir("tls-s-server");
+    let (cert, key) = self_signed_cert(&dir);
+    let port = tls_port();
+    let mut cmd = Command::new("openssl");
+    cmd.args(["s_server", "-accept", &format!("127.0.0.1:{port}")])
+        .arg("-cert")
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        .args(["-www", "-quiet"])
+        .stdin(Stdio::null());
+    let _server = Server::spawn(cmd, port);
+
+    let base = format!("https://127.0.0.1:{port}");
+    for k in 1..=5 {
+        let page = curl(&["-k", &format!("{base}/curl{k}")]);
+        assert!(page.starts_with("<HTML><BODY"), "{page}");
+    }
+    let script = format!(
+        "import socket, ssl\n\
+         ctx = ssl.create_default_context(cafile={cert:?})\n\
+         with ctx.wrap_socket(socket.create_connection(('127.0.0.1', {port})), server_hostname='localhost') as s:\n\
+         \x20   s.sendall(b'GET /python HTTP/1.1\\r\\nHost: localhost\\r\\n\\r\\n')\n\
+         \x20   reply = b''\n\
+         \x20   while chunk := s.recv(65536):\n\
+         \x20       reply += chunk\n\
+         print(reply.split(b'\\r\\n')[0].decode())\n",
+        cert = cert.display().to_string(),
+    );
+    let out = run(Command::new("python3").arg("-c").arg(&script));
+    assert_eq!(out.trim(), "HTTP/1.0 200 ok");
+
+    let rows = agent.wait_rows(
+        &format!(
+            "SELECT trace_role, comm, req_method, req_path, resp_status, encrypted, resp_body \
+             FROM http_events WHERE local_port = {port} OR remote_port = {port} \
+             ORDER BY req_path, trace_role"
+        ),
+        12,
+        WAIT,
+    );
+    let got: Vec<(String, String, String, String, i64, bool)> = rows
+        .iter()
+        .map(|r| {
+            (
+                s(&r[0]),
+                s(&r[1]),
+                s(&r[2]),
+                s(&r[3]),
+                i(&r[4]),
+                r[5].as_bool().unwrap_or(false),
+            )
+        })
+        .collect();
+    let row = |role: &str, comm: &str, path: &str| {
+        (
+            role.to_string(),
+            comm.to_string(),
+            "GET".to_string(),
+            path.to_string(),
+            200,
+            true,
+        )
+    };
+    let mut expected = Vec::new();
+    for k in 1..=5 {
+        let path = format!("/curl{k}");
+        expected.push(row("client", "curl", &path));
+        expected.push(row("server", "openssl", &path));
+    }
+    expected.push(row("client", "python3", "/python"));
+    expected.push(row("server", "openssl", "/python"));
+    assert_eq!(got, expected, "{rows:#?}\n{:?}", agent.capture_stats());
+    // The close-delimited body, as each side saw it.
+    for r in &rows {
+        assert!(s(&r[6]).starts_with("<HTML><BODY"), "{r:?}");
+    }
+
+    let status = agent.query(
+        "SELECT detail FROM probe_status \
+         WHERE kind = 'uprobe' AND target = '/usr/lib/x86_64-linux-gnu/libssl.so.3'",
+    );
+    assert_eq!(status.len(), 1, "{status:?}");
+    assert!(
+        s(&status[0][0]).ends_with(" BIO_f_ssl.bwrite BIO_f_ssl.bread"),
+        "{status:?}"
+    );
 }

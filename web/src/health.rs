@@ -13,10 +13,19 @@ pub(crate) async fn healthz() -> &'static str {
 }
 
 /// Ready once the probes are attached: before that, queries return nothing.
-pub(crate) async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
-    if state.ready.load(Ordering::Acquire) {
-        (StatusCode::OK, "ready")
+/// A degraded agent is ready too; the body says what is degraded.
+pub(crate) async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
+    if !state.ready.load(Ordering::Acquire) {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "probes not attached".into(),
+        )
+    } else if state.degraded.is_empty() {
+        (StatusCode::OK, "ready".into())
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "probes not attached")
+        (
+            StatusCode::OK,
+            format!("ready; degraded: {}", state.degraded.join("; ")),
+        )
     }
 }

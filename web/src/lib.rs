@@ -27,6 +27,9 @@ pub struct AppState {
     pub stats: Arc<StatsRegistry>,
     /// Set once the eBPF probes are attached; drives `/readyz`.
     pub ready: Arc<AtomicBool>,
+    /// What runs degraded (kernel features missing, probes not attached):
+    /// `/readyz` lists it, still ready.
+    pub degraded: Arc<[String]>,
     /// More metric families for `/metrics` (the RED histograms), rendered
     /// after the counters and store gauges.
     pub extra_metrics: Vec<Arc<dyn PrometheusSource>>,

@@ -46,6 +46,8 @@ fn row(time_ns: i64, path: &str, status: i64, latency_ns: i64) -> HttpRow {
         resp_message: "OK".into(),
         resp_body: b"done".to_vec(),
         resp_body_size: 4,
+        grpc_status: None,
+        grpc_message: None,
         latency: latency_ns,
     }
 }
@@ -65,6 +67,7 @@ fn state() -> AppState {
         engine: Arc::new(QueryEngine::new(store)),
         stats,
         ready: Arc::new(AtomicBool::new(false)),
+        degraded: Default::default(),
         extra_metrics: Vec::new(),
     }
 }
@@ -329,6 +332,26 @@ async fn health_and_readiness() {
     let response = send(&state, Request::get("/readyz").body(Body::empty()).unwrap()).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(body_bytes(response).await, b"ready");
+
+    // Degraded is still ready; the body says what.
+    let degraded = AppState {
+        degraded: vec![
+            "no bpf_loop: x".to_string(),
+            "2 of 32 tracepoints not attached: a, b".to_string(),
+        ]
+        .into(),
+        ..state
+    };
+    let response = send(
+        &degraded,
+        Request::get("/readyz").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        body_bytes(response).await,
+        b"ready; degraded: no bpf_loop: x; 2 of 32 tracepoints not attached: a, b"
+    );
 }
 
 #[tokio::test]

@@ -19,6 +19,7 @@ fn state() -> AppState {
         engine: Arc::new(QueryEngine::new(store)),
         stats,
         ready: Arc::new(AtomicBool::new(true)),
+        degraded: Default::default(),
         extra_metrics: Vec::new(),
     }
 }

@@ -153,6 +153,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let probe_config = ProbeConfig {
         max_bytes_per_call: args.max_bytes_per_call,
         ring_buffer_bytes: args.ring_buffer_mib << 20,
+        proc_root: args.proc_root.clone(),
     };
     let (probes, ring) = loader::load_and_attach(&probe_config)?;
     tracing::info!(
@@ -173,6 +174,11 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         )
         .set(probes.failed.len() as u64);
     probe_status::report_tracepoints(&store, &probes.attached, &probes.failed);
+    probe_status::report_kernel(&store, &probes.kernel);
+    let degraded = degraded_summary(&probes);
+    for line in &degraded {
+        tracing::warn!("degraded: {line}");
+    }
 
     let tracker_config = TrackerConfig {
         sessions: SessionConfig {
@@ -182,6 +188,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         // The export pipeline (RED metrics always, spans with an endpoint)
         // takes the typed rows of every flush.
         keep_exchanges: true,
+        node_name: Some(node_name.clone()),
         ..TrackerConfig::default()
     };
     let mut tracker = Tracker::new(tracker_config, CaptureCounters::register(&stats));
@@ -275,6 +282,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         engine,
         stats: stats.clone(),
         ready: ready.clone(),
+        degraded: degraded.into(),
         extra_metrics: vec![export.red.clone()],
     });
     if let Some(token) = token {
@@ -328,6 +336,22 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         Ok(result) => result,
         Err(_) => anyhow::bail!("the capture thread panicked"),
     }
+}
+
+/// What `/readyz` lists as degraded: what the kernel lacks and the
+/// tracepoints that could not be attached (details in `probe_status`).
+fn degraded_summary(probes: &loader::Probes) -> Vec<String> {
+    let mut lines = probes.kernel.degraded();
+    if !probes.failed.is_empty() {
+        let names: Vec<&str> = probes.failed.iter().map(|(p, _)| p.as_str()).collect();
+        lines.push(format!(
+            "{} of {} tracepoints not attached: {}",
+            names.len(),
+            names.len() + probes.attached.len(),
+            names.join(", ")
+        ));
+    }
+    lines
 }
 
 /// Pod metadata from the cluster: the in-cluster service account, or an

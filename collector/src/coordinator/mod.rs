@@ -75,6 +75,8 @@ pub async fn run(args: CoordinatorArgs) -> anyhow::Result<()> {
         stats: Arc::new(StatsRegistry::new()),
         ready: Arc::new(AtomicBool::new(true)),
         extra_metrics: Vec::new(),
+        // Nothing of its own can run degraded: it captures nothing.
+        degraded: Vec::new().into(),
     });
     if let Some(token) = token {
         app = auth::require_token(app, token);

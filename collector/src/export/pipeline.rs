@@ -11,7 +11,6 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use arrow::array::BooleanArray;
@@ -76,10 +75,6 @@ impl RowTap {
 }
 
 struct Counters {
-    /// Spans in the intake queue and in the batch being sent, behind the
-    /// `otlp_spans_queued` gauge.
-    queue_len: AtomicU64,
-    in_flight: AtomicU64,
     spans_created: Arc<Counter>,
     spans_queued: Arc<Counter>,
     spans_exported: Arc<Counter>,
@@ -93,20 +88,8 @@ struct Counters {
 }
 
 impl Counters {
-    fn set_queue_len(&self, len: usize) {
-        self.queue_len.store(len as u64, Ordering::Relaxed);
-        self.refresh_queued();
-    }
-
-    fn refresh_queued(&self) {
-        self.spans_queued
-            .set(self.queue_len.load(Ordering::Relaxed) + self.in_flight.load(Ordering::Relaxed));
-    }
-
     fn register(stats: &StatsRegistry) -> Self {
         Self {
-            queue_len: AtomicU64::new(0),
-            in_flight: AtomicU64::new(0),
             spans_created: stats.counter(
                 "otlp_spans_created",
                 "Spans made from captured rows (exported + dropped + queued)",
@@ -289,13 +272,9 @@ impl Intake {
         if let Some(tx) = self.span_tx.take() {
             while !self.queue.is_empty() {
                 let n = self.queue.len().min(MAX_EXPORT_BATCH);
-                self.counters
-                    .in_flight
-                    .fetch_add(n as u64, Ordering::Relaxed);
                 if tx.send(self.queue.drain(..n).collect()).await.is_err() {
                     break;
                 }
-                self.counters.set_queue_len(self.queue.len());
             }
         }
     }
@@ -354,10 +333,11 @@ impl Intake {
         if self.queue.len() >= self.max_queued {
             self.queue.pop_front();
             self.counters.spans_dropped_queue_full.inc();
+            self.counters.spans_queued.sub(1);
         }
         self.queue.push_back(span(op, &self.ids, &self.scope));
         self.counters.spans_created.inc();
-        self.counters.set_queue_len(self.queue.len());
+        self.counters.spans_queued.inc();
     }
 
     /// The rows of `batch` that pass every filter of the signal for `table`
@@ -399,11 +379,7 @@ impl Intake {
         }
         let Ok(permit) = tx.try_reserve() else { return };
         let n = self.queue.len().min(MAX_EXPORT_BATCH);
-        self.counters
-            .in_flight
-            .fetch_add(n as u64, Ordering::Relaxed);
         permit.send(self.queue.drain(..n).collect());
-        self.counters.set_queue_len(self.queue.len());
     }
 }
 
@@ -417,7 +393,6 @@ async fn send_spans(
 ) {
     let mut backoff = Duration::ZERO;
     while let Some(batch) = rx.recv().await {
-        let batch_len = batch.len() as u64;
         let mut groups: BTreeMap<Process, Vec<SpanData>> = BTreeMap::new();
         for (process, span) in batch {
             groups.entry(process).or_default().push(span);
@@ -425,6 +400,9 @@ async fn send_spans(
         let mut failed = false;
         for (process, spans) in groups {
             let n = spans.len() as u64;
+            // A span leaves the `otlp_spans_queued` gauge when its fate is
+            // counted: exported or dropped.
+            counters.spans_queued.sub(n);
             if failed {
                 counters.spans_dropped_export_failed.add(n);
                 continue;
@@ -440,8 +418,6 @@ async fn send_spans(
                 }
             }
         }
-        counters.in_flight.fetch_sub(batch_len, Ordering::Relaxed);
-        counters.refresh_queued();
         // After a failure, wait before the next batch (doubling up to a cap)
         // so a down backend is not hammered; spans queue meanwhile.
         backoff = if failed {

@@ -1,7 +1,9 @@
 //! Loads the BPF object and attaches its tracepoints.
 //!
-//! What could not be attached is reported, not fatal, unless nothing could be
-//! (a kernel may lack a syscall, e.g. no `sendfile64` on some arches).
+//! Which object (see `features`) is decided by probing the kernel
+//! first; a kernel below the minimum is refused with what it lacks. What could
+//! not be attached is reported, not fatal, unless nothing could be (a kernel
+//! may lack a syscall, e.g. no `sendfile64` on some arches).
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -9,7 +11,10 @@ use std::sync::{Arc, Mutex};
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::TracePoint;
 use aya::{Ebpf, EbpfLoader};
-use sonde_ebpf::{BPF_OBJECT, TRACEPOINTS, names};
+use sonde_ebpf::{TRACEPOINTS, names};
+
+use super::features::{self, KernelPlan, PlanError};
+use super::seed;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
@@ -20,10 +25,16 @@ pub enum ProbeError {
     NotPrivileged,
     #[error("cannot mount tracefs at /sys/kernel/tracing: {0}")]
     Tracefs(std::io::Error),
-    #[error(
-        "the kernel refused the BPF object (is BPF with BTF available? kernel >= 5.8 needed): {0}"
-    )]
-    Load(#[source] aya::EbpfError),
+    /// Below the supported minimum, or a bad SONDE_BPF_VARIANT.
+    #[error(transparent)]
+    Kernel(#[from] PlanError),
+    #[error("the kernel (Linux {release}) refused the BPF object {object}: {source}")]
+    Load {
+        object: &'static str,
+        release: String,
+        #[source]
+        source: Box<aya::EbpfError>,
+    },
     #[error("no probe could be attached; first error: {first}")]
     NothingAttached { first: String },
     #[error("BPF object has no map `{0}`")]
@@ -41,6 +52,8 @@ pub enum ProbeError {
 pub struct ProbeConfig {
     pub max_bytes_per_call: u32,
     pub ring_buffer_bytes: u32,
+    /// The host's /proc, to find syscalls already in flight (`--proc-root`).
+    pub proc_root: std::path::PathBuf,
 }
 
 /// The attached probes and the maps the agent reads.
@@ -54,6 +67,8 @@ pub struct Probes {
     pub conns: BpfHashMap<MapData, u64, [u64; 8]>,
     pub attached: Vec<String>,
     pub failed: Vec<(String, String)>,
+    /// What the kernel offers and which object was loaded.
+    pub kernel: KernelPlan,
     /// What the TLS attacher needs (taken by the agent): the BPF object, to
     /// attach uprobes, and the exec ring buffer.
     pub tls_setup: Option<(Arc<Mutex<Ebpf>>, RingBuf<MapData>)>,
@@ -129,20 +144,31 @@ pub fn load_and_attach(config: &ProbeConfig) -> Result<(Probes, RingBuf<MapData>
     }
     ensure_tracefs()?;
     raise_memlock_limit();
+    let kernel = features::plan_for_this_kernel()?;
+    tracing::info!(
+        release = %kernel.features.release,
+        object = kernel.variant.file_name(),
+        missing = ?kernel.features.missing.iter().map(|f| f.name()).collect::<Vec<_>>(),
+        "kernel features probed"
+    );
 
     let self_tgid = std::process::id();
     let mut ebpf = EbpfLoader::new()
         .override_global(names::SELF_TGID, &self_tgid, true)
         .override_global(names::MAX_BYTES_PER_CALL, &config.max_bytes_per_call, true)
         .map_max_entries(names::EVENTS_MAP, config.ring_buffer_bytes)
-        .load(BPF_OBJECT)
+        .load(kernel.variant.object())
         .map_err(|err| match &err {
             aya::EbpfError::MapError(aya::maps::MapError::CreateError { io_error, .. })
                 if io_error.raw_os_error() == Some(libc::EPERM) =>
             {
                 ProbeError::NotPrivileged
             }
-            _ => ProbeError::Load(err),
+            _ => ProbeError::Load {
+                object: kernel.variant.file_name(),
+                release: kernel.features.release.clone(),
+                source: Box::new(err),
+            },
         })?;
 
     let mut attached = Vec::new();
@@ -163,6 +189,8 @@ pub fn load_and_attach(config: &ProbeConfig) -> Result<(Probes, RingBuf<MapData>
             .unwrap_or_default();
         return Err(ProbeError::NothingAttached { first });
     }
+
+    seed_calls_in_flight(&mut ebpf, &config.proc_root, self_tgid)?;
 
     let ring = RingBuf::try_from(take_map(&mut ebpf, names::EVENTS_MAP)?).map_err(|source| {
         ProbeError::Map {
@@ -197,10 +225,39 @@ pub fn load_and_attach(config: &ProbeConfig) -> Result<(Probes, RingBuf<MapData>
             conns,
             attached,
             failed,
+            kernel,
             tls_setup: Some((ebpf, execs)),
         },
         ring,
     ))
+}
+
+/// Seeds the arguments of socket syscalls threads were already blocked in
+/// when the probes attached (see `seed`); the kernel checks each before use.
+fn seed_calls_in_flight(
+    ebpf: &mut Ebpf,
+    proc_root: &Path,
+    self_tgid: u32,
+) -> Result<(), ProbeError> {
+    let now_ns = crate::clock::Clock::monotonic_now();
+    let calls = seed::blocked_socket_calls(proc_root, self_tgid, now_ns);
+    let map = ebpf
+        .map_mut(names::ACTIVE_MAP)
+        .ok_or(ProbeError::MissingMap(names::ACTIVE_MAP))?;
+    let mut active: BpfHashMap<_, u64, [u64; 6]> =
+        BpfHashMap::try_from(map).map_err(|source| ProbeError::Map {
+            name: names::ACTIVE_MAP,
+            source,
+        })?;
+    let mut seeded = 0usize;
+    for (key, call) in &calls {
+        // BPF_NOEXIST: an enter that ran meanwhile has the fresher arguments.
+        if active.insert(key, call.to_words(), 1).is_ok() {
+            seeded += 1;
+        }
+    }
+    tracing::info!(seeded, "socket syscalls in flight at start seeded");
+    Ok(())
 }
 
 fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, ProbeError> {

@@ -5,6 +5,7 @@ use sonde_query::records::{ProbeStatusRow, probe_status_batch};
 use sonde_query::schema::PROBE_STATUS;
 use sonde_query::store::TableStore;
 
+use super::features::KernelPlan;
 use crate::clock::Clock;
 
 /// `probe_status` rows for the tracepoint programs (attached at load).
@@ -33,6 +34,16 @@ pub fn report_tracepoints(store: &TableStore, attached: &[String], failed: &[(St
         .chain(failed.iter().map(|(p, err)| row(p, "failed", err)))
         .collect();
     if let Err(err) = store.append(PROBE_STATUS, probe_status_batch(&rows)) {
+        tracing::error!(%err, "probe_status batch refused by the store");
+    }
+}
+
+/// `probe_status` rows for the kernel: each feature probed at start
+/// (available or missing, and what its absence changes) and the BPF object
+/// chosen.
+pub fn report_kernel(store: &TableStore, plan: &KernelPlan) {
+    let now = Clock::sample().to_unix_ns(Clock::monotonic_now());
+    if let Err(err) = store.append(PROBE_STATUS, probe_status_batch(&plan.status_rows(now))) {
         tracing::error!(%err, "probe_status batch refused by the store");
     }
 }

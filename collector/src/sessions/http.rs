@@ -1,32 +1,38 @@
 //! HTTP/1.x on one connection: requests paired with responses in order
 //! (`sonde_protocols::http::HttpPairing`, which also covers pipelining),
-//! each exchange an `http_events` row.
+//! each exchange an `http_events` row. A `101` to `Upgrade: h2c` hands the
+//! connection to an HTTP/2 session whose stream 1 is the upgraded request.
 
 use std::sync::Arc;
 
-use sonde_protocols::MessageKind;
 use sonde_protocols::http::{
     AnsweredMethod, HttpConfig, HttpDecoder, HttpExchange, HttpMessage, HttpPairing,
-    ResponseOutcome,
+    ResponseOutcome, header_value,
 };
+use sonde_protocols::http2::Http2Config;
+use sonde_protocols::{MessageKind, Protocol};
 use sonde_query::records::HttpRow;
 
-use super::stream_session::{StreamProtocol, Timed};
-use super::{Outcome, RowSink};
+use super::http2::Http2Frames;
+use super::stream_session::{StreamProtocol, StreamSession, Timed};
+use super::{Dir, Handover, Outcome, RowSink};
 
 /// Requests waiting for their response; beyond this the oldest is dropped (counted).
 const MAX_PENDING_REQUESTS: usize = 256;
 
 pub struct HttpStream {
     config: HttpConfig,
+    /// The direction carrying requests (for the session of an upgrade).
+    request_dir: Dir,
     pairing: HttpPairing,
     reported_overflow: u64,
 }
 
 impl HttpStream {
-    pub fn new(config: HttpConfig) -> Self {
+    pub fn new(config: HttpConfig, request_dir: Dir) -> Self {
         Self {
             config,
+            request_dir,
             pairing: HttpPairing::new(MAX_PENDING_REQUESTS),
             reported_overflow: 0,
         }
@@ -72,12 +78,25 @@ impl StreamProtocol for HttpStream {
                 sink.counters.http_unmatched_responses.inc();
                 Outcome::Continue
             }
+            ResponseOutcome::Exchange(exchange) if is_h2c_upgrade(&exchange) => {
+                // The request's response comes as HTTP/2 stream 1: its row
+                // is that stream's, not the 101's.
+                let frames = Http2Frames::after_upgrade(
+                    Http2Config::from_http(&self.config),
+                    &exchange.request,
+                    exchange.req_ts,
+                );
+                Outcome::Upgraded(Some(Handover {
+                    protocol: Protocol::Http2,
+                    session: Box::new(StreamSession::new(self.request_dir, frames)),
+                }))
+            }
             ResponseOutcome::Exchange(exchange) => {
                 let upgraded = exchange.upgraded;
                 sink.rows.http.push(row(*exchange, sink));
                 sink.counters.http_rows.inc();
                 if upgraded {
-                    Outcome::Upgraded
+                    Outcome::Upgraded(None)
                 } else {
                     Outcome::Continue
                 }
@@ -98,6 +117,13 @@ impl StreamProtocol for HttpStream {
             .http_unmatched_requests
             .add(self.pairing.finish() as u64);
     }
+}
+
+/// A `101 Switching Protocols` to HTTP/2 over cleartext (RFC 7540 3.2).
+fn is_h2c_upgrade(exchange: &HttpExchange) -> bool {
+    exchange.response.status == 101
+        && header_value(&exchange.response.headers, "upgrade")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("h2c"))
 }
 
 fn row(exchange: HttpExchange, sink: &RowSink<'_>) -> HttpRow {
@@ -130,6 +156,8 @@ fn row(exchange: HttpExchange, sink: &RowSink<'_>) -> HttpRow {
         resp_message: response.reason,
         resp_body: response.body,
         resp_body_size: i64::try_from(response.body_size).unwrap_or(i64::MAX),
+        grpc_status: None,
+        grpc_message: None,
         latency: i64::try_from(latency).unwrap_or(i64::MAX),
     }
 }

@@ -5,13 +5,16 @@
 //! shape, [`StreamSession`], which runs one decoder per direction (resync
 //! after errors and gaps, timestamps of each message's first and last byte)
 //! and hands every decoded message to its protocol's pairing; the pairing
-//! (`http`, `dns`, `mysql`, `redis`) turns exchanges into typed rows pushed
-//! to [`RowBuilders`]. DNS over UDP has no stream: `dns::DnsDatagrams`.
+//! (`http`, `http2`, `dns`, `mysql`, `redis`) turns exchanges into typed
+//! rows pushed to [`RowBuilders`]. DNS over UDP has no stream:
+//! `dns::DnsDatagrams`. A session may hand its connection over to another
+//! ([`Outcome::Upgraded`] with a [`Handover`]: HTTP/1.1 → h2c).
 //!
 //! Nothing here knows about the kernel, connections' lifetimes or export.
 
 pub mod dns;
 pub mod http;
+pub mod http2;
 pub mod mysql;
 pub mod redis;
 pub mod rows;
@@ -20,6 +23,7 @@ pub mod stream_session;
 
 use std::sync::Arc;
 
+use sonde_protocols::http2::Http2Config;
 use sonde_protocols::{Detection, MessageKind, Protocol};
 use sonde_query::records::ConnFields;
 
@@ -58,15 +62,22 @@ pub struct RowSink<'a> {
     pub counters: &'a CaptureCounters,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// Keep parsing the connection with this session.
     Continue,
     /// Too many parse failures: the protocol guess was wrong.
     Abandon,
-    /// The connection switched to something this session does not parse
-    /// (HTTP upgrade, CONNECT tunnel, MySQL TLS or compression).
-    Upgraded,
+    /// The connection switched to something this session does not parse:
+    /// a protocol Sonde parses too (`Upgrade: h2c`), whose session takes the
+    /// bytes not consumed yet, or (None) something it does not (a WebSocket
+    /// or other upgrade, a CONNECT tunnel, MySQL TLS or compression).
+    Upgraded(Option<Handover>),
+}
+
+/// The session that parses a connection after a protocol switch.
+pub struct Handover {
+    pub protocol: Protocol,
+    pub session: Box<dyn ProtocolSession>,
 }
 
 /// One protocol's parsing state for one connection (both directions).
@@ -111,7 +122,11 @@ pub fn new_stream_session(
     Some(match detection.protocol {
         Protocol::Http => Box::new(StreamSession::new(
             requests,
-            http::HttpStream::new(config.http.clone()),
+            http::HttpStream::new(config.http.clone(), requests),
+        )),
+        Protocol::Http2 => Box::new(StreamSession::new(
+            requests,
+            http2::Http2Frames::new(Http2Config::from_http(&config.http)),
         )),
         Protocol::Redis => Box::new(StreamSession::new(requests, redis::RedisStream::default())),
         Protocol::Mysql => Box::new(StreamSession::new(requests, mysql::MysqlStream::default())),
@@ -123,6 +138,7 @@ pub fn new_stream_session(
 pub fn protocol_name(protocol: Option<Protocol>) -> &'static str {
     match protocol {
         Some(Protocol::Http) => "http",
+        Some(Protocol::Http2) => "http2",
         Some(Protocol::Dns) => "dns",
         Some(Protocol::Mysql) => "mysql",
         Some(Protocol::Redis) => "redis",

@@ -84,7 +84,7 @@ impl StreamProtocol for MysqlStream {
         self.count_unanswered(sink);
         // After a TLS upgrade (SSL request) the stream is ciphertext.
         if self.pairing.is_opaque() {
-            Outcome::Upgraded
+            Outcome::Upgraded(None)
         } else {
             Outcome::Continue
         }

@@ -3,7 +3,7 @@
 //! bytes, stamping each message with the capture time of its first and last
 //! byte — and a [`StreamProtocol`] that pairs the decoded messages into rows.
 
-use sonde_protocols::{Decoded, GapOutcome, MessageKind, dns, http, mysql, redis};
+use sonde_protocols::{Decoded, GapOutcome, MessageKind, dns, http, http2, mysql, redis};
 
 use super::{Dir, Outcome, ProtocolSession, RowSink, StreamBuffer};
 
@@ -111,6 +111,38 @@ impl StreamDecoder for http::HttpDecoder {
     }
     fn find_start(input: &[u8], kind: MessageKind) -> Option<usize> {
         http::find_message_start(input, kind)
+    }
+}
+
+/// HTTP/2 frames; the context is the SETTINGS_MAX_FRAME_SIZE that applies
+/// to the direction (negotiated by the other side's SETTINGS).
+impl StreamDecoder for http2::Http2Decoder {
+    type Message = http2::Frame;
+    type Context = u32;
+    fn is_idle(&self) -> bool {
+        http2::Http2Decoder::is_idle(self)
+    }
+    fn decode(
+        &mut self,
+        input: &[u8],
+        max_frame_size: u32,
+    ) -> Result<Decoded<http2::Frame>, MalformedInput> {
+        self.set_max_frame_size(max_frame_size);
+        http2::Http2Decoder::decode(self, input).map_err(|_| MalformedInput)
+    }
+    fn skip_gap(&mut self, n: u64) -> GapOutcome {
+        http2::Http2Decoder::skip_gap(self, n)
+    }
+    fn reset(&mut self) {
+        http2::Http2Decoder::reset(self);
+    }
+    /// Frames never end with the connection (the session completes the
+    /// streams left open).
+    fn finish(&mut self) -> Option<http2::Frame> {
+        None
+    }
+    fn find_start(input: &[u8], kind: MessageKind) -> Option<usize> {
+        http2::find_message_start(input, kind)
     }
 }
 
@@ -238,7 +270,7 @@ impl<P: StreamProtocol> ProtocolSession for StreamSession<P> {
                                 end_ts: d.last_byte_ts,
                             };
                             let outcome = self.protocol.on_message(d.kind, timed, sink);
-                            if outcome != Outcome::Continue {
+                            if !matches!(outcome, Outcome::Continue) {
                                 return outcome;
                             }
                         }

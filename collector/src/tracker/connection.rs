@@ -134,11 +134,8 @@ pub(super) fn fields_from_open(open: &OpenEvent) -> ConnFields {
 }
 
 /// The identity columns of a connection whose open event was lost: no
-/// addresses; the process name from /proc while the process lives.
-pub(super) fn fields_without_open(id: &ConnId) -> ConnFields {
-    let comm = std::fs::read_to_string(format!("/proc/{}/comm", id.tgid))
-        .map(|s| s.trim_end().to_string())
-        .unwrap_or_default();
+/// addresses; the process name from /proc (while the process lives).
+pub(super) fn fields_without_open(id: &ConnId, comm: String) -> ConnFields {
     ConnFields {
         upid: upid(id),
         pid: id.tgid,

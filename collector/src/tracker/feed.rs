@@ -51,43 +51,48 @@ pub(super) fn parse(conn: &mut Connection, dir: Dir, ctx: &mut Context) {
     if matches!(conn.protocol, ProtocolState::Unknown) && !identify(conn, dir, ctx) {
         return;
     }
-    let Connection {
-        fields,
-        dirs,
-        protocol,
-        ..
-    } = conn;
-    match protocol {
-        ProtocolState::Unknown => {}
+    let outcome = match &mut conn.protocol {
+        ProtocolState::Unknown => return,
         ProtocolState::Opaque => {
-            let buffer = &mut dirs[dir.index()].buffer;
+            let buffer = &mut conn.dirs[dir.index()].buffer;
             ctx.counters.protocol_unknown_bytes.add(buffer.len() as u64);
             buffer.consume(buffer.len());
+            return;
         }
         ProtocolState::Session(session) => {
-            let mut sink = ctx.sink(fields);
-            let buffer = &mut dirs[dir.index()].buffer;
-            match session.process(dir, buffer, &mut sink) {
-                Outcome::Continue => {}
-                Outcome::Abandon => {
-                    // The guess was wrong: forget it and look again at the next bytes.
-                    sink.counters.protocol_revisions.inc();
-                    session.finish(&mut sink);
-                    for d in dirs.iter_mut() {
-                        d.buffer.consume(d.buffer.len());
-                    }
-                    *protocol = ProtocolState::Unknown;
-                }
-                Outcome::Upgraded => {
-                    for d in dirs.iter_mut() {
-                        sink.counters
-                            .protocol_unknown_bytes
-                            .add(d.buffer.len() as u64);
-                        d.buffer.consume(d.buffer.len());
-                    }
-                    *protocol = ProtocolState::Opaque;
-                }
+            let buffer = &mut conn.dirs[dir.index()].buffer;
+            session.process(dir, buffer, &mut ctx.sink(&conn.fields))
+        }
+    };
+    match outcome {
+        Outcome::Continue => {}
+        Outcome::Abandon => {
+            // The guess was wrong: forget it and look again at the next bytes.
+            ctx.counters.protocol_revisions.inc();
+            if let ProtocolState::Session(session) = &mut conn.protocol {
+                session.finish(&mut ctx.sink(&conn.fields));
             }
+            for d in conn.dirs.iter_mut() {
+                d.buffer.consume(d.buffer.len());
+            }
+            conn.protocol = ProtocolState::Unknown;
+        }
+        Outcome::Upgraded(None) => {
+            for d in conn.dirs.iter_mut() {
+                ctx.counters
+                    .protocol_unknown_bytes
+                    .add(d.buffer.len() as u64);
+                d.buffer.consume(d.buffer.len());
+            }
+            conn.protocol = ProtocolState::Opaque;
+        }
+        Outcome::Upgraded(Some(handover)) => {
+            // The bytes after the switch (in the same reads as the switch,
+            // in either direction) belong to the new protocol.
+            conn.protocol = ProtocolState::Session(handover.session);
+            conn.last_protocol = Some(handover.protocol);
+            parse(conn, dir, ctx);
+            parse(conn, dir.other(), ctx);
         }
     }
 }

@@ -15,6 +15,7 @@ mod datagrams;
 mod feed;
 mod identify;
 pub mod k8s_fields;
+mod process_names;
 pub mod reassembly;
 mod tls_mode;
 
@@ -33,6 +34,7 @@ use crate::sessions::{Dir, FlushedTable, RowBuilders, RowSink, SessionConfig};
 use connection::{Connection, ProtocolState, Transport};
 use feed::{feed, record_push_stats};
 use k8s_fields::K8sEnricher;
+use process_names::ProcessNames;
 use reassembly::{Chunk, Reassembler};
 
 /// Open connections with new traffic get a conn_stats row this often.
@@ -54,6 +56,8 @@ pub struct TrackerConfig {
     pub conn_stats_interval_ns: u64,
     /// Keep the typed exchange rows of each flush for the exporter.
     pub keep_exchanges: bool,
+    /// This node's name, for the `node` column of every row.
+    pub node_name: Option<String>,
 }
 
 impl Default for TrackerConfig {
@@ -67,6 +71,7 @@ impl Default for TrackerConfig {
             idle_check_ns: 60_000_000_000,
             conn_stats_interval_ns: CONN_STATS_INTERVAL_NS,
             keep_exchanges: false,
+            node_name: None,
         }
     }
 }
@@ -97,6 +102,8 @@ pub struct Tracker {
     buffered_bytes: usize,
     /// Kubernetes metadata, when running in (or pointed at) a cluster.
     k8s: Option<K8sEnricher>,
+    /// Names of processes whose connections' open events were lost.
+    names: ProcessNames,
 }
 
 impl Tracker {
@@ -116,6 +123,7 @@ impl Tracker {
             conns: BTreeMap::new(),
             buffered_bytes: 0,
             k8s: None,
+            names: ProcessNames::default(),
         }
     }
 
@@ -187,6 +195,10 @@ impl Tracker {
         if let Some(k8s) = self.k8s.as_mut() {
             fields.k8s = k8s.fields(id.tgid, id.proc_start_ns, &fields.remote_addr);
         }
+        if fields.k8s.node.is_none() {
+            // Every row says where it was captured (one query can span nodes).
+            fields.k8s.node.clone_from(&self.ctx.config.node_name);
+        }
         let transport = if open.sock_type == events::SOCK_DGRAM {
             Transport::Udp
         } else {
@@ -225,7 +237,8 @@ impl Tracker {
             if !self.admit_connection() {
                 return;
             }
-            let fields = connection::fields_without_open(&id);
+            let mut fields = connection::fields_without_open(&id, self.names.comm(&id));
+            fields.k8s.node.clone_from(&self.ctx.config.node_name);
             self.conns.insert(
                 id,
                 Connection::new(fields, Transport::Tcp, header.hdr.timestamp_ns),

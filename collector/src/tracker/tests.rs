@@ -11,6 +11,8 @@ use arrow::datatypes::Int64Type;
 use sonde_ebpf::events::build;
 use sonde_query::stats::StatsRegistry;
 
+mod http2;
+
 const TGID: u32 = 4242;
 
 fn conn(fd: i32, generation: u64) -> ConnId {

@@ -553,7 +553,7 @@ pub(crate) fn plausible_frame_at(input: &[u8]) -> bool {
 /// The header at the start of `input` if it is plausible; `continuation`
 /// is the stream whose header block is open (only a CONTINUATION of it is
 /// plausible then, and only then).
-fn plausible_header(input: &[u8], continuation: Option<u32>) -> Option<FrameHeader> {
+pub(crate) fn plausible_header(input: &[u8], continuation: Option<u32>) -> Option<FrameHeader> {
     let h = FrameHeader::parse(input)?;
     let reserved_clear = input.get(5).is_some_and(|b| b & 0x80 == 0);
     let flags_ok = frame::defined_flags(h.frame_type).is_some_and(|f| h.flags & !f == 0);

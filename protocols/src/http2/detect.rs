@@ -4,23 +4,55 @@
 //! - [`preface_verdict`]: the client's preface, 24 fixed bytes (strong).
 //! - [`server_preface_verdict`]: a server's first frame, SETTINGS on stream
 //!   0 with a length that is a multiple of 6 and parameters that make sense
-//!   (strong once all are there; weak with unknown identifiers).
-//! - [`frames_verdict`]: frames in the middle of a connection (a connection
-//!   opened before the capture): two chained plausible frame headers are
-//!   weak evidence (only a port hint should pick it).
+//!   (strong once all are there; weak with unknown identifiers only).
+//! - [`mid_stream_verdict`]: frames in the middle of a connection (one
+//!   opened before the capture): a few small control frames at most, then a
+//!   header block whose pseudo-headers name its sender (request
+//!   pseudo-headers, or `:status`) through the static table (strong).
+//!
+//! [`request_verdict`] and [`response_verdict`] combine them into the one
+//! candidate per direction that `crate::detect` weighs.
 
 use super::PREFACE;
-use super::decoder::plausible_frame_at;
-use super::frame::{self, FrameHeader, HEADER_LEN, SETTINGS};
+use super::decoder::plausible_header;
+use super::frame::{self, FrameHeader, HEADER_LEN, HEADERS, PUSH_PROMISE, SETTINGS};
+use super::hpack::{BlockLead, block_lead};
 use super::{Frame, HeaderBlock};
 use crate::MessageKind;
 use crate::Verdict;
 
+/// Bytes sent by a client: its preface, or frames of a connection joined
+/// mid-way led by a request's header block.
+pub(crate) fn request_verdict(input: &[u8]) -> Verdict {
+    either(
+        preface_verdict(input),
+        mid_stream_verdict(input, MessageKind::Request),
+    )
+}
+
+/// Bytes sent by a server: its first SETTINGS, or frames of a connection
+/// joined mid-way led by a response's header block (or a PUSH_PROMISE).
+pub(crate) fn response_verdict(input: &[u8]) -> Verdict {
+    either(
+        server_preface_verdict(input),
+        mid_stream_verdict(input, MessageKind::Response),
+    )
+}
+
+/// The stronger of two kinds of evidence for one candidate, undecided while
+/// the one still open could beat the one decided (so the answer, once
+/// given, stays as bytes are added).
+fn either(a: Verdict, b: Verdict) -> Verdict {
+    use Verdict::{Maybe, No, Strong, Weak};
+    match (a, b) {
+        (Strong, _) | (_, Strong) => Strong,
+        (Maybe, _) | (_, Maybe) => Maybe,
+        (Weak, _) | (_, Weak) => Weak,
+        (No, No) => No,
+    }
+}
+
 /// The client connection preface.
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "wired into crate::detect on main")
-)]
 pub(crate) fn preface_verdict(input: &[u8]) -> Verdict {
     let n = input.len().min(PREFACE.len());
     if input.get(..n) != PREFACE.get(..n) {
@@ -33,10 +65,6 @@ pub(crate) fn preface_verdict(input: &[u8]) -> Verdict {
 }
 
 /// A server's first frame: SETTINGS (not an ACK) on stream 0.
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "wired into crate::detect on main")
-)]
 pub(crate) fn server_preface_verdict(input: &[u8]) -> Verdict {
     // The fixed bytes of the header: type, flags, stream id; the length's
     // top byte is 0 (at most 2730 parameters fit in the default frame size).
@@ -65,78 +93,181 @@ pub(crate) fn server_preface_verdict(input: &[u8]) -> Verdict {
         return Verdict::Maybe;
     };
     let params = frame::parse_settings(payload);
-    let mut all_known = true;
+    let mut any_known = params.is_empty();
     for p in params {
         if frame::setting_is_valid(p) {
+            any_known = true;
             continue;
         }
         // A known identifier with a bad value is not what a server sends;
-        // an unknown identifier is legal but weaker evidence.
+        // an unknown identifier is legal (gRPC stacks send 0xfe03) but alone
+        // it is weaker evidence.
         if frame::is_known_setting(p.id) {
             return Verdict::No;
         }
-        all_known = false;
     }
-    if all_known {
+    if any_known {
         Verdict::Strong
     } else {
         Verdict::Weak
     }
 }
 
-/// Frames in the middle of a connection: a plausible frame header whose
-/// successor is plausible too (both must be there).
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "wired into crate::detect on main")
-)]
-pub(crate) fn frames_verdict(input: &[u8]) -> Verdict {
-    let Some(h) = FrameHeader::parse(input) else {
-        return if input.len() < HEADER_LEN && !input.is_empty() {
-            Verdict::Maybe
-        } else {
-            Verdict::No
+/// Frames looked at for a connection joined mid-way.
+const MID_STREAM_FRAMES: usize = 8;
+
+/// Longest frame allowed before the header block when joining mid-way:
+/// control frames (WINDOW_UPDATE, PING, SETTINGS, RST_STREAM, PRIORITY) and
+/// small DATA. A longer one is more likely not HTTP/2 at all.
+const MID_STREAM_SMALL_FRAME: u32 = 64;
+
+/// Longest header block frame accepted when joining mid-way (the default
+/// SETTINGS_MAX_FRAME_SIZE).
+const MID_STREAM_MAX_HEADERS: u32 = 16_384;
+
+/// Bytes of a header block within which a name saying who sent it must
+/// have been read.
+const BLOCK_LEAD_BYTES: usize = 96;
+
+/// Frames in the middle of a connection sent by `kind`: at most seven small
+/// frames (each complete and plausible), then a HEADERS frame on a
+/// client-initiated (odd) stream whose block's
+/// pseudo-headers say it comes from `kind` (request pseudo-headers: the
+/// client; `:status`: the server), or, from a server, a PUSH_PROMISE.
+/// Decided by the first bytes of the block, not by what follows it, so the
+/// verdict never changes once given.
+pub(crate) fn mid_stream_verdict(input: &[u8], kind: MessageKind) -> Verdict {
+    let mut at = 0;
+    for _ in 0..MID_STREAM_FRAMES {
+        let rest = input.get(at..).unwrap_or_default();
+        let Some(h) = FrameHeader::parse(rest) else {
+            return if head_prefix_plausible(rest) {
+                Verdict::Maybe
+            } else {
+                Verdict::No
+            };
         };
-    };
-    let next = HEADER_LEN + h.len as usize;
-    if !plausible_frame_at(input) {
-        return Verdict::No;
-    }
-    if input.len() < next + HEADER_LEN {
-        // The successor is not there yet: plausible so far, undecided. A
-        // frame longer than a typical head copy keeps this open, so cap it.
-        return if h.len <= 16_384 {
-            Verdict::Maybe
-        } else {
-            Verdict::No
+        if !head_prefix_plausible(rest) {
+            return Verdict::No;
+        }
+        let Ok(layout) = frame::layout(&h) else {
+            return Verdict::No;
         };
+        let whole = HEADER_LEN + h.len as usize;
+        match h.frame_type {
+            HEADERS | PUSH_PROMISE => {
+                // The pad length and the fixed fields decide plausibility.
+                let head = HEADER_LEN + layout.prologue;
+                if rest.len() < head {
+                    return Verdict::Maybe;
+                }
+                // Header blocks of a request, and of its response, are on a
+                // stream the client opened (odd); pushed responses are not
+                // looked for.
+                let client_stream = h.frame_type == PUSH_PROMISE || h.stream_id % 2 == 1;
+                if !client_stream || plausible_header(rest, None).is_none() {
+                    return Verdict::No;
+                }
+                let sender = if h.frame_type == PUSH_PROMISE {
+                    Decided::Sender(MessageKind::Response)
+                } else {
+                    let pad = if h.has(frame::FLAG_PADDED) {
+                        rest.get(HEADER_LEN).map_or(0, |&p| usize::from(p))
+                    } else {
+                        0
+                    };
+                    let block_end = whole.saturating_sub(pad);
+                    let block = rest
+                        .get(head..block_end.min(rest.len()))
+                        .unwrap_or_default();
+                    block_sender(block, rest.len() >= block_end)
+                };
+                return match sender {
+                    Decided::Sender(s) if s == kind => Verdict::Strong,
+                    Decided::Sender(_) | Decided::No => Verdict::No,
+                    Decided::Open => Verdict::Maybe,
+                };
+            }
+            _ => {
+                if rest.len() < whole {
+                    return Verdict::Maybe;
+                }
+                if plausible_header(rest, None).is_none() {
+                    return Verdict::No;
+                }
+                at += whole;
+            }
+        }
     }
-    Verdict::Weak
+    Verdict::No
 }
 
-/// Which side sent a header block, from its first field (static table
-/// names only, so it works without the dynamic table): request
-/// pseudo-headers (`:method`, `:scheme`, `:path`, `:authority`) come from
-/// the client, `:status` from the server. None when the block does not
-/// start with a pseudo-header this can read.
-pub fn header_block_sender(block: &[u8]) -> Option<MessageKind> {
-    let mut c = crate::cursor::Cursor::new(block);
-    // Skip dynamic table size updates.
-    while c.peek()? & 0xe0 == 0x20 {
-        read_int(&mut c, 5)?;
+/// What a header block's lead says about its sender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decided {
+    Sender(MessageKind),
+    /// Not a lead this can read (a dynamic index, a regular header).
+    No,
+    /// More bytes are needed.
+    Open,
+}
+
+/// The sender a block's first bytes name; `complete`: the block is all there.
+fn block_sender(block: &[u8], complete: bool) -> Decided {
+    match block_lead(block) {
+        BlockLead::Request => Decided::Sender(MessageKind::Request),
+        BlockLead::Response => Decided::Sender(MessageKind::Response),
+        BlockLead::Other => Decided::No,
+        BlockLead::Incomplete if complete || block.len() >= BLOCK_LEAD_BYTES => Decided::No,
+        BlockLead::Incomplete => Decided::Open,
     }
-    let b = c.peek()?;
-    let index = if b & 0x80 != 0 {
-        read_int(&mut c, 7)?
-    } else if b & 0xc0 == 0x40 {
-        read_int(&mut c, 6)?
-    } else {
-        read_int(&mut c, 4)?
+}
+
+/// The bytes of a frame header present so far (up to 9) fit a frame of a
+/// mid-way join: a length up to 16 384 (64 unless a header block), a known
+/// type other than CONTINUATION, flags that type defines, a clear reserved
+/// bit.
+fn head_prefix_plausible(head: &[u8]) -> bool {
+    let byte = |i: usize| head.get(i).copied();
+    if byte(0).is_some_and(|b| b != 0) {
+        return false;
+    }
+    let len_so_far = match (byte(1), byte(2)) {
+        (Some(hi), Some(lo)) => u32::from(hi) << 8 | u32::from(lo),
+        (Some(hi), None) => u32::from(hi) << 8,
+        _ => 0,
     };
-    match super::hpack::static_name(index)? {
-        ":method" | ":scheme" | ":path" | ":authority" => Some(MessageKind::Request),
-        ":status" => Some(MessageKind::Response),
-        _ => None,
+    if len_so_far > MID_STREAM_MAX_HEADERS {
+        return false;
+    }
+    let Some(frame_type) = byte(3) else {
+        return true;
+    };
+    let block = matches!(frame_type, HEADERS | PUSH_PROMISE);
+    if !block && len_so_far > MID_STREAM_SMALL_FRAME {
+        return false;
+    }
+    let Some(defined) =
+        frame::defined_flags(frame_type).filter(|_| frame_type != frame::CONTINUATION)
+    else {
+        return false;
+    };
+    if byte(4).is_some_and(|flags| flags & !defined != 0) {
+        return false;
+    }
+    byte(5).is_none_or(|b| b & 0x80 == 0)
+}
+
+/// Which side sent a header block, from its pseudo-headers (static table
+/// names and literal names, so it works without the dynamic table):
+/// request pseudo-headers (`:method`, `:scheme`, `:path`, `:authority`)
+/// come from the client, `:status` from the server. None when the block
+/// does not start with a pseudo-header this can read.
+pub fn header_block_sender(block: &[u8]) -> Option<MessageKind> {
+    match block_lead(block) {
+        BlockLead::Request => Some(MessageKind::Request),
+        BlockLead::Response => Some(MessageKind::Response),
+        BlockLead::Other | BlockLead::Incomplete => None,
     }
 }
 
@@ -151,22 +282,6 @@ pub fn frame_sender(frame: &Frame) -> Option<MessageKind> {
         Frame::Headers(HeaderBlock { fragment, .. }) => header_block_sender(fragment),
         _ => None,
     }
-}
-
-fn read_int(c: &mut crate::cursor::Cursor<'_>, n: u32) -> Option<u64> {
-    let mask = u8::MAX >> (8 - n);
-    let mut value = u64::from(c.u8()? & mask);
-    if value < u64::from(mask) {
-        return Some(value);
-    }
-    for shift in (0..35).step_by(7) {
-        let b = c.u8()?;
-        value += u64::from(b & 0x7f) << shift;
-        if b & 0x80 == 0 {
-            return Some(value);
-        }
-    }
-    None
 }
 
 #[cfg(test)]
@@ -228,15 +343,89 @@ mod tests {
         assert_eq!(server_preface_verdict(b"+OK\r\n"), Verdict::No);
     }
 
+    fn frame(frame_type: u8, flags: u8, stream_id: u32, payload: &[u8]) -> Vec<u8> {
+        let mut out = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+        out.push(frame_type);
+        out.push(flags);
+        out.extend_from_slice(&stream_id.to_be_bytes());
+        out.extend_from_slice(payload);
+        out
+    }
+
     #[test]
     fn mid_connection_frames() {
-        // WINDOW_UPDATE then PING.
-        let mut s = vec![0, 0, 4, 8, 0, 0, 0, 0, 0, 0, 0, 1, 0];
-        assert_eq!(frames_verdict(&s), Verdict::Maybe);
-        s.extend_from_slice(&[0, 0, 8, 6, 0, 0, 0, 0, 0]);
-        assert_eq!(frames_verdict(&s), Verdict::Weak);
-        assert_eq!(frames_verdict(b"GET / HTTP/1.1\r\n"), Verdict::No);
-        assert_eq!(frames_verdict(&[0, 0]), Verdict::Maybe);
+        use MessageKind::{Request, Response};
+        let window_update = frame(8, 0, 0, &[0, 0, 1, 0]);
+        let ping = frame(6, 0, 0, &[1; 8]);
+        // :method GET, :scheme http, :path /
+        let get = frame(HEADERS, 0x5, 7, &[0x82, 0x86, 0x84]);
+        // :status 200, then a DATA frame.
+        let ok = frame(HEADERS, 0x4, 7, &[0x88]);
+        let client = [window_update.clone(), ping.clone(), get.clone()].concat();
+        let server = [window_update.clone(), ok.clone(), frame(0, 1, 7, b"hi")].concat();
+        assert_eq!(mid_stream_verdict(&client, Request), Verdict::Strong);
+        assert_eq!(mid_stream_verdict(&client, Response), Verdict::No);
+        assert_eq!(mid_stream_verdict(&server, Response), Verdict::Strong);
+        assert_eq!(mid_stream_verdict(&server, Request), Verdict::No);
+        // Undecided on every prefix short of the block's first byte.
+        let decided_at = window_update.len() + ping.len() + HEADER_LEN + 1;
+        for n in 0..decided_at {
+            assert_eq!(
+                mid_stream_verdict(&client[..n], Request),
+                Verdict::Maybe,
+                "prefix {n}"
+            );
+        }
+        assert_eq!(request_verdict(&client[..decided_at]), Verdict::Strong);
+        // A dynamic index first, a regular header first, a new-name literal.
+        for block in [&[0xbe][..], &[0x9f], &[0x00, 1, b'x', 1, b'y']] {
+            let f = frame(HEADERS, 0x4, 1, block);
+            assert_eq!(mid_stream_verdict(&f, Request), Verdict::No, "{block:x?}");
+        }
+        // grpcio names `:path` literally; grpc-js starts with a dynamic
+        // entry, then `:method POST`.
+        let grpcio = frame(HEADERS, 0x4, 1, b"\x40\x05:path\x03/a/");
+        assert_eq!(mid_stream_verdict(&grpcio, Request), Verdict::Strong);
+        let grpc_js = frame(HEADERS, 0x4, 3, &[0xc3, 0x83]);
+        assert_eq!(mid_stream_verdict(&grpc_js, Request), Verdict::Strong);
+        // A PUSH_PROMISE comes from the server.
+        let promise = frame(PUSH_PROMISE, 0x4, 1, &[0, 0, 0, 2, 0x82, 0x84]);
+        assert_eq!(mid_stream_verdict(&promise, Response), Verdict::Strong);
+        assert_eq!(mid_stream_verdict(&promise, Request), Verdict::No);
+        // A large frame first, a CONTINUATION first, eight small frames first.
+        let data = frame(0, 0, 1, &[0; 65]);
+        assert_eq!(
+            mid_stream_verdict(&[data, get.clone()].concat(), Request),
+            Verdict::No
+        );
+        assert_eq!(
+            mid_stream_verdict(&frame(9, 4, 1, &[0x82]), Request),
+            Verdict::No
+        );
+        let eight = [vec![ping.clone(); 8].concat(), get.clone()].concat();
+        assert_eq!(mid_stream_verdict(&eight, Request), Verdict::No);
+        let seven = [vec![ping.clone(); 7].concat(), get].concat();
+        assert_eq!(mid_stream_verdict(&seven, Request), Verdict::Strong);
+        // Text and other binary protocols are ruled out at once.
+        for other in [
+            &b"GET / HTTP/1.1\r\n"[..],
+            b"+OK\r\n",
+            b"\x05\x00\x00\x00\x03",
+            b"\x00\x45",
+        ] {
+            assert_eq!(
+                mid_stream_verdict(other, Request),
+                Verdict::No,
+                "{other:x?}"
+            );
+            assert_eq!(
+                mid_stream_verdict(other, Response),
+                Verdict::No,
+                "{other:x?}"
+            );
+        }
+        assert_eq!(mid_stream_verdict(&[0, 0], Request), Verdict::Maybe);
+        assert_eq!(request_verdict(PREFACE), Verdict::Strong);
     }
 
     #[test]

@@ -97,11 +97,94 @@ const STATIC_TABLE: [(&str, &str); 61] = [
     ("www-authenticate", ""),
 ];
 
-/// Name of static table entry `index` (1-based), for callers that look at
-/// a block without a decoder (detection).
-pub(crate) fn static_name(index: u64) -> Option<&'static str> {
-    let i = usize::try_from(index).ok()?.checked_sub(1)?;
-    STATIC_TABLE.get(i).map(|&(name, _)| name)
+/// What the pseudo-header fields at the start of a header block say about
+/// its sender, read without a header table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BlockLead {
+    /// A request pseudo-header (`:method`, `:scheme`, `:path`,
+    /// `:authority`, `:protocol`): the client.
+    Request,
+    /// `:status`: the server.
+    Response,
+    /// A regular field (or something malformed) before any pseudo-header
+    /// whose name could be read.
+    Other,
+    /// The bytes end before a name could be read.
+    Incomplete,
+}
+
+/// Fields looked at by [`block_lead`].
+const LEAD_FIELDS: usize = 16;
+
+/// Reads the names of a block's first fields (static table names and
+/// literal names; dynamic table references are skipped, their names being
+/// unknown without the table) until one says who sent the block. Pseudo-
+/// headers precede regular fields (RFC 9113 8.3), so a regular name ends
+/// the search.
+pub(crate) fn block_lead(block: &[u8]) -> BlockLead {
+    let mut c = Cursor::new(block);
+    let classify = |name: &[u8]| match name {
+        b":method" | b":scheme" | b":path" | b":authority" | b":protocol" => {
+            Some(BlockLead::Request)
+        }
+        b":status" => Some(BlockLead::Response),
+        _ => Some(BlockLead::Other),
+    };
+    let static_entry = |index: u64| {
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| i.checked_sub(1))
+            .and_then(|i| STATIC_TABLE.get(i))
+    };
+    let truncated = |e: HpackError| match e {
+        HpackError::Truncated => BlockLead::Incomplete,
+        _ => BlockLead::Other,
+    };
+    for _ in 0..LEAD_FIELDS {
+        let Some(b) = c.peek() else {
+            return BlockLead::Incomplete;
+        };
+        let lead = if b & 0x80 != 0 {
+            match integer(&mut c, 7) {
+                Ok(0) => return BlockLead::Other,
+                Ok(index) => static_entry(index).and_then(|&(name, _)| classify(name.as_bytes())),
+                Err(e) => return truncated(e),
+            }
+        } else if b & 0xe0 == 0x20 {
+            if let Err(e) = integer(&mut c, 5) {
+                return truncated(e);
+            }
+            None
+        } else {
+            let index = match integer(&mut c, if b & 0xc0 == 0x40 { 6 } else { 4 }) {
+                Ok(index) => index,
+                Err(e) => return truncated(e),
+            };
+            let lead = if index == 0 {
+                match string(&mut c) {
+                    Ok(name) => classify(&name),
+                    Err(e) => return truncated(e),
+                }
+            } else {
+                static_entry(index).and_then(|&(name, _)| classify(name.as_bytes()))
+            };
+            if lead.is_none() {
+                // A dynamic name: skip the value, undecoded.
+                let skipped = integer(&mut c, 7).and_then(|len| {
+                    let len = usize::try_from(len).map_err(|_| HpackError::IntegerOverflow)?;
+                    c.skip(len).ok_or(HpackError::Truncated)
+                });
+                if let Err(e) = skipped {
+                    return truncated(e);
+                }
+            }
+            lead
+        };
+        if let Some(lead) = lead {
+            return lead;
+        }
+    }
+    BlockLead::Other
 }
 
 /// Why a header block could not be decoded. The sender's peer would fail the

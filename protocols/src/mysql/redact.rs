@@ -10,7 +10,7 @@ const REACH: usize = 96;
 
 /// `text` with the string literal that follows each `PASSWORD` keyword (and
 /// the `BY` of each `IDENTIFIED .. BY`) replaced by `'<redacted>'`.
-pub(super) fn redact_sql(text: &str) -> String {
+pub(crate) fn redact_sql(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
     let mut copied = 0;

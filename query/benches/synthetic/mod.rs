@@ -103,6 +103,8 @@ fn row(i: usize, rows: usize, rng: &mut Rng, node: Option<&str>) -> HttpRow {
         resp_status: status,
         resp_message: if status < 300 { "OK" } else { "Error" }.into(),
         resp_body_size: body.len() as i64,
+        grpc_status: None,
+        grpc_message: None,
         resp_body: body,
         latency: latency_ns,
     }

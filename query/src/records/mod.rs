@@ -14,6 +14,7 @@ pub use probes::{ProbeStatusRow, probe_status_batch, probe_status_schema};
 pub use table::{TableBuilder, TableRow};
 pub use tables::{
     ConnStatsBuilder, ConnStatsRow, DnsEventsBuilder, DnsRow, HttpEventsBuilder, HttpRow,
-    MysqlEventsBuilder, MysqlRow, RedisEventsBuilder, RedisRow, conn_stats_schema,
-    dns_events_schema, http_events_schema, mysql_events_schema, redis_events_schema,
+    MysqlEventsBuilder, MysqlRow, PgsqlEventsBuilder, PgsqlRow, RedisEventsBuilder, RedisRow,
+    conn_stats_schema, dns_events_schema, http_events_schema, mysql_events_schema,
+    pgsql_events_schema, redis_events_schema,
 };

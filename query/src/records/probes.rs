@@ -26,9 +26,9 @@ pub struct ProbeStatusRow {
     /// The process the target was found in (0: found by the startup scan of
     /// system libraries, or not applicable).
     pub pid: u32,
-    /// `attached` or `failed`.
+    /// `attached`, `failed`, or `skipped` (not a library Sonde probes).
     pub status: String,
-    /// The symbols attached, or why it failed.
+    /// The symbols attached, or why it failed or was skipped.
     pub detail: String,
 }
 

@@ -76,8 +76,9 @@ macro_rules! protocol_table {
         pub struct $builder {
             conn: $crate::records::ConnColumnsBuilder,
             $($field: <$ty as $crate::records::column::ColumnValue>::Builder,)*
-            rows: usize,
-            bytes: usize,
+            // Named apart from any column (`pgsql_events` has a `rows` column).
+            pending_rows: usize,
+            pending_bytes: usize,
         }
 
         impl Default for $builder {
@@ -91,39 +92,39 @@ macro_rules! protocol_table {
                 Self {
                     conn: $crate::records::ConnColumnsBuilder::new(),
                     $($field: Default::default(),)*
-                    rows: 0,
-                    bytes: 0,
+                    pending_rows: 0,
+                    pending_bytes: 0,
                 }
             }
 
             pub fn append(&mut self, row: &$row) {
                 use $crate::records::column::ColumnValue;
-                self.bytes += self.conn.append(row.time_ns, &row.conn);
-                $(self.bytes += row.$field.append_to(&mut self.$field);)*
-                self.rows += 1;
+                self.pending_bytes += self.conn.append(row.time_ns, &row.conn);
+                $(self.pending_bytes += row.$field.append_to(&mut self.$field);)*
+                self.pending_rows += 1;
             }
 
             /// Rows appended since the last [`finish`](Self::finish).
             pub fn len(&self) -> usize {
-                self.rows
+                self.pending_rows
             }
 
             pub fn is_empty(&self) -> bool {
-                self.rows == 0
+                self.pending_rows == 0
             }
 
             /// Approximate size of the pending rows' data (values, offsets),
             /// not of the builders' allocated capacity.
             pub fn approx_bytes(&self) -> usize {
-                self.bytes
+                self.pending_bytes
             }
 
             /// Returns the pending rows as a batch and resets the builder.
             pub fn finish(&mut self) -> arrow::record_batch::RecordBatch {
                 let mut columns: Vec<arrow::array::ArrayRef> = self.conn.finish();
                 $(columns.push(std::sync::Arc::new(self.$field.finish()));)*
-                self.rows = 0;
-                self.bytes = 0;
+                self.pending_rows = 0;
+                self.pending_bytes = 0;
                 arrow::record_batch::RecordBatch::try_new($schema_fn(), columns)
                     .expect(concat!($table, " columns are built from the same list as its schema"))
             }

@@ -8,9 +8,12 @@ use super::column::RedisArgs;
 use super::table::protocol_table;
 
 protocol_table! {
-    /// One HTTP request paired with its response (Pixie's columns).
+    /// One HTTP request paired with its response (Pixie's columns): an
+    /// HTTP/1.x exchange, or an HTTP/2 stream (a gRPC call, streaming or not).
     table "http_events", row HttpRow, builder HttpEventsBuilder, schema http_events_schema {
+        /// 1 or 2.
         major_version: i64,
+        /// 0 or 1 for HTTP/1.x; 0 for HTTP/2.
         minor_version: i64,
         /// The response's Content-Type, else the request's.
         content_type: String,
@@ -27,7 +30,13 @@ protocol_table! {
         resp_message: String,
         resp_body: Vec<u8>,
         resp_body_size: i64,
-        /// Nanoseconds from the request's first byte to the response's last.
+        /// gRPC calls: `grpc-status` from the trailers, or the status gRPC
+        /// gives a call reset by RST_STREAM before them; null otherwise.
+        grpc_status: Option<i64>,
+        /// gRPC calls: `grpc-message` from the trailers (percent-decoded).
+        grpc_message: Option<String>,
+        /// Nanoseconds from the request's first byte to the response's last
+        /// (HTTP/2: from the stream's first HEADERS to its end).
         latency: i64,
     }
 }
@@ -75,6 +84,35 @@ protocol_table! {
         /// True when the reply is an error (`-ERR ...`, a blob error).
         resp_error: bool,
         /// Nanoseconds from the command to its reply (0 for pushes).
+        latency: i64,
+    }
+}
+
+protocol_table! {
+    /// One PostgreSQL exchange: a statement of a simple query, an Execute
+    /// of the extended protocol (with its bound parameters), a login, a
+    /// COPY, or what the server sent on its own (notices, notifications).
+    table "pgsql_events", row PgsqlRow, builder PgsqlEventsBuilder, schema pgsql_events_schema {
+        /// `Query`, `Execute`, `Parse`/`Bind`/`Describe`/`Close` (when they
+        /// fail), `CopyIn`, `CopyOut`, `Startup`, `SSLRequest`,
+        /// `CancelRequest`, `Terminate`, `Notice`, `Notification`, `Error`.
+        req_cmd: String,
+        /// Statement text; for `Execute` with its parameters
+        /// (`... -- params: [42, 'abc']`); for `Startup` the login's
+        /// parameters. Passwords are never shown.
+        req: String,
+        /// CommandComplete tag (`INSERT 0 1`), `SEVERITY: message` of an
+        /// error, `OK (SCRAM-SHA-256)` of a login; COPY adds its byte count.
+        resp: String,
+        /// SQLSTATE of an error; null on success.
+        sqlstate: Option<String>,
+        /// Rows affected or returned (from the tag); null when it has none.
+        rows: Option<i64>,
+        /// User and database of the connection's StartupMessage ("" when
+        /// the capture began after it).
+        db_user: String,
+        db_name: String,
+        /// Nanoseconds from the request to the end of its response.
         latency: i64,
     }
 }
@@ -222,6 +260,8 @@ mod tests {
             resp_message: "OK".into(),
             resp_body: b"hi\xffok".to_vec(),
             resp_body_size: 5,
+            grpc_status: None,
+            grpc_message: None,
             latency: 1_500,
         }
     }
@@ -298,5 +338,52 @@ mod tests {
         assert!(builder.is_empty());
         assert_eq!(builder.approx_bytes(), 0);
         assert_eq!(builder.finish().num_rows(), 0);
+    }
+
+    #[test]
+    fn pgsql_events_has_nullable_sqlstate_and_rows() {
+        let schema = pgsql_events_schema();
+        let tail: Vec<(&str, bool)> = schema.fields()[17..]
+            .iter()
+            .map(|f| (f.name().as_str(), f.is_nullable()))
+            .collect();
+        assert_eq!(
+            tail,
+            [
+                ("req_cmd", false),
+                ("req", false),
+                ("resp", false),
+                ("sqlstate", true),
+                ("rows", true),
+                ("db_user", false),
+                ("db_name", false),
+                ("latency", false),
+            ]
+        );
+        let mut builder = PgsqlEventsBuilder::new();
+        for (sqlstate, rows) in [(None, Some(3)), (Some("42P01".to_string()), None)] {
+            builder.append(&PgsqlRow {
+                time_ns: 1,
+                conn: conn(),
+                req_cmd: "Query".into(),
+                req: "SELECT 1".into(),
+                resp: "SELECT 1".into(),
+                sqlstate,
+                rows,
+                db_user: "u".into(),
+                db_name: "d".into(),
+                latency: 5,
+            });
+        }
+        let batch = builder.finish();
+        assert_eq!(batch.schema(), schema);
+        let sqlstate = batch.column_by_name("sqlstate").unwrap().as_string::<i32>();
+        assert!(sqlstate.is_null(0));
+        assert_eq!(sqlstate.value(1), "42P01");
+        let rows = batch
+            .column_by_name("rows")
+            .unwrap()
+            .as_primitive::<Int64Type>();
+        assert_eq!((rows.value(0), rows.is_null(1)), (3, true));
     }
 }

@@ -68,22 +68,32 @@ function jsonField(column, field) {
  * @property {Column[]} columns
  */
 
+// An HTTP/2 row that is a gRPC call: it has a grpc-status (from its
+// trailers, or from a reset), or a gRPC content type.
+const GRPC_CALL = "(grpc_status IS NOT NULL OR content_type LIKE 'application/grpc%')";
+
 /** @type {Protocol[]} */
 export const PROTOCOLS = [
   {
     id: 'http',
     label: 'HTTP',
     table: 'http_events',
-    endpoint: `req_method || ' ' || ${pathTemplateSql('req_path')}`,
-    endpointNote: 'method and path template (ids collapsed to {id})',
-    // A server is at fault for its 5xx only; a client did not get what it
-    // asked for on any 4xx or 5xx.
-    failed: "CASE WHEN trace_role = 'server' THEN resp_status >= 500 ELSE resp_status >= 400 END",
-    failedNote: 'server 5xx, client 4xx/5xx',
+    // gRPC calls are named by their method (`gRPC package.Service/Method`),
+    // HTTP requests by method and path template.
+    endpoint: `CASE WHEN ${GRPC_CALL} THEN 'gRPC ' || substr(req_path, 2)\n`
+      + `       ELSE req_method || ' ' || ${pathTemplateSql('req_path')} END`,
+    endpointNote: 'method and path template (ids collapsed to {id}), or gRPC service/method',
+    // A gRPC call failed when its status is not OK (0). Otherwise a server
+    // is at fault for its 5xx only; a client did not get what it asked for
+    // on any 4xx or 5xx.
+    failed: 'CASE WHEN grpc_status IS NOT NULL THEN grpc_status <> 0 '
+      + "WHEN trace_role = 'server' THEN resp_status >= 500 ELSE resp_status >= 400 END",
+    failedNote: 'gRPC status ≠ 0, server 5xx, client 4xx/5xx',
     columns: [
       { sql: 'req_method', as: 'method', label: 'Method' },
       { sql: 'req_path', as: 'path', label: 'Path', long: true },
       { sql: 'resp_status', as: 'status', label: 'Status', tone: (v) => (v >= 500 ? 'bad' : v >= 400 ? 'warn' : '') },
+      { sql: 'grpc_status', as: 'grpc_status', label: 'gRPC', tone: (v) => (v != null && v !== 0 ? 'bad' : '') },
     ],
   },
   {

@@ -1,5 +1,7 @@
 //! HTTP rows as operations: `GET /users/{id}`, the HTTP semantic
-//! conventions' attributes, trace context from the request's headers.
+//! conventions' attributes, trace context from the request's headers. gRPC
+//! calls (HTTP/2 rows with a gRPC content type or status) follow the RPC
+//! conventions instead (`grpc.rs`).
 
 use opentelemetry::KeyValue;
 use sonde_protocols::http::header_value;
@@ -7,7 +9,7 @@ use sonde_query::records::HttpRow;
 
 use super::super::route::route_template;
 use super::super::trace_context::remote_parent;
-use super::{Exchange, Histogram, Operation, Role};
+use super::{Exchange, Histogram, Operation, Role, grpc};
 
 const KNOWN_METHODS: [&str; 9] = [
     "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
@@ -19,7 +21,9 @@ impl Exchange for HttpRow {
     }
 
     fn describe(&self, op: &mut Operation) -> Option<()> {
-        describe(self, op);
+        if !grpc::describe(self, op) {
+            describe(self, op);
+        }
         Some(())
     }
 }
@@ -37,7 +41,12 @@ fn describe(row: &HttpRow, op: &mut Operation) {
     let path = target.split(['?', '#']).next().unwrap_or(target);
     let route = route_template(target);
     let status = row.resp_status;
-    let version = format!("{}.{}", row.major_version, row.minor_version);
+    // "1.1", "1.0"; HTTP/2 is "2".
+    let version = if row.major_version >= 2 {
+        row.major_version.to_string()
+    } else {
+        format!("{}.{}", row.major_version, row.minor_version)
+    };
     let scheme = if row.conn.encrypted { "https" } else { "http" };
     op.name = if method == "_OTHER" {
         "HTTP".to_string()
@@ -63,7 +72,7 @@ fn describe(row: &HttpRow, op: &mut Operation) {
     if let Some(agent) = header("user-agent") {
         attrs.push(KeyValue::new("user_agent.original", agent.to_string()));
     }
-    let (host, host_port) = host_header(header("host"));
+    let (host, host_port) = host_header(authority(row));
     let mut metric_attrs = vec![
         KeyValue::new("http.request.method", method.to_string()),
         KeyValue::new("url.scheme", scheme),
@@ -107,6 +116,12 @@ fn describe(row: &HttpRow, op: &mut Operation) {
         }
     };
     op.metric = histogram.map(|h| (h, metric_attrs));
+}
+
+/// The request's authority: HTTP/2's `:authority` (kept first in the
+/// headers), else the Host header.
+pub(super) fn authority(row: &HttpRow) -> Option<&str> {
+    header_value(&row.req_headers, ":authority").or_else(|| header_value(&row.req_headers, "host"))
 }
 
 /// `Host: name[:port]` split; bracketed IPv6 literals keep their address.

@@ -5,6 +5,7 @@
 //! agree. The protocol-specific parts live in one file per protocol.
 
 mod dns;
+mod grpc;
 mod http;
 mod mysql;
 mod redis;
@@ -27,14 +28,18 @@ pub enum Role {
 pub enum Histogram {
     HttpServer,
     HttpClient,
+    RpcServer,
+    RpcClient,
     DbClient,
     DnsLookup,
 }
 
 impl Histogram {
-    pub const ALL: [Histogram; 4] = [
+    pub const ALL: [Histogram; 6] = [
         Histogram::HttpServer,
         Histogram::HttpClient,
+        Histogram::RpcServer,
+        Histogram::RpcClient,
         Histogram::DbClient,
         Histogram::DnsLookup,
     ];
@@ -43,6 +48,8 @@ impl Histogram {
         match self {
             Histogram::HttpServer => "http.server.request.duration",
             Histogram::HttpClient => "http.client.request.duration",
+            Histogram::RpcServer => "rpc.server.call.duration",
+            Histogram::RpcClient => "rpc.client.call.duration",
             Histogram::DbClient => "db.client.operation.duration",
             Histogram::DnsLookup => "dns.lookup.duration",
         }
@@ -52,6 +59,8 @@ impl Histogram {
         match self {
             Histogram::HttpServer => "Duration of HTTP server requests",
             Histogram::HttpClient => "Duration of HTTP client requests",
+            Histogram::RpcServer => "Duration of incoming RPCs (gRPC calls)",
+            Histogram::RpcClient => "Duration of outgoing RPCs (gRPC calls)",
             Histogram::DbClient => "Duration of database client operations",
             Histogram::DnsLookup => "Duration of DNS queries",
         }
@@ -149,7 +158,9 @@ pub fn operation<R: Exchange>(row: &R, naming: &ServiceNaming) -> Option<Operati
         pod: conn.k8s.pod.clone(),
         namespace: conn.k8s.namespace.clone(),
         container: conn.k8s.container.clone(),
-        node: conn.k8s.node.clone(),
+        // k8s.node.name belongs to pods; every row carries the node it was
+        // captured on, also for processes outside Kubernetes.
+        node: conn.k8s.pod.as_ref().and(conn.k8s.node.clone()),
     };
     let mut op = Operation {
         role,
@@ -279,6 +290,8 @@ mod tests {
             resp_message: String::new(),
             resp_body: Vec::new(),
             resp_body_size: 12,
+            grpc_status: None,
+            grpc_message: None,
             latency: 1_500_000,
         }
     }
@@ -360,6 +373,78 @@ mod tests {
         let row = http_row(TraceRole::Server, 404, &[]);
         let op = operation(&row, &ServiceNaming::default()).unwrap();
         assert_eq!(op.error, None);
+    }
+
+    fn grpc_row(role: TraceRole, status: Option<i64>) -> HttpRow {
+        HttpRow {
+            major_version: 2,
+            minor_version: 0,
+            content_type: "application/grpc".into(),
+            req_headers: vec![
+                (":authority".into(), "echo.internal:50051".into()),
+                (":scheme".into(), "http".into()),
+            ],
+            req_method: "POST".into(),
+            req_path: "/demo.Echo/Fail".into(),
+            resp_status: 200,
+            grpc_status: status,
+            ..http_row(role, 200, &[])
+        }
+    }
+
+    #[test]
+    fn grpc_calls_follow_the_rpc_conventions() {
+        let op = operation(&grpc_row(TraceRole::Server, Some(5)), &naming()).unwrap();
+        assert_eq!(op.name, "demo.Echo/Fail");
+        assert_eq!(attr(&op, "rpc.system"), Some("grpc".into()));
+        assert_eq!(attr(&op, "rpc.service"), Some("demo.Echo".into()));
+        assert_eq!(attr(&op, "rpc.method"), Some("Fail".into()));
+        assert_eq!(attr(&op, "rpc.grpc.status_code"), Some(5.into()));
+        assert_eq!(
+            attr(&op, "rpc.response.status_code"),
+            Some("NOT_FOUND".into())
+        );
+        assert_eq!(attr(&op, "network.protocol.version"), Some("2".into()));
+        assert_eq!(attr(&op, "server.address"), Some("echo.internal".into()));
+        assert_eq!(attr(&op, "server.port"), Some(50051.into()));
+        // NOT_FOUND answers the request: not a server error.
+        assert_eq!(op.error, None);
+        let (histogram, attrs) = op.metric.unwrap();
+        assert_eq!(histogram, Histogram::RpcServer);
+        assert_eq!(histogram.name(), "rpc.server.call.duration");
+        let keys: Vec<&str> = attrs.iter().map(|kv| kv.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "rpc.system",
+                "rpc.service",
+                "rpc.method",
+                "rpc.grpc.status_code"
+            ]
+        );
+        // The client sees every status but OK as an error.
+        let op = operation(&grpc_row(TraceRole::Client, Some(5)), &naming()).unwrap();
+        assert_eq!(op.error.as_deref(), Some("NOT_FOUND"));
+        assert_eq!(attr(&op, "error.type"), Some("NOT_FOUND".into()));
+        let (histogram, attrs) = op.metric.unwrap();
+        assert_eq!(histogram, Histogram::RpcClient);
+        assert!(attrs.iter().any(|kv| kv.key.as_str() == "error.type"));
+        let op = operation(&grpc_row(TraceRole::Server, Some(13)), &naming()).unwrap();
+        assert_eq!(op.error.as_deref(), Some("INTERNAL"));
+        let op = operation(&grpc_row(TraceRole::Client, Some(0)), &naming()).unwrap();
+        assert_eq!(op.error, None);
+        // HTTP/2 without gRPC is HTTP, version "2".
+        let row = HttpRow {
+            content_type: "text/plain".into(),
+            req_method: "GET".into(),
+            grpc_status: None,
+            ..grpc_row(TraceRole::Server, None)
+        };
+        let op = operation(&row, &naming()).unwrap();
+        assert_eq!(op.name, "GET /demo.Echo/Fail");
+        assert_eq!(attr(&op, "network.protocol.version"), Some("2".into()));
+        assert_eq!(attr(&op, "server.address"), Some("echo.internal".into()));
+        assert_eq!(op.metric.unwrap().0, Histogram::HttpServer);
     }
 
     #[test]

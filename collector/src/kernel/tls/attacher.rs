@@ -124,8 +124,10 @@ impl TlsAttacher {
     ) -> Result<TlsAttacher, String> {
         {
             let mut guard = ebpf.lock().map_err(|_| "BPF object lock poisoned")?;
+            let mut loaded = HashSet::new();
             for &(entry, ret, _) in TLS_UPROBES {
-                for name in [entry, ret] {
+                // A program may serve several functions: loaded once.
+                for name in [entry, ret].into_iter().filter(|name| loaded.insert(*name)) {
                     let program = guard
                         .program_mut(name)
                         .ok_or_else(|| format!("{name}: not in the BPF object"))?;
@@ -356,10 +358,12 @@ impl TlsAttacher {
             }
         };
         if !covers_read_and_write(&symbols) {
+            // A libssl that is not OpenSSL (NSS's libssl3.so on every Debian
+            // desktop): expected, so recorded as skipped, not as a failure.
             if !candidate.is_exe {
-                self.report(
+                self.skip(
                     &candidate,
-                    Err("not OpenSSL: no SSL_read/SSL_write functions defined".to_string()),
+                    "not OpenSSL: no SSL_read/SSL_write functions defined",
                 );
             }
             return;
@@ -400,6 +404,12 @@ impl TlsAttacher {
         }
     }
 
+    /// A candidate that is not a TLS library Sonde probes: a `skipped` row.
+    fn skip(&mut self, candidate: &Candidate, why: &str) {
+        tracing::debug!(target = %candidate.display, pid = candidate.pid, why, "TLS candidate skipped");
+        self.push_row(candidate, "skipped", why.to_string());
+    }
+
     fn report(&mut self, candidate: &Candidate, result: Result<String, String>) {
         let (status, detail) = match result {
             Ok(detail) => {
@@ -413,6 +423,10 @@ impl TlsAttacher {
                 ("failed", err)
             }
         };
+        self.push_row(candidate, status, detail);
+    }
+
+    fn push_row(&mut self, candidate: &Candidate, status: &str, detail: String) {
         self.rows.push(ProbeStatusRow {
             time_ns: Clock::sample().to_unix_ns(Clock::monotonic_now()),
             kind: "uprobe".into(),

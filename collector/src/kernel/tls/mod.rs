@@ -1,5 +1,6 @@
 //! TLS plaintext capture: finds OpenSSL in the host's processes and attaches
-//! the `SSL_read`/`SSL_write` (and `_ex`) uprobes to it.
+//! the `SSL_read`/`SSL_write` (and `_ex`) uprobes to it, and to the SSL
+//! BIO's read and write methods (found through `BIO_f_ssl`).
 //!
 //! A uprobe attached to a file (for all processes) fires in every process that
 //! maps that file, now or later, so each distinct file (device, inode) is
@@ -10,12 +11,13 @@
 //! rescan of all processes every 30 s for libraries loaded later (dlopen).
 //! Every attempt lands in the `probe_status` table.
 //!
-//! `maps` reads /proc/PID/maps, `elf` finds the functions in a file,
-//! `attacher` does the rest.
+//! `maps` reads /proc/PID/maps, `elf` finds the functions in a file
+//! (`ssl_bio` the SSL BIO's methods), `attacher` does the rest.
 
 mod attacher;
 pub mod elf;
 pub mod maps;
+mod ssl_bio;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
