@@ -360,7 +360,14 @@ impl QueryJob {
             }
         };
         let result = async {
-            let stream = DataFrame::new(state, plan).execute_stream().await?;
+            let stream = match (&self.tables, &plan) {
+                // DataFusion plans EXPLAIN's input with its own planner,
+                // not the session's: show the plan the query would run.
+                (TableSource::Cluster(_), LogicalPlan::Explain(explain)) => {
+                    crate::distributed::explain(&state, explain).await?
+                }
+                _ => DataFrame::new(state, plan).execute_stream().await?,
+            };
             collect_capped(stream, self.max_rows).await
         }
         .await;

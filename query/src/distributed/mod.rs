@@ -25,9 +25,13 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use arrow::array::{RecordBatch, StringArray};
 use arrow::datatypes::SchemaRef;
 use datafusion::catalog::TableProvider;
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
+use datafusion::logical_expr::Explain;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion_distributed::{DistributedExt, SessionStateBuilderExt};
 use url::Url;
 
@@ -231,6 +235,36 @@ impl Cluster {
             None => err,
         }
     }
+}
+
+/// EXPLAIN over the cluster: the optimized logical plan and the
+/// distributed physical plan, with its stages, as `EXPLAIN` shows them
+/// (`plan_type`, `plan`).
+pub(crate) async fn explain(
+    state: &SessionState,
+    explain: &Explain,
+) -> datafusion::error::Result<SendableRecordBatchStream> {
+    let logical = state.optimize(&explain.plan)?;
+    let physical = state.create_physical_plan(&logical).await?;
+    let rows = [
+        ("logical_plan", logical.display_indent().to_string()),
+        (
+            "physical_plan",
+            datafusion_distributed::display_plan_ascii(physical.as_ref(), false),
+        ),
+    ];
+    let schema = explain.schema.inner().clone();
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.1))),
+        ],
+    )?;
+    Ok(Box::pin(RecordBatchStreamAdapter::new(
+        schema,
+        futures::stream::iter([Ok(batch)]),
+    )))
 }
 
 fn describe_node(name: Option<&str>, url: &Url) -> String {
