@@ -33,6 +33,11 @@ const state = {
   tables: new Set(),
   /** Nodes with recent data: one at an agent, every one at a coordinator. */
   nodes: [],
+  /**
+   * Whether more than one node has been seen (a coordinator): the node
+   * picker and column stay when a node stops answering.
+   */
+  cluster: false,
   /** The node the views are narrowed to; null for all. */
   node: null,
 };
@@ -135,17 +140,18 @@ async function refreshNodes() {
   try {
     const result = await runQuery(sql.nodes());
     state.nodes = records(result).map((r) => r.node);
+    if (state.nodes.length > 1) state.cluster = true;
   } catch (err) {
     if (!(err instanceof QueryError)) console.error(err);
   }
   renderNodePicker();
 }
 
-/** The picker appears when there is more than one node (a coordinator). */
+/** The picker appears once more than one node has been seen (a coordinator). */
 function renderNodePicker() {
   const names = [...state.nodes];
   if (state.node != null && !names.includes(state.node)) names.push(state.node);
-  nodePicker.hidden = names.length < 2;
+  nodePicker.hidden = !state.cluster;
   const options = [new Option('All nodes', '')];
   for (const name of names) options.push(new Option(name, name));
   nodePicker.replaceChildren(...options);

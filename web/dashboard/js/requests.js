@@ -30,7 +30,7 @@ export class RequestsView {
       { name: 'failing', title: 'Latest failing requests', sql: failingSql },
     ]);
     // At a coordinator, which node each request was captured on.
-    const columns = requestColumns(protocol, state.nodes.length > 1);
+    const columns = requestColumns(protocol, state.cluster);
     const open = (row) => this.openRequest(protocol, row);
     if (results.slow) {
       renderTable(this.slowEl, columns, records(results.slow), { onClick: open });
