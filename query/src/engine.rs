@@ -372,7 +372,10 @@ impl QueryJob {
         }
         .await;
         let result = match &self.tables {
-            TableSource::Cluster(cluster) => result.map_err(|err| cluster.explain_failure(err)),
+            TableSource::Cluster(cluster) => match result {
+                Err(err) => Err(cluster.explain_failure(err).await),
+                ok => ok,
+            },
             TableSource::Local(_) => result,
         };
         Ok(QueryResult {

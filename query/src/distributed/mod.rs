@@ -215,24 +215,38 @@ impl Cluster {
         Ok((members, missing))
     }
 
-    /// Names the node a failure came from, when its message shows it (a
-    /// node that stopped answering during the query).
-    pub(crate) fn explain_failure(&self, err: QueryError) -> QueryError {
+    /// Names the node a failure came from (a node that stopped answering
+    /// during the query): the one its message shows, else those that no
+    /// longer answer now.
+    pub(crate) async fn explain_failure(&self, err: QueryError) -> QueryError {
         let (QueryError::Internal(message) | QueryError::Sql(message)) = &err else {
             return err;
         };
-        let names = self.names.lock().unwrap_or_else(PoisonError::into_inner);
-        let failed = names.iter().find(|(url, _)| {
-            let url = url.as_str();
-            message.contains(url) || message.contains(url.trim_end_matches('/'))
-        });
-        match failed {
-            Some((url, name)) => QueryError::Unavailable(format!(
-                "node {} failed during the query: {}",
-                describe_node(Some(name), url),
-                message.lines().next().unwrap_or_default()
+        let first_line = message.lines().next().unwrap_or_default();
+        let named = {
+            let names = self.names.lock().unwrap_or_else(PoisonError::into_inner);
+            names
+                .iter()
+                .find(|(url, _)| {
+                    let url = url.as_str();
+                    message.contains(url) || message.contains(url.trim_end_matches('/'))
+                })
+                .map(|(url, name)| describe_node(Some(name), url))
+        };
+        if let Some(node) = named {
+            return QueryError::Unavailable(format!(
+                "node {node} failed during the query: {first_line}"
+            ));
+        }
+        // A transport error often does not say which peer it came from.
+        match self.poll().await {
+            Ok((members, missing)) if !missing.is_empty() => QueryError::Unavailable(format!(
+                "{} of {} nodes stopped answering during the query: {} (query error: {first_line})",
+                missing.len(),
+                missing.len() + members.len(),
+                missing.join("; ")
             )),
-            None => err,
+            _ => err,
         }
     }
 }
