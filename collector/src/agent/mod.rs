@@ -102,6 +102,9 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let probe_config = ProbeConfig {
         max_bytes_per_call: args.max_bytes_per_call,
         ring_buffer_bytes: args.ring_buffer_mib << 20,
+        wakeup_bytes: args
+            .ring_wakeup_bytes
+            .min(u64::from(args.ring_buffer_mib << 20) / 4),
         proc_root: args.proc_root.clone(),
     };
     let (probes, ring) = loader::load_and_attach(&probe_config)?;
@@ -131,6 +134,8 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
             http: http_config(&args),
         },
         max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+        max_buffered_bytes: usize::try_from(args.max_connection_state_mib << 20)
+            .unwrap_or(usize::MAX),
         // The export pipeline (RED metrics always, spans with an endpoint)
         // takes the typed rows of every flush.
         keep_exchanges: true,
@@ -176,6 +181,8 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         store: store.clone(),
         stats: stats.clone(),
         tap: Some(export.tap.clone()),
+        // Records below the wakeup threshold wait for the collection timer.
+        collect_every: (probe_config.wakeup_bytes > 0).then_some(ring_reader::COLLECT_EVERY),
     };
     // The capture thread reports when it ends: before a shutdown that is a
     // failure, and the agent must not keep serving stale data as healthy.

@@ -82,6 +82,9 @@ pub struct Handover {
 
 /// One protocol's parsing state for one connection (both directions).
 pub trait ProtocolSession: Send {
+    /// Bytes of session state (pending requests, messages in progress) this
+    /// session keeps: counted toward the tracker's global memory bound.
+    fn held_bytes(&self) -> usize;
     /// Parses as much of `buffer` (bytes of `dir`) as possible.
     fn process(&mut self, dir: Dir, buffer: &mut StreamBuffer, sink: &mut RowSink<'_>) -> Outcome;
     /// `len` bytes of `dir` were lost (`ts` when they passed, 0 if unknown);

@@ -38,6 +38,11 @@ pub trait StreamDecoder: Send {
     fn finish(&mut self) -> Option<Self::Message>;
     /// Offset of the first plausible message start, for resynchronising.
     fn find_start(input: &[u8], kind: MessageKind) -> Option<usize>;
+    /// Bytes the decoder keeps of a message in progress (beyond the stream
+    /// buffer, which is counted apart).
+    fn held_bytes(&self) -> usize {
+        0
+    }
 }
 
 /// Implements [`StreamDecoder`] for a decoder with the common inherent API
@@ -112,6 +117,9 @@ impl StreamDecoder for http::HttpDecoder {
     fn find_start(input: &[u8], kind: MessageKind) -> Option<usize> {
         http::find_message_start(input, kind)
     }
+    fn held_bytes(&self) -> usize {
+        http::HttpDecoder::held_bytes(self)
+    }
 }
 
 /// HTTP/2 frames; the context is the SETTINGS_MAX_FRAME_SIZE that applies
@@ -143,6 +151,9 @@ impl StreamDecoder for http2::Http2Decoder {
     }
     fn find_start(input: &[u8], kind: MessageKind) -> Option<usize> {
         http2::find_message_start(input, kind)
+    }
+    fn held_bytes(&self) -> usize {
+        http2::Http2Decoder::state_bytes(self)
     }
 }
 
@@ -177,6 +188,9 @@ pub trait StreamProtocol: Send {
     fn on_message_lost(&mut self, kind: MessageKind, sink: &mut RowSink<'_>);
     /// The connection ended: count what never completed.
     fn finish(&mut self, sink: &mut RowSink<'_>);
+    /// Bytes the pairing keeps (messages waiting for their answer). Read
+    /// for every captured record of the connection: must be cheap.
+    fn held_bytes(&self) -> usize;
 }
 
 /// One direction's decoder and the driver state around it.
@@ -227,6 +241,15 @@ impl<P: StreamProtocol> StreamSession<P> {
 }
 
 impl<P: StreamProtocol> ProtocolSession for StreamSession<P> {
+    fn held_bytes(&self) -> usize {
+        self.protocol.held_bytes()
+            + self
+                .directions
+                .iter()
+                .map(|d| d.decoder.held_bytes())
+                .sum::<usize>()
+    }
+
     /// Decodes every complete message in `buffer`, one at a time, so that
     /// each decode sees the context its predecessors left (HTTP responses
     /// answering pipelined requests).
