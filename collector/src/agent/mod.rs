@@ -16,7 +16,7 @@ use sonde_query::schema::{
     capture_stats_schema, conn_stats_schema, dns_events_schema, http_events_schema,
     mysql_events_schema, redis_events_schema,
 };
-use sonde_query::schema::{PROBE_STATUS, probe_status_schema};
+use sonde_query::schema::{PGSQL_EVENTS, PROBE_STATUS, pgsql_events_schema, probe_status_schema};
 use sonde_query::stats::StatsRegistry;
 use sonde_query::store::{StoreConfig, TableStore};
 use sonde_web::AppState;
@@ -56,6 +56,7 @@ fn all_tables() -> Vec<(&'static str, arrow::datatypes::SchemaRef)> {
         (DNS_EVENTS, dns_events_schema()),
         (MYSQL_EVENTS, mysql_events_schema()),
         (REDIS_EVENTS, redis_events_schema()),
+        (PGSQL_EVENTS, pgsql_events_schema()),
         (CONN_STATS, conn_stats_schema()),
         (CAPTURE_STATS, capture_stats_schema()),
         (PROBE_STATUS, probe_status_schema()),
@@ -66,7 +67,8 @@ fn store_config(args: &AgentArgs) -> StoreConfig {
     StoreConfig {
         budget_bytes: usize::try_from(args.store_budget_mib << 20).unwrap_or(usize::MAX),
         // capture_stats is small; HTTP is usually the bulk; the other tables
-        // (DNS, MySQL, Redis, conn_stats) share what is left equally.
+        // (DNS, MySQL, Redis, PostgreSQL, conn_stats) share what is left
+        // equally.
         shares: vec![
             (CAPTURE_STATS.to_string(), 0.02),
             (PROBE_STATUS.to_string(), 0.02),
@@ -340,7 +342,7 @@ mod tests {
             store.register(name, schema).unwrap();
         }
         let stats = store.table_stats();
-        assert_eq!(stats.len(), 7);
+        assert_eq!(stats.len(), 8);
         for table in stats {
             assert!(
                 table.budget_bytes >= 20 << 20,

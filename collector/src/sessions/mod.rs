@@ -16,6 +16,7 @@ pub mod dns;
 pub mod http;
 pub mod http2;
 pub mod mysql;
+pub mod pgsql;
 pub mod redis;
 pub mod rows;
 pub mod stream_buffer;
@@ -134,6 +135,7 @@ pub fn new_stream_session(
         Protocol::Redis => Box::new(StreamSession::new(requests, redis::RedisStream::default())),
         Protocol::Mysql => Box::new(StreamSession::new(requests, mysql::MysqlStream::default())),
         Protocol::Dns => Box::new(StreamSession::new(requests, dns::DnsTcpStream::default())),
+        Protocol::Pgsql => Box::new(StreamSession::new(requests, pgsql::PgsqlStream::default())),
     })
 }
 
@@ -145,6 +147,7 @@ pub fn protocol_name(protocol: Option<Protocol>) -> &'static str {
         Some(Protocol::Dns) => "dns",
         Some(Protocol::Mysql) => "mysql",
         Some(Protocol::Redis) => "redis",
+        Some(Protocol::Pgsql) => "pgsql",
         None => "unknown",
     }
 }

@@ -3,7 +3,7 @@
 //! bytes, stamping each message with the capture time of its first and last
 //! byte — and a [`StreamProtocol`] that pairs the decoded messages into rows.
 
-use sonde_protocols::{Decoded, GapOutcome, MessageKind, dns, http, http2, mysql, redis};
+use sonde_protocols::{Decoded, GapOutcome, MessageKind, dns, http, http2, mysql, pgsql, redis};
 
 use super::{Dir, Outcome, ProtocolSession, RowSink, StreamBuffer};
 
@@ -85,6 +85,31 @@ stream_decoder!(
     mysql::find_message_start
 );
 stream_decoder!(dns::DnsTcpDecoder, dns::DnsMessage, dns::find_message_start);
+
+/// PostgreSQL messages end where their length says: nothing is left to
+/// complete when the stream ends.
+impl StreamDecoder for pgsql::PgDecoder {
+    type Message = pgsql::PgMessage;
+    type Context = ();
+    fn is_idle(&self) -> bool {
+        pgsql::PgDecoder::is_idle(self)
+    }
+    fn decode(&mut self, input: &[u8], _: ()) -> Result<Decoded<pgsql::PgMessage>, MalformedInput> {
+        pgsql::PgDecoder::decode(self, input).map_err(|_| MalformedInput)
+    }
+    fn skip_gap(&mut self, n: u64) -> GapOutcome {
+        pgsql::PgDecoder::skip_gap(self, n)
+    }
+    fn reset(&mut self) {
+        pgsql::PgDecoder::reset(self);
+    }
+    fn finish(&mut self) -> Option<pgsql::PgMessage> {
+        None
+    }
+    fn find_start(input: &[u8], kind: MessageKind) -> Option<usize> {
+        pgsql::find_message_start(input, kind)
+    }
+}
 
 impl StreamDecoder for http::HttpDecoder {
     type Message = http::HttpMessage;

@@ -67,6 +67,7 @@ fn port_hint(fields: &ConnFields) -> Option<Protocol> {
             53 => Some(Protocol::Dns),
             3306 => Some(Protocol::Mysql),
             6379 => Some(Protocol::Redis),
+            5432 => Some(Protocol::Pgsql),
             _ => None,
         })
 }
