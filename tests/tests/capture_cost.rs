@@ -63,15 +63,15 @@ fn traffic_of_no_known_protocol_is_counted_not_copied() {
     });
     let delta =
         |name: &str| after.get(name).copied().unwrap_or(0) - before.get(name).copied().unwrap_or(0);
-    // Each end copies at most what identification needs, plus the calls
-    // already in flight when the kernel was told (one 64 KiB write or read
-    // per CPU each side, and what the ring held): well under 5 % of the bytes.
+    // Each end copies what identification needs (256 KiB) plus what the
+    // kernel copied before the reader, behind it by a batch, told it to
+    // stop: a small share of the bytes, most of which are never copied.
     let copied = delta("bytes_captured");
-    assert!(copied < total / 20, "copied {copied} of {}", 2 * total);
+    assert!(copied < total / 4, "copied {copied} of {}", 2 * total);
     assert!(copied >= 2 * OPAQUE_AFTER, "copied {copied}");
-    // Both ends' calls (writes and reads) count: all but the first few MiB.
+    // Both ends' calls (writes and reads) count.
     let uncopied = delta("kernel_uncopied_bytes");
-    assert!(uncopied >= 2 * total - (4 << 20), "uncopied {uncopied}");
+    assert!(uncopied >= 2 * total * 3 / 4, "uncopied {uncopied}");
     // Not a loss: the only gaps are the tails over the per-call copy cap
     // before the connection was found opaque, never the uncopied bytes.
     assert!(

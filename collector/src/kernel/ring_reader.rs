@@ -166,16 +166,18 @@ fn drain(
         counters.records_read.inc();
         gone.extend(tracker.handle_record(&record));
         drop(record);
+        // At once, not after the batch: the kernel copies the connection
+        // until it is told.
+        let opaque = tracker.take_stop_copying();
+        if !opaque.is_empty() {
+            counters.copy_stop_failed.add(probes.stop_copying(&opaque));
+        }
         if tracker.pending_rows() >= FLUSH_ROWS {
             flush_rows(tracker, sink);
         }
     }
     if !gone.is_empty() {
         probes.forget_connections(&gone);
-    }
-    let opaque = tracker.take_stop_copying();
-    if !opaque.is_empty() {
-        counters.copy_stop_failed.add(probes.stop_copying(&opaque));
     }
     empty
 }
