@@ -1,6 +1,8 @@
 """Live part of the Sonde benchmark harness (needs root): overhead on nginx
 under wrk with and without the agent, capture completeness at fixed rates,
-memory. Writes OUT/live.json. Then `report` prints the whole table from OUT
+memory, traffic of no known protocol (iperf3). Writes OUT/live.json.
+SONDE_BENCH_COMPARE="--flag value ..." adds a third run to every overhead
+pair: the agent with those flags (A/B of a setting in one run). Then `report` prints the whole table from OUT
 (criterion logs, query CSVs, live.json).
 
 Usage: run.py live OUT SONDE_BIN SIZE      run.py report OUT"""
@@ -19,8 +21,10 @@ API = "127.0.0.1:19700"
 
 SIZES = {
     # duration s, A/B pairs, wrk connections, completeness rates, requests per rate, flood s
-    "tiny": dict(duration=3, pairs=1, conns=16, rates=[500, 2000], per_rate_seconds=2, flood=3, equal_rate=2000),
-    "full": dict(duration=15, pairs=3, conns=16, rates=[1000, 5000, 10000, 20000], per_rate_seconds=10, flood=20, equal_rate=10000),
+    "tiny": dict(duration=3, pairs=1, conns=16, rates=[500, 2000], per_rate_seconds=2, flood=3, equal_rate=2000,
+                 iperf=2, state_flood=(200, 20)),
+    "full": dict(duration=15, pairs=3, conns=16, rates=[1000, 5000, 10000, 20000], per_rate_seconds=10, flood=20,
+                 equal_rate=10000, iperf=5, state_flood=(2000, 100)),
 }
 
 
@@ -72,11 +76,15 @@ def wait_port(port, timeout=20):
     raise RuntimeError(f"port {port} did not open")
 
 
+COMPARE_ARGS = os.environ.get("SONDE_BENCH_COMPARE", "").split()
+
+
 class Agent:
-    def __init__(self, sonde, workdir, budget_mib=1024, tag="agent"):
+    def __init__(self, sonde, workdir, budget_mib=1024, tag="agent", extra_args=()):
         self.log_path = os.path.join(workdir, f"{tag}.log")
         self.proc = subprocess.Popen(
-            [sonde, "agent", "--listen", API, "--store-budget-mib", str(budget_mib), "--log", "warn"],
+            [sonde, "agent", "--listen", API, "--store-budget-mib", str(budget_mib), "--log", "warn",
+             *extra_args],
             stdout=open(self.log_path, "w"), stderr=subprocess.STDOUT)
         deadline = time.time() + 120
         while time.time() < deadline:
@@ -168,9 +176,12 @@ def loss_deltas(before, after):
 
 def overhead(cfg, sonde, workdir):
     runs = []
+    # (traced, extra agent flags): untraced, the defaults, and optionally
+    # the SONDE_BENCH_COMPARE flags, in turn within each pair.
+    variants = [(False, None), (True, [])] + ([(True, COMPARE_ARGS)] if COMPARE_ARGS else [])
     for pair in range(cfg["pairs"]):
-        for traced in (False, True):
-            agent = Agent(sonde, workdir, tag=f"overhead{pair}") if traced else None
+        for traced, extra in variants:
+            agent = Agent(sonde, workdir, tag=f"overhead{pair}", extra_args=extra) if traced else None
             cpu0 = agent.cpu_seconds() if agent else 0
             r = wrk(cfg["duration"], cfg["conns"], f"/overhead/{pair}/{int(traced)}")
             if agent:
@@ -183,7 +194,8 @@ def overhead(cfg, sonde, workdir):
                 r["loss_counters"] = loss_deltas({}, m)
                 agent.stop()
             r["traced"] = traced
-            log(f"overhead pair {pair} traced={traced}: {r}")
+            r["compare"] = bool(extra)
+            log(f"overhead pair {pair} traced={traced} flags={extra}: {r}")
             runs.append(r)
     # Equal load: same offered rate with and without the agent.
     delay = max(1, round(cfg["conns"] * 1000 / cfg["equal_rate"]))
@@ -243,6 +255,71 @@ def memory(cfg, sonde, workdir):
     return res
 
 
+def iperf(cfg, sonde, workdir):
+    """iperf3 over loopback (a protocol Sonde does not parse): throughput
+    with and without the agent, the bytes the kernel copied for the agent,
+    and the agent's CPU."""
+    port = 15201
+    server = subprocess.Popen(["iperf3", "-s", "-p", str(port)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port)
+        res = {}
+        for traced in (False, True):
+            agent = Agent(sonde, workdir, tag="iperf") if traced else None
+            before = metrics() if agent else {}
+            cpu0 = agent.cpu_seconds() if agent else 0
+            out = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(cfg["iperf"]), "-J"],
+                                 capture_output=True, text=True, timeout=cfg["iperf"] + 60, check=True).stdout
+            end = json.loads(out)["end"]
+            r = {"bytes": end["sum_sent"]["bytes"], "bits_per_second": end["sum_sent"]["bits_per_second"]}
+            if agent:
+                r["agent_cpu_s"] = agent.cpu_seconds() - cpu0
+                time.sleep(2)
+                after = metrics()
+                for key in ("bytes_captured", "kernel_uncopied_bytes", "kernel_bytes_not_copied", "conns_opaque"):
+                    r[key] = after.get(f"sonde_{key}", 0) - before.get(f"sonde_{key}", 0)
+                agent.stop()
+            res["traced" if traced else "untraced"] = r
+            log(f"iperf3 traced={traced}: {r}")
+        res["seconds"] = cfg["iperf"]
+        return res
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def state_flood(cfg, sonde, workdir):
+    """Connections that pile up requests no one answers: the agent's memory
+    must stay within the store budget + --max-connection-state-mib + a fixed
+    margin, what it sheds counted."""
+    budget, state_mib = 64, 32
+    conns, per_conn = cfg["state_flood"]
+    agent = Agent(sonde, workdir, budget_mib=budget, tag="state_flood",
+                  extra_args=["--max-connection-state-mib", str(state_mib)])
+    try:
+        time.sleep(1)
+        rss_before = agent.status_kib("VmRSS")
+        flood = subprocess.Popen([sys.executable, os.path.join(HERE, "state_flood.py"), "18090", str(conns),
+                                  str(per_conn), "3"], stdout=subprocess.PIPE, text=True)
+        peak_state = 0
+        while flood.poll() is None:
+            peak_state = max(peak_state, metrics().get("sonde_connection_state_bytes", 0))
+            time.sleep(0.5)
+        sent = json.loads(flood.stdout.read())
+        time.sleep(2)
+        m = metrics()
+        res = {"budget_mib": budget, "state_mib": state_mib, **sent,
+               "rss_before_kib": rss_before, "hwm_kib": agent.status_kib("VmHWM"),
+               "peak_state_bytes": peak_state, "state_after_close": m.get("sonde_connection_state_bytes", 0),
+               "dropped_bytes": m.get("sonde_stream_buffer_dropped_bytes", 0),
+               "unanswered": m.get("sonde_http_unmatched_requests", 0)}
+    finally:
+        agent.stop()
+    log(f"state flood {res}")
+    return res
+
+
 def payload_bytes():
     """Bytes on the wire per request+response of the overhead runs (wrk's request, nginx's response)."""
     import socket
@@ -262,11 +339,13 @@ def live(out, sonde, size):
     os.makedirs(workdir, exist_ok=True)
     nginx = start_nginx(workdir)
     try:
-        res = {"size": size, "config": cfg}
+        res = {"size": size, "config": cfg, "compare_args": COMPARE_ARGS}
         res["payload"] = payload_bytes()
         res["overhead"] = overhead(cfg, sonde, workdir)
         res["completeness"] = completeness(cfg, sonde, workdir)
         res["memory"] = memory(cfg, sonde, workdir)
+        res["iperf"] = iperf(cfg, sonde, workdir)
+        res["state_flood"] = state_flood(cfg, sonde, workdir)
     finally:
         nginx.terminate()
         nginx.wait(timeout=10)
@@ -288,7 +367,8 @@ def report(out):
         res = json.load(open(live_path))
         o = res["overhead"]
         a = [r for r in o["runs"] if not r["traced"]]
-        b = [r for r in o["runs"] if r["traced"]]
+        b = [r for r in o["runs"] if r["traced"] and not r.get("compare")]
+        c = [r for r in o["runs"] if r.get("compare")]
         add(f"== Overhead: wrk -t1 -c{res['config']['conns']} {res['config']['duration']} s x {len(a)} A/B pairs, nginx 'return 200' keep-alive loopback")
         add(f"{'':32}{'untraced':>12}{'traced':>12}{'ratio/delta':>14}")
         ra, rb = med([r["rps"] for r in a]), med([r["rps"] for r in b])
@@ -307,6 +387,12 @@ def report(out):
                 losses[k] = losses.get(k, 0) + v
         add("loss counters during traced runs: " + (", ".join("%s=%d" % kv for kv in sorted(losses.items())) or "none"))
         add("per-pair ratios: " + ", ".join("%.3f" % (y["rps"] / x["rps"]) for x, y in zip(a, b)))
+        if c:
+            rc = med([r["rps"] for r in c])
+            cpu_c = sum(r["agent_cpu_s"] for r in c) / sum(r["requests"] for r in c) * 1e6
+            add(f"with {' '.join(res.get('compare_args', []))}: throughput {rc:.0f} req/s (ratio {rc / ra:.3f}), "
+                f"agent CPU s per 1M requests {cpu_c:.2f}; per-pair ratios: "
+                + ", ".join("%.3f" % (y["rps"] / x["rps"]) for x, y in zip(a, c)))
         e = o["equal"]
         add(f"== Equal load (wrk + rate.lua, {o['equal_delay_ms']} ms wait per connection)")
         add(f"{'achieved req/s':32}{e[0]['rps']:>12.0f}{e[1]['rps']:>12.0f}")
@@ -328,6 +414,23 @@ def report(out):
         add(f"flood with --store-budget-mib 16: {m['flood_requests']} requests, http_events {m['http_rows']:.0f} rows "
             f"{m['http_bytes'] / 2**20:.1f} MiB (budget {m['http_budget'] / 2**20:.1f} MiB), all tables {m['store_bytes'] / 2**20:.1f} MiB, "
             f"RSS {m['rss_kib'] / 1024:.0f} MiB, peak {m['hwm_kib'] / 1024:.0f} MiB")
+        ip = res.get("iperf")
+        if ip:
+            u, t = ip["untraced"], ip["traced"]
+            moved = 2 * t["bytes"]  # the sender's writes and the receiver's reads
+            add(f"== Unknown traffic: iperf3 -t {ip['seconds']} over loopback (not a protocol Sonde parses)")
+            add(f"throughput Gbit/s untraced {u['bits_per_second'] / 1e9:.2f}, traced {t['bits_per_second'] / 1e9:.2f} "
+                f"(ratio {t['bits_per_second'] / u['bits_per_second']:.3f})")
+            add(f"bytes copied to the agent {t['bytes_captured']:.0f} of {moved} moved ({100 * t['bytes_captured'] / moved:.4f} %), "
+                f"accounted uncopied {t['kernel_uncopied_bytes']:.0f}; agent CPU {100 * t['agent_cpu_s'] / ip['seconds']:.1f} % of a core")
+        sf = res.get("state_flood")
+        if sf:
+            add(f"== Connection-state flood: {sf['conns']} connections x {sf['requests'] // sf['conns']} pipelined ~1 KiB "
+                f"requests never answered, --store-budget-mib {sf['budget_mib']} --max-connection-state-mib {sf['state_mib']}")
+            add(f"agent RSS before {sf['rss_before_kib'] / 1024:.0f} MiB, peak {sf['hwm_kib'] / 1024:.0f} MiB; connection state "
+                f"peak {sf['peak_state_bytes'] / 2**20:.1f} MiB (cap {sf['state_mib']}), after close {sf['state_after_close']:.0f} B; "
+                f"shed {sf['dropped_bytes'] / 2**20:.1f} MiB (stream_buffer_dropped_bytes), "
+                f"{sf['unanswered']:.0f} requests counted unanswered")
     crit = os.path.join(out, "criterion.log")
     if os.path.exists(crit):
         add("== Criterion (one core)")

@@ -36,7 +36,10 @@ fi
 command -v node >/dev/null || { echo "browser-test: Node >= 20 is required" >&2; exit 1; }
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 
-cargo build -p sonde --locked
+# The whole workspace, like scripts/test.sh: the same feature set, so after
+# the test build this is a no-op (`-p sonde` alone would rebuild DataFusion
+# with other features).
+cargo build --workspace --all-targets --locked
 sonde="${CARGO_TARGET_DIR:-$repo/target}/debug/sonde"
 
 # ---- services ---------------------------------------------------------------

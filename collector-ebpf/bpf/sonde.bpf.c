@@ -65,10 +65,25 @@ volatile const __u32 sonde_max_bytes_per_call = 32768;
  * calls; a wrong value makes the check fail, never read wrong data. */
 volatile const __u64 sonde_thread_size = 16384;
 
+/* Unread ring bytes at which a record wakes the reader. Below it records go
+ * in without a wakeup and the reader collects them on its short timer, so a
+ * busy node wakes it per batch, not per record. 0: every record may wake it. */
+volatile const __u64 sonde_wakeup_bytes = 0;
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 32 << 20); /* resized by the loader */
 } sonde_events SEC(".maps");
+
+/* The flags of every output to sonde_events (see sonde_wakeup_bytes). */
+static __always_inline __u64 ring_wakeup_flags(void)
+{
+	if (sonde_wakeup_bytes == 0)
+		return 0;
+	return bpf_ringbuf_query(&sonde_events, BPF_RB_AVAIL_DATA) >= sonde_wakeup_bytes
+		       ? BPF_RB_FORCE_WAKEUP
+		       : BPF_RB_NO_WAKEUP;
+}
 
 struct conn_key {
 	__u32 tgid;
@@ -88,6 +103,17 @@ struct {
 	__type(key, struct conn_key);
 	__type(value, struct conn_state);
 } sonde_conns SEC(".maps");
+
+/* Connections whose bytes userspace no longer wants (no protocol it parses):
+ * their syscalls are accounted by size only, so conn_stats stays exact at no
+ * copy cost. Value: the connection's generation, so a reused fd is copied
+ * again. LRU: a stale entry can never block a new one. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct conn_key);
+	__type(value, __u64);
+} sonde_uncopied SEC(".maps");
 
 /* Arguments of a syscall in flight (struct sonde_active_call in the shared
  * header: userspace seeds it too). */
@@ -267,7 +293,7 @@ static __always_inline void emit_close(const struct conn_state *c)
 	fill_header(&ev.hdr, SONDE_EV_CLOSE, bpf_ktime_get_ns(), &c->id);
 	ev.bytes_egress = c->bytes[SONDE_DIR_EGRESS];
 	ev.bytes_ingress = c->bytes[SONDE_DIR_INGRESS];
-	if (bpf_ringbuf_output(&sonde_events, &ev, sizeof(ev), 0))
+	if (bpf_ringbuf_output(&sonde_events, &ev, sizeof(ev), ring_wakeup_flags()))
 		stat_add(SONDE_STAT_RING_FULL_EVENTS, 1);
 }
 
@@ -313,7 +339,7 @@ static __always_inline struct conn_state *conn_open(int fd, struct sock *sk, __u
 		BPF_CORE_READ_INTO(&ev.remote_addr, sk, __sk_common.skc_v6_daddr);
 	}
 	BPF_CORE_READ_INTO(&ev.comm, task, group_leader, comm);
-	if (bpf_ringbuf_output(&sonde_events, &ev, sizeof(ev), 0))
+	if (bpf_ringbuf_output(&sonde_events, &ev, sizeof(ev), ring_wakeup_flags()))
 		stat_add(SONDE_STAT_RING_FULL_EVENTS, 1);
 
 	return bpf_map_lookup_elem(&sonde_conns, &key);
@@ -422,7 +448,7 @@ static long copy_one_chunk(__u32 index, void *ctx)
 	/* LAST only when the call is complete; otherwise emit_tail sends the
 	 * header-only event that ends the call (and declares the uncopied rest). */
 	ev->flags = (s->position == s->call_end ? SONDE_DATA_LAST : 0) | s->flags;
-	if (bpf_ringbuf_output(&sonde_events, ev, SONDE_DATA_HEADER_SIZE + len, 0)) {
+	if (bpf_ringbuf_output(&sonde_events, ev, SONDE_DATA_HEADER_SIZE + len, ring_wakeup_flags())) {
 		stat_add(SONDE_STAT_RING_FULL_EVENTS, 1);
 		stat_add(SONDE_STAT_RING_FULL_BYTES, len);
 	}
@@ -476,7 +502,7 @@ static __always_inline void emit_tail(struct copy_state *s)
 	ev->syscall = s->syscall;
 	ev->peer = s->peer;
 	ev->flags = SONDE_DATA_LAST | s->flags;
-	if (bpf_ringbuf_output(&sonde_events, ev, SONDE_DATA_HEADER_SIZE, 0))
+	if (bpf_ringbuf_output(&sonde_events, ev, SONDE_DATA_HEADER_SIZE, ring_wakeup_flags()))
 		stat_add(SONDE_STAT_RING_FULL_EVENTS, 1);
 }
 
@@ -516,6 +542,15 @@ static __always_inline void emit_data(struct conn_state *c, __u8 direction, __u8
 	__u32 cap = sonde_max_bytes_per_call;
 	if (cap > MAX_BYTES_PER_CALL_LIMIT)
 		cap = MAX_BYTES_PER_CALL_LIMIT;
+	bool uncopied = false;
+	if (!(flags & SONDE_DATA_TLS)) {
+		struct conn_key key = {.tgid = c->id.tgid, .fd = c->id.fd};
+		__u64 *gen = bpf_map_lookup_elem(&sonde_uncopied, &key);
+		if (gen && *gen == c->id.generation) {
+			cap = 0;
+			uncopied = true;
+		}
+	}
 	__u64 start;
 	if (flags & SONDE_DATA_TLS)
 		start = fetch_add(&c->tls_bytes[direction & 1], total);
@@ -555,7 +590,7 @@ static __always_inline void emit_data(struct conn_state *c, __u8 direction, __u8
 	if (s->failed)
 		stat_add(SONDE_STAT_READ_FAILURES, 1);
 	if (s->copied < total) {
-		stat_add(SONDE_STAT_BYTES_NOT_COPIED, total - s->copied);
+		stat_add(uncopied ? SONDE_STAT_UNCOPIED_BYTES : SONDE_STAT_BYTES_NOT_COPIED, total - s->copied);
 		emit_tail(s);
 	}
 }
@@ -857,7 +892,7 @@ int sched_process_exit(void *ctx)
 	struct sonde_conn_id conn = {.tgid = id >> 32, .fd = -1};
 	struct sonde_event_header ev = {};
 	fill_header(&ev, SONDE_EV_PROC_EXIT, bpf_ktime_get_ns(), &conn);
-	if (bpf_ringbuf_output(&sonde_events, &ev, sizeof(ev), 0))
+	if (bpf_ringbuf_output(&sonde_events, &ev, sizeof(ev), ring_wakeup_flags()))
 		stat_add(SONDE_STAT_RING_FULL_EVENTS, 1);
 	return 0;
 }

@@ -78,6 +78,7 @@ enum sonde_stat {
 	SONDE_STAT_EXEC_RING_FULL,       /* exec events lost (new processes scanned late or not at all) */
 	SONDE_STAT_SEEDS_USED,           /* syscalls in flight at start, traced from their seeded arguments */
 	SONDE_STAT_SEEDS_STALE,          /* seeded arguments dropped: the thread had moved on */
+	SONDE_STAT_UNCOPIED_BYTES,       /* bytes of connections userspace stopped copying (sizes only) */
 	SONDE_STAT_COUNT,
 };
 

@@ -126,6 +126,11 @@ pub const KERNEL_STATS: &[(u32, &str, &str)] = &[
         "kernel_seeded_calls_stale",
         "Seeded syscall arguments dropped because the thread had moved on to another call",
     ),
+    (
+        h::SONDE_STAT_UNCOPIED_BYTES as u32,
+        "kernel_uncopied_bytes",
+        "Bytes of connections no parser wants (no protocol recognised), accounted by size without copying",
+    ),
 ];
 pub const KERNEL_STAT_COUNT: u32 = h::SONDE_STAT_COUNT as u32;
 const _: () = assert!(KERNEL_STATS.len() == KERNEL_STAT_COUNT as usize);

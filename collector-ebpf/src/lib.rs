@@ -27,10 +27,12 @@ pub static BPF_OBJECT_COMPAT: &[u8] = bpf_object!("sonde-compat.bpf.o");
 pub mod names {
     pub const EVENTS_MAP: &str = "sonde_events";
     pub const CONNS_MAP: &str = "sonde_conns";
+    pub const UNCOPIED_MAP: &str = "sonde_uncopied";
     pub const ACTIVE_MAP: &str = "sonde_active";
     pub const STATS_MAP: &str = "sonde_stats";
     pub const SELF_TGID: &str = "sonde_self_tgid";
     pub const MAX_BYTES_PER_CALL: &str = "sonde_max_bytes_per_call";
+    pub const WAKEUP_BYTES: &str = "sonde_wakeup_bytes";
     pub const EXECS_MAP: &str = "sonde_execs";
 }
 

@@ -14,6 +14,8 @@ pub enum Protocol {
     Dns,
     Mysql,
     Redis,
+    /// PostgreSQL's frontend/backend protocol 3.
+    Pgsql,
 }
 
 /// Direction of a message within its protocol's request/response exchange.

@@ -13,7 +13,7 @@
 //! with more bytes: once a prefix is detected, every longer prefix gives the
 //! same answer.
 
-use crate::{Detection, MessageKind, Protocol, Verdict, dns, http, http2, mysql, redis};
+use crate::{Detection, MessageKind, Protocol, Verdict, dns, http, http2, mysql, pgsql, redis};
 
 /// Looks at the first bytes of a stream (or of a message boundary after
 /// resync) and says which protocol and message kind they are, if the evidence
@@ -51,7 +51,7 @@ pub fn detect(input: &[u8]) -> Option<Detection> {
 ///   for a query (request) or an answer (reply).
 pub fn detect_with_hint(input: &[u8], port_hint: Option<Protocol>) -> Option<Detection> {
     use MessageKind::{Request, Response};
-    use Protocol::{Dns, Http, Http2, Mysql, Redis};
+    use Protocol::{Dns, Http, Http2, Mysql, Pgsql, Redis};
     let mut candidates = vec![
         (Http, Request, http::detect::request_verdict(input)),
         (Http, Response, http::detect::response_verdict(input)),
@@ -63,6 +63,7 @@ pub fn detect_with_hint(input: &[u8], port_hint: Option<Protocol>) -> Option<Det
         (Mysql, Response, mysql::detect::response_verdict(input)),
         (Dns, Request, dns::tcp_verdict(input, Request)),
         (Dns, Response, dns::tcp_verdict(input, Response)),
+        (Pgsql, Request, pgsql::detect::request_verdict(input)),
     ];
     if port_hint == Some(Redis) {
         candidates.push((Redis, Request, redis::detect::inline_verdict(input)));

@@ -114,6 +114,24 @@ pub struct DnsRecord {
     pub data: String,
 }
 
+impl crate::held::HeapSize for DnsMessage {
+    fn heap_size(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.questions.capacity() * std::mem::size_of::<DnsQuestion>()
+            + self
+                .questions
+                .iter()
+                .map(|q| q.name.capacity())
+                .sum::<usize>()
+            + self.answers.capacity() * std::mem::size_of::<DnsRecord>()
+            + self
+                .answers
+                .iter()
+                .map(|a| a.name.capacity() + a.data.capacity())
+                .sum::<usize>()
+    }
+}
+
 /// A parsed message. Authority and additional records are counted, not
 /// parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -20,6 +20,7 @@ use crate::MessageKind;
 use detect::{is_http_request_start, is_http_response_start};
 
 use crate::REDACTED;
+use crate::held::HeapSize;
 
 /// Caps and policies of the decoder.
 #[derive(Debug, Clone)]
@@ -84,6 +85,22 @@ pub struct HttpMessage {
     pub body_size: u64,
     /// Part of the body was lost in a capture gap.
     pub body_incomplete: bool,
+}
+
+impl HeapSize for HttpMessage {
+    fn heap_size(&self) -> usize {
+        let strings = [&self.method, &self.path, &self.reason, &self.content_type];
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|(name, value)| name.capacity() + value.capacity())
+            .sum();
+        mem::size_of::<Self>()
+            + strings.iter().map(|s| s.capacity()).sum::<usize>()
+            + self.headers.capacity() * mem::size_of::<(String, String)>()
+            + headers
+            + self.body.capacity()
+    }
 }
 
 /// Why bytes could not be decoded. After an error the decoder is idle; the
@@ -183,6 +200,14 @@ impl HttpDecoder {
             kind,
             config,
             state: State::Idle,
+        }
+    }
+
+    /// Bytes the message in progress keeps (its head and body prefix).
+    pub fn held_bytes(&self) -> usize {
+        match &self.state {
+            State::Body { message, .. } | State::Complete(message) => message.heap_size(),
+            State::Idle | State::HeadStarted => 0,
         }
     }
 

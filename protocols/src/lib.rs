@@ -20,6 +20,7 @@ mod common;
 mod cursor;
 pub mod detect;
 pub mod dns;
+pub mod held;
 pub mod http;
 pub mod http2;
 pub mod mysql;

@@ -27,6 +27,7 @@ pub fn all_tables() -> Vec<(&'static str, SchemaRef)> {
         (DNS_EVENTS, dns_events_schema()),
         (MYSQL_EVENTS, mysql_events_schema()),
         (REDIS_EVENTS, redis_events_schema()),
+        (PGSQL_EVENTS, pgsql_events_schema()),
         (CONN_STATS, conn_stats_schema()),
         (CAPTURE_STATS, capture_stats_schema()),
         (PROBE_STATUS, probe_status_schema()),

@@ -101,6 +101,13 @@ pub fn start_with(name: &str, port: u16, tls: bool, host_auth: &str) -> Postgres
         socket_dir: dir,
         bin,
     };
+    // The port opens before recovery ends ("the database system is
+    // starting up"): wait until a login over the socket works.
+    crate::wait_until(std::time::Duration::from_secs(30), || {
+        pg.admin_command("postgres", "SELECT 1")
+            .output()
+            .is_ok_and(|out| out.status.success())
+    });
     pg.admin(&format!("CREATE ROLE {USER} LOGIN PASSWORD '{PASSWORD}'"));
     pg.admin(&format!("CREATE DATABASE {DATABASE} OWNER {USER}"));
     pg
@@ -143,11 +150,24 @@ impl Postgres {
     }
 
     fn admin_in(&self, database: &str, sql: &str) -> String {
-        let port = self.port.to_string();
-        run(Command::new("psql")
-            .args(["-X", "-v", "ON_ERROR_STOP=1", "-h"])
+        run(&mut self.admin_command(database, sql))
+    }
+
+    fn admin_command(&self, database: &str, sql: &str) -> Command {
+        let mut cmd = Command::new("psql");
+        cmd.args(["-X", "-v", "ON_ERROR_STOP=1", "-h"])
             .arg(&self.socket_dir)
-            .args(["-p", &port, "-U", SYSTEM_USER, "-d", database, "-c", sql]))
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                SYSTEM_USER,
+                "-d",
+                database,
+                "-c",
+                sql,
+            ]);
+        cmd
     }
 
     /// Environment for a libpq client logging in as `USER` over TCP to

@@ -16,6 +16,7 @@ use std::time::Duration;
 use serde_json::Value;
 use sonde_e2e::{
     Agent, Server, curl, ebpf_available, fixture, free_port, nginx_with_server, run, scratch_dir,
+    self_signed_cert,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -267,30 +268,6 @@ fn nginx_h2c_with_curl_nghttp_and_h2load() {
         assert_eq!(agent.counter(counter), 0, "{counter}");
     }
     drop(dir);
-}
-
-/// A self-signed certificate for 127.0.0.1: (cert.pem, key.pem).
-fn self_signed_cert(dir: &Path) -> (PathBuf, PathBuf) {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    run(Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-        ])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert));
-    (cert, key)
 }
 
 #[test]

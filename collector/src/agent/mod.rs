@@ -99,7 +99,8 @@ fn store_config(args: &AgentArgs) -> StoreConfig {
     StoreConfig {
         budget_bytes: usize::try_from(args.store_budget_mib << 20).unwrap_or(usize::MAX),
         // capture_stats is small; HTTP is usually the bulk; the other tables
-        // (DNS, MySQL, Redis, conn_stats) share what is left equally.
+        // (DNS, MySQL, Redis, PostgreSQL, conn_stats) share what is left
+        // equally.
         shares: vec![
             (CAPTURE_STATS.to_string(), 0.02),
             (PROBE_STATUS.to_string(), 0.02),
@@ -153,6 +154,9 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let probe_config = ProbeConfig {
         max_bytes_per_call: args.max_bytes_per_call,
         ring_buffer_bytes: args.ring_buffer_mib << 20,
+        wakeup_bytes: args
+            .ring_wakeup_bytes
+            .min(u64::from(args.ring_buffer_mib << 20) / 4),
         proc_root: args.proc_root.clone(),
     };
     let (probes, ring) = loader::load_and_attach(&probe_config)?;
@@ -185,6 +189,8 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
             http: http_config(&args),
         },
         max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+        max_buffered_bytes: usize::try_from(args.max_connection_state_mib << 20)
+            .unwrap_or(usize::MAX),
         // The export pipeline (RED metrics always, spans with an endpoint)
         // takes the typed rows of every flush.
         keep_exchanges: true,
@@ -230,6 +236,8 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         store: store.clone(),
         stats: stats.clone(),
         tap: Some(export.tap.clone()),
+        // Records below the wakeup threshold wait for the collection timer.
+        collect_every: (probe_config.wakeup_bytes > 0).then_some(ring_reader::COLLECT_EVERY),
     };
     // The capture thread reports when it ends: before a shutdown that is a
     // failure, and the agent must not keep serving stale data as healthy.
@@ -419,7 +427,7 @@ mod tests {
             store.register(name, schema).unwrap();
         }
         let stats = store.table_stats();
-        assert_eq!(stats.len(), 7);
+        assert_eq!(stats.len(), 8);
         for table in stats {
             assert!(
                 table.budget_bytes >= 20 << 20,

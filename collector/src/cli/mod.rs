@@ -58,6 +58,12 @@ pub struct AgentArgs {
     /// Size of the kernel ring buffer, in MiB (a power of two).
     #[arg(long, env = "SONDE_RING_BUFFER_MIB", default_value_t = 32, value_parser = parse_ring_mib)]
     pub ring_buffer_mib: u32,
+    /// Unread ring-buffer bytes at which the kernel wakes the capture thread;
+    /// below, it collects every 20 ms. 0 wakes it for any record (lowest
+    /// latency, most context switches). At most a quarter of the ring is used.
+    #[arg(long, env = "SONDE_RING_WAKEUP_BYTES", default_value_t = 131_072,
+          value_parser = clap::value_parser!(u64).range(0..=(1 << 30)))]
+    pub ring_wakeup_bytes: u64,
     /// Bytes of each request and response body kept in the tables.
     #[arg(long, env = "SONDE_BODY_PREFIX_BYTES", default_value_t = 1024,
           value_parser = clap::value_parser!(u64).range(0..=1_048_576))]
@@ -72,6 +78,13 @@ pub struct AgentArgs {
     #[arg(long, env = "SONDE_MAX_CONNECTIONS", default_value_t = 65536,
           value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub max_connections: u64,
+    /// Memory for connection state, in MiB: unparsed and out-of-order bytes
+    /// and protocol state (requests waiting for answers, messages in
+    /// progress) across all connections. Beyond it new bytes are dropped as
+    /// gaps (counted in stream_buffer_dropped_bytes).
+    #[arg(long, env = "SONDE_MAX_CONNECTION_STATE_MIB", default_value_t = 256,
+          value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub max_connection_state_mib: u64,
     /// File holding the bearer token the API requires (needed to listen beyond loopback).
     #[arg(long, env = "SONDE_AUTH_TOKEN_FILE", value_name = "PATH")]
     pub auth_token_file: Option<std::path::PathBuf>,

@@ -290,6 +290,7 @@ impl Intake {
             Exchanges::Dns(rows) => self.take_rows(table, &batch, &rows),
             Exchanges::Mysql(rows) => self.take_rows(table, &batch, &rows),
             Exchanges::Redis(rows) => self.take_rows(table, &batch, &rows),
+            Exchanges::Pgsql(rows) => self.take_rows(table, &batch, &rows),
         }
     }
 

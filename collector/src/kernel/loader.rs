@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::TracePoint;
 use aya::{Ebpf, EbpfLoader};
+use sonde_ebpf::events::ConnId;
 use sonde_ebpf::{TRACEPOINTS, names};
 
 use super::features::{self, KernelPlan, PlanError};
@@ -52,6 +53,9 @@ pub enum ProbeError {
 pub struct ProbeConfig {
     pub max_bytes_per_call: u32,
     pub ring_buffer_bytes: u32,
+    /// Unread ring bytes at which the kernel wakes the reader (0: any record
+    /// may wake it); below it the reader collects on its timer.
+    pub wakeup_bytes: u64,
     /// The host's /proc, to find syscalls already in flight (`--proc-root`).
     pub proc_root: std::path::PathBuf,
 }
@@ -65,6 +69,9 @@ pub struct Probes {
     /// Key: tgid in the low 32 bits, fd in the high 32 (the C struct conn_key);
     /// value: the C struct conn_state (64 bytes).
     pub conns: BpfHashMap<MapData, u64, [u64; 8]>,
+    /// Connections the kernel accounts by size only (same key; value: the
+    /// connection's generation). See `stop_copying`.
+    uncopied: BpfHashMap<MapData, u64, u64>,
     pub attached: Vec<String>,
     pub failed: Vec<(String, String)>,
     /// What the kernel offers and which object was loaded.
@@ -156,6 +163,7 @@ pub fn load_and_attach(config: &ProbeConfig) -> Result<(Probes, RingBuf<MapData>
     let mut ebpf = EbpfLoader::new()
         .override_global(names::SELF_TGID, &self_tgid, true)
         .override_global(names::MAX_BYTES_PER_CALL, &config.max_bytes_per_call, true)
+        .override_global(names::WAKEUP_BYTES, &config.wakeup_bytes, true)
         .map_max_entries(names::EVENTS_MAP, config.ring_buffer_bytes)
         .load(kernel.variant.object())
         .map_err(|err| match &err {
@@ -211,6 +219,13 @@ pub fn load_and_attach(config: &ProbeConfig) -> Result<(Probes, RingBuf<MapData>
             source,
         }
     })?;
+    let uncopied =
+        BpfHashMap::try_from(take_map(&mut ebpf, names::UNCOPIED_MAP)?).map_err(|source| {
+            ProbeError::Map {
+                name: names::UNCOPIED_MAP,
+                source,
+            }
+        })?;
     let execs = RingBuf::try_from(take_map(&mut ebpf, names::EXECS_MAP)?).map_err(|source| {
         ProbeError::Map {
             name: names::EXECS_MAP,
@@ -223,6 +238,7 @@ pub fn load_and_attach(config: &ProbeConfig) -> Result<(Probes, RingBuf<MapData>
             _ebpf: ebpf.clone(),
             stats,
             conns,
+            uncopied,
             attached,
             failed,
             kernel,
@@ -298,7 +314,24 @@ impl Probes {
         for &(tgid, fd) in keys {
             // Already gone (closed in the kernel meanwhile) is fine.
             let _ = self.conns.remove(&conn_map_key(tgid, fd));
+            let _ = self.uncopied.remove(&conn_map_key(tgid, fd));
         }
+    }
+
+    /// Tells the kernel to stop copying these connections' bytes (no parser
+    /// wants them): their calls still carry sizes, so stream positions and
+    /// conn_stats stay exact. Returns how many could not be told (they go
+    /// on being copied).
+    pub fn stop_copying(&mut self, conns: &[ConnId]) -> u64 {
+        let mut failed = 0;
+        for conn in conns {
+            let key = conn_map_key(conn.tgid, conn.fd);
+            if let Err(err) = self.uncopied.insert(key, conn.generation, 0) {
+                failed += 1;
+                tracing::debug!(%err, tgid = conn.tgid, fd = conn.fd, "cannot stop copying a connection");
+            }
+        }
+        failed
     }
 
     /// Removes kernel connection entries whose process no longer exists (a lost

@@ -22,6 +22,9 @@ use crate::tracker::Tracker;
 const FLUSH_ROWS: usize = 8192;
 /// Records handled per wakeup before the loop lets the ticker run.
 const DRAIN_BATCH: usize = 16_384;
+/// How often the reader collects records the kernel wrote without waking it
+/// (below `--ring-wakeup-bytes`): bounds how long a record waits at low load.
+pub const COLLECT_EVERY: Duration = Duration::from_millis(20);
 /// Ticks (seconds) between sweeps of the kernel connection map.
 const SWEEP_EVERY_TICKS: u64 = 30;
 
@@ -33,6 +36,9 @@ pub struct Capture {
     pub stats: Arc<StatsRegistry>,
     /// Where protocol rows also go for OTLP export and RED metrics.
     pub tap: Option<RowTap>,
+    /// Collection period when the kernel wakes the reader in batches; None
+    /// when every record may wake it.
+    pub collect_every: Option<Duration>,
 }
 
 /// Runs until `shutdown` turns true; returns after a final flush.
@@ -51,6 +57,7 @@ async fn run(capture: Capture, mut shutdown: watch::Receiver<bool>) -> anyhow::R
         store,
         stats,
         tap,
+        collect_every,
     } = capture;
     let sink = Sink {
         store: &store,
@@ -60,19 +67,30 @@ async fn run(capture: Capture, mut shutdown: watch::Receiver<bool>) -> anyhow::R
         .iter()
         .map(|&(_, name, help)| stats.counter(name, help))
         .collect();
-    let records_read = stats.counter("ring_records_read", "Records read from the BPF ring buffer");
+    let counters = ReaderCounters {
+        records_read: stats.counter("ring_records_read", "Records read from the BPF ring buffer"),
+        copy_stop_failed: stats.counter(
+            "conns_copy_stop_failed",
+            "Opaque connections the kernel could not be told to stop copying (they go on being copied)",
+        ),
+    };
     // SAFETY: the ring buffer's fd stays open and unchanged for as long as the AsyncFd owns it.
     let mut ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
         .map_err(|e| anyhow::anyhow!("cannot poll the ring buffer: {}", e.into_parts().1))?;
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut ticks = 0u64;
+    let mut collector = collect_every.map(|period| {
+        let mut collector = tokio::time::interval(period);
+        collector.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        collector
+    });
 
     loop {
         tokio::select! {
             ready = ring.readable_mut() => {
                 let mut guard = ready?;
-                let empty = drain(guard.get_inner_mut(), &mut tracker, &mut probes, &sink, &records_read);
+                let empty = drain(guard.get_inner_mut(), &mut tracker, &mut probes, &sink, &counters);
                 // Under sustained load the ring never empties: keep the
                 // readiness and come back, so the ticker (flushes, counters,
                 // timeouts) gets its turn in between.
@@ -82,10 +100,13 @@ async fn run(capture: Capture, mut shutdown: watch::Receiver<bool>) -> anyhow::R
                     guard.retain_ready();
                 }
             }
+            _ = next_collection(collector.as_mut()) => {
+                let _ = drain(ring.get_mut(), &mut tracker, &mut probes, &sink, &counters);
+            }
             _ = ticker.tick() => {
                 ticks += 1;
                 // Wakeups can be coalesced; never leave records behind for long.
-                let _ = drain(ring.get_mut(), &mut tracker, &mut probes, &sink, &records_read);
+                let _ = drain(ring.get_mut(), &mut tracker, &mut probes, &sink, &counters);
                 let gone = tracker.tick(Clock::monotonic_now(), process_alive);
                 probes.forget_connections(&gone);
                 if ticks.is_multiple_of(SWEEP_EVERY_TICKS) {
@@ -102,13 +123,7 @@ async fn run(capture: Capture, mut shutdown: watch::Receiver<bool>) -> anyhow::R
     }
     // What is already in the ring buffer at shutdown (bounded: traffic goes on).
     for _ in 0..64 {
-        if drain(
-            ring.get_mut(),
-            &mut tracker,
-            &mut probes,
-            &sink,
-            &records_read,
-        ) {
+        if drain(ring.get_mut(), &mut tracker, &mut probes, &sink, &counters) {
             break;
         }
     }
@@ -118,13 +133,28 @@ async fn run(capture: Capture, mut shutdown: watch::Receiver<bool>) -> anyhow::R
     Ok(())
 }
 
+struct ReaderCounters {
+    records_read: Arc<Counter>,
+    copy_stop_failed: Arc<Counter>,
+}
+
+/// The next tick of the collection timer; never, without one.
+async fn next_collection(collector: Option<&mut tokio::time::Interval>) {
+    match collector {
+        Some(collector) => {
+            collector.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// Handles up to DRAIN_BATCH records; true if the ring buffer was emptied.
 fn drain(
     ring: &mut RingBuf<MapData>,
     tracker: &mut Tracker,
     probes: &mut Probes,
     sink: &Sink<'_>,
-    records_read: &Counter,
+    counters: &ReaderCounters,
 ) -> bool {
     let mut gone = Vec::new();
     let mut empty = false;
@@ -133,9 +163,15 @@ fn drain(
             empty = true;
             break;
         };
-        records_read.inc();
+        counters.records_read.inc();
         gone.extend(tracker.handle_record(&record));
         drop(record);
+        // At once, not after the batch: the kernel copies the connection
+        // until it is told.
+        let opaque = tracker.take_stop_copying();
+        if !opaque.is_empty() {
+            counters.copy_stop_failed.add(probes.stop_copying(&opaque));
+        }
         if tracker.pending_rows() >= FLUSH_ROWS {
             flush_rows(tracker, sink);
         }

@@ -122,6 +122,9 @@ impl StreamProtocol for DnsTcpStream {
             .dns_unanswered
             .add(self.matcher.pending() as u64);
     }
+    fn held_bytes(&self) -> usize {
+        self.matcher.held_bytes()
+    }
 }
 
 /// DNS over UDP on one socket: every datagram is a whole message.
@@ -165,6 +168,11 @@ impl DnsDatagrams {
         };
         match_message(&mut self.matcher, peer, message, ts, Arc::new(conn), sink);
         true
+    }
+
+    /// Bytes the waiting queries keep.
+    pub fn held_bytes(&self) -> usize {
+        self.matcher.held_bytes()
     }
 
     /// Forgets queries that timed out; returns how many.

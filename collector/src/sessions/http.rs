@@ -117,6 +117,9 @@ impl StreamProtocol for HttpStream {
             .http_unmatched_requests
             .add(self.pairing.finish() as u64);
     }
+    fn held_bytes(&self) -> usize {
+        self.pairing.held_bytes()
+    }
 }
 
 /// A `101 Switching Protocols` to HTTP/2 over cleartext (RFC 7540 3.2).

@@ -192,6 +192,9 @@ impl StreamProtocol for Http2Frames {
         self.session.finish(self.last_ts, &mut self.completed);
         self.emit(sink);
     }
+    fn held_bytes(&self) -> usize {
+        self.session.state_bytes()
+    }
 }
 
 fn row(stream: Http2Stream, sink: &RowSink<'_>) -> HttpRow {

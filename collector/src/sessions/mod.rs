@@ -16,6 +16,7 @@ pub mod dns;
 pub mod http;
 pub mod http2;
 pub mod mysql;
+pub mod pgsql;
 pub mod redis;
 pub mod rows;
 pub mod stream_buffer;
@@ -82,6 +83,9 @@ pub struct Handover {
 
 /// One protocol's parsing state for one connection (both directions).
 pub trait ProtocolSession: Send {
+    /// Bytes of session state (pending requests, messages in progress) this
+    /// session keeps: counted toward the tracker's global memory bound.
+    fn held_bytes(&self) -> usize;
     /// Parses as much of `buffer` (bytes of `dir`) as possible.
     fn process(&mut self, dir: Dir, buffer: &mut StreamBuffer, sink: &mut RowSink<'_>) -> Outcome;
     /// `len` bytes of `dir` were lost (`ts` when they passed, 0 if unknown);
@@ -131,6 +135,7 @@ pub fn new_stream_session(
         Protocol::Redis => Box::new(StreamSession::new(requests, redis::RedisStream::default())),
         Protocol::Mysql => Box::new(StreamSession::new(requests, mysql::MysqlStream::default())),
         Protocol::Dns => Box::new(StreamSession::new(requests, dns::DnsTcpStream::default())),
+        Protocol::Pgsql => Box::new(StreamSession::new(requests, pgsql::PgsqlStream::default())),
     })
 }
 
@@ -142,6 +147,7 @@ pub fn protocol_name(protocol: Option<Protocol>) -> &'static str {
         Some(Protocol::Dns) => "dns",
         Some(Protocol::Mysql) => "mysql",
         Some(Protocol::Redis) => "redis",
+        Some(Protocol::Pgsql) => "pgsql",
         None => "unknown",
     }
 }

@@ -103,4 +103,7 @@ impl StreamProtocol for MysqlStream {
     fn finish(&mut self, sink: &mut RowSink<'_>) {
         self.count_unanswered(sink);
     }
+    fn held_bytes(&self) -> usize {
+        self.pairing.held_bytes()
+    }
 }

@@ -126,4 +126,7 @@ impl StreamProtocol for RedisStream {
             .add(self.pairing.finish() as u64);
         self.count_overflow(sink);
     }
+    fn held_bytes(&self) -> usize {
+        self.pairing.held_bytes()
+    }
 }

@@ -5,7 +5,7 @@
 use arrow::record_batch::RecordBatch;
 use sonde_query::records::{
     ConnStatsBuilder, DnsEventsBuilder, DnsRow, HttpEventsBuilder, HttpRow, MysqlEventsBuilder,
-    MysqlRow, RedisEventsBuilder, RedisRow, TableBuilder,
+    MysqlRow, PgsqlEventsBuilder, PgsqlRow, RedisEventsBuilder, RedisRow, TableBuilder,
 };
 
 /// One table's pending rows.
@@ -59,6 +59,7 @@ pub enum Exchanges {
     Dns(Vec<DnsRow>),
     Mysql(Vec<MysqlRow>),
     Redis(Vec<RedisRow>),
+    Pgsql(Vec<PgsqlRow>),
 }
 
 impl Exchanges {
@@ -68,6 +69,7 @@ impl Exchanges {
             Exchanges::Dns(rows) => rows.len(),
             Exchanges::Mysql(rows) => rows.len(),
             Exchanges::Redis(rows) => rows.len(),
+            Exchanges::Pgsql(rows) => rows.len(),
         }
     }
 
@@ -91,6 +93,7 @@ pub struct RowBuilders {
     pub dns: TableRows<DnsEventsBuilder>,
     pub mysql: TableRows<MysqlEventsBuilder>,
     pub redis: TableRows<RedisEventsBuilder>,
+    pub pgsql: TableRows<PgsqlEventsBuilder>,
     pub conn_stats: TableRows<ConnStatsBuilder>,
 }
 
@@ -102,6 +105,7 @@ impl RowBuilders {
         rows.dns.keep_typed = true;
         rows.mysql.keep_typed = true;
         rows.redis.keep_typed = true;
+        rows.pgsql.keep_typed = true;
         rows
     }
 
@@ -111,6 +115,7 @@ impl RowBuilders {
             + self.dns.len()
             + self.mysql.len()
             + self.redis.len()
+            + self.pgsql.len()
             + self.conn_stats.len()
     }
 
@@ -149,6 +154,12 @@ impl RowBuilders {
             self.redis
                 .take()
                 .map(|(b, rows)| (b, Some(Exchanges::Redis(rows)))),
+        );
+        add(
+            PgsqlEventsBuilder::TABLE,
+            self.pgsql
+                .take()
+                .map(|(b, rows)| (b, Some(Exchanges::Pgsql(rows)))),
         );
         add(
             ConnStatsBuilder::TABLE,

@@ -3,7 +3,7 @@
 //! bytes, stamping each message with the capture time of its first and last
 //! byte — and a [`StreamProtocol`] that pairs the decoded messages into rows.
 
-use sonde_protocols::{Decoded, GapOutcome, MessageKind, dns, http, http2, mysql, redis};
+use sonde_protocols::{Decoded, GapOutcome, MessageKind, dns, http, http2, mysql, pgsql, redis};
 
 use super::{Dir, Outcome, ProtocolSession, RowSink, StreamBuffer};
 
@@ -38,6 +38,11 @@ pub trait StreamDecoder: Send {
     fn finish(&mut self) -> Option<Self::Message>;
     /// Offset of the first plausible message start, for resynchronising.
     fn find_start(input: &[u8], kind: MessageKind) -> Option<usize>;
+    /// Bytes the decoder keeps of a message in progress (beyond the stream
+    /// buffer, which is counted apart).
+    fn held_bytes(&self) -> usize {
+        0
+    }
 }
 
 /// Implements [`StreamDecoder`] for a decoder with the common inherent API
@@ -81,6 +86,31 @@ stream_decoder!(
 );
 stream_decoder!(dns::DnsTcpDecoder, dns::DnsMessage, dns::find_message_start);
 
+/// PostgreSQL messages end where their length says: nothing is left to
+/// complete when the stream ends.
+impl StreamDecoder for pgsql::PgDecoder {
+    type Message = pgsql::PgMessage;
+    type Context = ();
+    fn is_idle(&self) -> bool {
+        pgsql::PgDecoder::is_idle(self)
+    }
+    fn decode(&mut self, input: &[u8], _: ()) -> Result<Decoded<pgsql::PgMessage>, MalformedInput> {
+        pgsql::PgDecoder::decode(self, input).map_err(|_| MalformedInput)
+    }
+    fn skip_gap(&mut self, n: u64) -> GapOutcome {
+        pgsql::PgDecoder::skip_gap(self, n)
+    }
+    fn reset(&mut self) {
+        pgsql::PgDecoder::reset(self);
+    }
+    fn finish(&mut self) -> Option<pgsql::PgMessage> {
+        None
+    }
+    fn find_start(input: &[u8], kind: MessageKind) -> Option<usize> {
+        pgsql::find_message_start(input, kind)
+    }
+}
+
 impl StreamDecoder for http::HttpDecoder {
     type Message = http::HttpMessage;
     type Context = http::AnsweredMethod;
@@ -111,6 +141,9 @@ impl StreamDecoder for http::HttpDecoder {
     }
     fn find_start(input: &[u8], kind: MessageKind) -> Option<usize> {
         http::find_message_start(input, kind)
+    }
+    fn held_bytes(&self) -> usize {
+        http::HttpDecoder::held_bytes(self)
     }
 }
 
@@ -143,6 +176,9 @@ impl StreamDecoder for http2::Http2Decoder {
     }
     fn find_start(input: &[u8], kind: MessageKind) -> Option<usize> {
         http2::find_message_start(input, kind)
+    }
+    fn held_bytes(&self) -> usize {
+        http2::Http2Decoder::state_bytes(self)
     }
 }
 
@@ -177,6 +213,9 @@ pub trait StreamProtocol: Send {
     fn on_message_lost(&mut self, kind: MessageKind, sink: &mut RowSink<'_>);
     /// The connection ended: count what never completed.
     fn finish(&mut self, sink: &mut RowSink<'_>);
+    /// Bytes the pairing keeps (messages waiting for their answer). Read
+    /// for every captured record of the connection: must be cheap.
+    fn held_bytes(&self) -> usize;
 }
 
 /// One direction's decoder and the driver state around it.
@@ -227,6 +266,15 @@ impl<P: StreamProtocol> StreamSession<P> {
 }
 
 impl<P: StreamProtocol> ProtocolSession for StreamSession<P> {
+    fn held_bytes(&self) -> usize {
+        self.protocol.held_bytes()
+            + self
+                .directions
+                .iter()
+                .map(|d| d.decoder.held_bytes())
+                .sum::<usize>()
+    }
+
     /// Decodes every complete message in `buffer`, one at a time, so that
     /// each decode sees the context its predecessors left (HTTP responses
     /// answering pipelined requests).

@@ -62,6 +62,10 @@ pub(super) struct Connection {
     pub reported_bytes: [u64; 2],
     pub reported_ns: u64,
     pub tls: TlsMode,
+    /// Bytes no parser recognised, before any protocol was identified.
+    pub unknown_bytes: u64,
+    /// The kernel was asked to stop copying this connection (it is Opaque).
+    pub copy_stopped: bool,
 }
 
 impl Connection {
@@ -79,15 +83,27 @@ impl Connection {
             reported_bytes: [0; 2],
             reported_ns: now_ns,
             tls: TlsMode::None,
+            unknown_bytes: 0,
+            copy_stopped: false,
         }
     }
 
-    /// Bytes buffered in both directions (unparsed and waiting for order).
+    /// Bytes this connection keeps beyond its fixed size: unparsed bytes,
+    /// bytes waiting for order, and the protocol's state (requests waiting
+    /// for answers, messages in progress): all of it counts toward the
+    /// tracker's global bound.
     pub(super) fn buffered(&self) -> usize {
-        self.dirs
+        let streams: usize = self
+            .dirs
             .iter()
             .map(|d| d.buffer.len() + d.reassembler.as_ref().map_or(0, Reassembler::held_bytes))
-            .sum()
+            .sum();
+        let session = match &self.protocol {
+            ProtocolState::Session(session) => session.held_bytes(),
+            ProtocolState::Unknown | ProtocolState::Opaque => 0,
+        };
+        let datagrams = self.datagrams.as_ref().map_or(0, |d| d.held_bytes());
+        streams + session + datagrams
     }
 }
 

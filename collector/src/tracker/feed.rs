@@ -21,8 +21,12 @@ pub(super) fn feed(conn: &mut Connection, dir: Dir, pieces: Vec<Piece<'_>>, ctx:
         match piece {
             Piece::Data { ts, bytes } => conn.dirs[dir.index()].buffer.append(ts, &bytes),
             Piece::Gap { len, ts } => {
-                ctx.counters.stream_gaps.inc();
-                ctx.counters.stream_gap_bytes.add(len);
+                // An opaque connection's bytes are not copied on purpose
+                // (kernel_uncopied_bytes): not a loss.
+                if !matches!(conn.protocol, ProtocolState::Opaque) {
+                    ctx.counters.stream_gaps.inc();
+                    ctx.counters.stream_gap_bytes.add(len);
+                }
                 parse(conn, dir, ctx);
                 apply_gap(conn, dir, len, ts, ctx);
             }
@@ -85,6 +89,7 @@ pub(super) fn parse(conn: &mut Connection, dir: Dir, ctx: &mut Context) {
                 d.buffer.consume(d.buffer.len());
             }
             conn.protocol = ProtocolState::Opaque;
+            ctx.counters.conns_opaque.inc();
         }
         Outcome::Upgraded(Some(handover)) => {
             // The bytes after the switch (in the same reads as the switch,

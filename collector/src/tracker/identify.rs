@@ -14,6 +14,11 @@ use crate::sessions::{Dir, new_stream_session, request_dir};
 
 /// Without a match, this many buffered bytes mean "not a protocol we parse".
 const DETECT_GIVE_UP_BYTES: usize = 256;
+/// A connection that has never shown a protocol we parse in this many bytes
+/// is opaque: the kernel stops copying it (its sizes still arrive, so
+/// conn_stats stays exact). Large enough for a few request/response rounds
+/// of a stream joined mid-way to resynchronise first.
+pub(super) const OPAQUE_AFTER_UNKNOWN_BYTES: u64 = 256 << 10;
 
 /// Tries to identify the protocol from the buffer of `dir`; true once identified.
 pub(super) fn identify(conn: &mut Connection, dir: Dir, ctx: &mut Context) -> bool {
@@ -25,7 +30,12 @@ pub(super) fn identify(conn: &mut Connection, dir: Dir, ctx: &mut Context) -> bo
         // count and drop, and look again at the next bytes.
         if detection.is_some() || buffer.len() >= DETECT_GIVE_UP_BYTES {
             ctx.counters.protocol_unknown_bytes.add(buffer.len() as u64);
+            conn.unknown_bytes += buffer.len() as u64;
             buffer.consume(buffer.len());
+            if conn.last_protocol.is_none() && conn.unknown_bytes >= OPAQUE_AFTER_UNKNOWN_BYTES {
+                ctx.counters.conns_opaque.inc();
+                conn.protocol = ProtocolState::Opaque;
+            }
         }
         return false;
     };
@@ -57,6 +67,7 @@ fn port_hint(fields: &ConnFields) -> Option<Protocol> {
             53 => Some(Protocol::Dns),
             3306 => Some(Protocol::Mysql),
             6379 => Some(Protocol::Redis),
+            5432 => Some(Protocol::Pgsql),
             _ => None,
         })
 }

@@ -83,6 +83,8 @@ struct Context {
     counters: CaptureCounters,
     clock: Clock,
     rows: RowBuilders,
+    /// Opaque connections the kernel should stop copying (see `take_stop_copying`).
+    stop_copying: Vec<ConnId>,
 }
 
 impl Context {
@@ -119,6 +121,7 @@ impl Tracker {
                 counters,
                 clock: Clock::sample(),
                 rows,
+                stop_copying: Vec::new(),
             },
             conns: BTreeMap::new(),
             buffered_bytes: 0,
@@ -152,6 +155,13 @@ impl Tracker {
             }
             Ok(Event::Data { header, payload }) => {
                 counters.events_data.inc();
+                // Every later position sum (reassembly, stream buffers) is
+                // bounded by call_end, so one check here keeps them exact.
+                let end = header.position.checked_add(payload.len() as u64);
+                if end.is_none_or(|end| end > header.call_end) {
+                    counters.events_malformed.inc();
+                    return Vec::new();
+                }
                 counters.bytes_captured.add(payload.len() as u64);
                 self.on_data(&header, payload);
             }
@@ -169,6 +179,17 @@ impl Tracker {
             }
         }
         Vec::new()
+    }
+
+    /// Bytes of connection state held now (see `TrackerConfig::max_buffered_bytes`).
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffered_bytes
+    }
+
+    /// Connections found opaque since the last call: the kernel need not copy
+    /// their bytes any more (sizes still come, so positions stay exact).
+    pub fn take_stop_copying(&mut self) -> Vec<ConnId> {
+        std::mem::take(&mut self.ctx.stop_copying)
     }
 
     /// Room for one more connection? (Counted when there is none.)
@@ -290,6 +311,15 @@ impl Tracker {
                 feed(conn, dir, pieces, ctx);
             }
         }
+        // No parser wants this connection's wire bytes any more: opaque, or
+        // TLS ciphertext (its plaintext, if any, comes from the library
+        // probes, which the kernel goes on copying).
+        let unwanted =
+            matches!(conn.protocol, ProtocolState::Opaque) || conn.tls != tls_mode::TlsMode::None;
+        if unwanted && !conn.copy_stopped {
+            conn.copy_stopped = true;
+            ctx.stop_copying.push(id);
+        }
         let after = conn.buffered();
         self.buffered_bytes = (self.buffered_bytes + after).saturating_sub(before);
     }
@@ -354,6 +384,10 @@ impl Tracker {
     /// of processes that are gone. `process_alive` is injected for testing.
     pub fn tick(&mut self, now_ns: u64, process_alive: impl Fn(u32) -> bool) -> Vec<(u32, i32)> {
         self.ctx.clock = Clock::sample();
+        self.ctx
+            .counters
+            .connection_state_bytes
+            .set(self.buffered_bytes as u64);
         let mut dead = Vec::new();
         let ctx = &mut self.ctx;
         for (id, conn) in self.conns.iter_mut() {
@@ -373,13 +407,13 @@ impl Tracker {
                     feed(conn, dir, pieces, ctx);
                 }
             }
-            let after = conn.buffered();
-            self.buffered_bytes = (self.buffered_bytes + after).saturating_sub(before);
             if let Some(datagrams) = conn.datagrams.as_mut() {
                 ctx.counters
                     .dns_unanswered
                     .add(datagrams.expire(now_ns) as u64);
             }
+            let after = conn.buffered();
+            self.buffered_bytes = (self.buffered_bytes + after).saturating_sub(before);
             let due = now_ns.saturating_sub(conn.reported_ns) >= ctx.config.conn_stats_interval_ns;
             if due && conn.bytes != conn.reported_bytes {
                 conn_stats::report(conn, None, ctx);

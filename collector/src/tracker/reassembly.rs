@@ -42,7 +42,21 @@ enum Held {
     Gap { len: u64, ts: u64 },
 }
 
+/// What one held entry costs besides its bytes (the map node's share):
+/// held gaps weigh this too, so a stream of tiny out-of-order gaps cannot
+/// grow the map unbounded.
+const HELD_ENTRY_BYTES: usize = 64;
+
 impl Held {
+    /// What holding this piece costs, counted in `held_bytes`.
+    fn weight(&self) -> usize {
+        HELD_ENTRY_BYTES
+            + match self {
+                Held::Data { bytes, .. } => bytes.len(),
+                Held::Gap { .. } => 0,
+            }
+    }
+
     fn len(&self) -> u64 {
         match self {
             Held::Data { bytes, .. } => bytes.len() as u64,
@@ -85,7 +99,8 @@ impl Reassembler {
         self.next
     }
 
-    /// Bytes waiting for earlier positions.
+    /// Bytes waiting for earlier positions (and the entries holding them,
+    /// gaps included).
     pub fn held_bytes(&self) -> usize {
         self.held_bytes
     }
@@ -202,15 +217,13 @@ impl Reassembler {
     }
 
     fn hold(&mut self, position: u64, held: Held, ts: u64) {
-        if let Held::Data { bytes, .. } = &held {
-            self.held_bytes += bytes.len();
-        }
         // Keep the longer of two holds at the same position.
         match self.held.get(&position) {
             Some(existing) if existing.len() >= held.len() => return,
-            Some(Held::Data { bytes, .. }) => self.held_bytes -= bytes.len(),
-            _ => {}
+            Some(existing) => self.held_bytes -= existing.weight(),
+            None => {}
         }
+        self.held_bytes += held.weight();
         self.held.insert(position, held);
         self.waiting_since.get_or_insert(ts);
     }
@@ -223,9 +236,7 @@ impl Reassembler {
             }
             let position = *entry.key();
             let held = entry.remove();
-            if let Held::Data { bytes, .. } = &held {
-                self.held_bytes -= bytes.len();
-            }
+            self.held_bytes -= held.weight();
             let end = position + held.len();
             if end <= self.next {
                 stats.duplicate_bytes += held.len();
@@ -327,10 +338,42 @@ mod tests {
         let mut out = Vec::new();
         r.push(chunk(5, b"world"), &mut out);
         assert!(out.is_empty());
-        assert_eq!(r.held_bytes(), 5);
+        assert_eq!(r.held_bytes(), 5 + HELD_ENTRY_BYTES);
         r.push(chunk(0, b"hello"), &mut out);
         assert_eq!(flatten(&out), "helloworld");
         assert_eq!(r.held_bytes(), 0);
+    }
+
+    #[test]
+    fn held_gaps_count_toward_the_bound() {
+        // Out-of-order calls whose bytes were all uncopied: gaps only.
+        let mut r = Reassembler::new(10 * HELD_ENTRY_BYTES);
+        let mut out = Vec::new();
+        for i in 1..=10u64 {
+            let gap = Chunk {
+                position: i * 100,
+                ts: i,
+                bytes: b"",
+                call_end: i * 100 + 1,
+                last: true,
+            };
+            r.push(gap, &mut out);
+        }
+        assert!(out.is_empty());
+        assert_eq!(r.held_bytes(), 10 * HELD_ENTRY_BYTES);
+        // One more goes over the bound: the wait is given up.
+        r.push(
+            Chunk {
+                position: 1100,
+                ts: 11,
+                bytes: b"",
+                call_end: 1101,
+                last: true,
+            },
+            &mut out,
+        );
+        assert!(!out.is_empty());
+        assert!(r.held_bytes() <= 5 * HELD_ENTRY_BYTES, "{}", r.held_bytes());
     }
 
     #[test]

@@ -354,6 +354,23 @@ fn conn_stats(tracker: &mut Tracker) -> Vec<(String, i64, i64, i64)> {
 }
 
 #[test]
+fn impossible_positions_are_counted_not_followed() {
+    let (mut t, stats) = tracker();
+    let id = conn(32, 32);
+    t.handle_record(&open(id, events::ROLE_SERVER));
+    // Bytes past the end of their call; a position that overflows.
+    t.handle_record(&data(id, IN, 10, 0, REQ, 3));
+    t.handle_record(&data(id, IN, 10, u64::MAX - 2, REQ, u64::MAX));
+    assert_eq!(counter(&stats, "events_malformed"), 2);
+    assert_eq!(counter(&stats, "bytes_captured"), 0);
+    // The connection goes on from position 0.
+    t.handle_record(&data(id, IN, 20, 0, REQ, REQ.len() as u64));
+    t.handle_record(&data(id, OUT, 30, 0, RESP, RESP.len() as u64));
+    assert_eq!(rows(&mut t).len(), 1);
+    assert_eq!(counter(&stats, "stream_gaps"), 0);
+}
+
+#[test]
 fn malformed_records_are_counted() {
     let (mut t, stats) = tracker();
     t.handle_record(&[1, 2, 3]);
@@ -484,6 +501,8 @@ fn tls_without_a_library_probe_is_counted_not_parsed() {
     );
     assert_eq!(counter(&stats, "protocol_unknown_bytes"), 0);
     assert_eq!(counter(&stats, "tls_connections"), 0);
+    // Ciphertext is never parsed: the kernel need not copy it.
+    assert_eq!(t.take_stop_copying(), vec![id]);
 }
 
 #[test]
@@ -532,4 +551,88 @@ fn tls_handshake_records_are_recognised() {
     assert!(!is_tls_handshake_record(&[0x16, 0x03, 0x01, 0x00, 0x00]));
     assert!(!is_tls_handshake_record(&[0x16, 0x03, 0x01, 0x48, 0x01]));
     assert!(!is_tls_handshake_record(&[]));
+}
+
+#[test]
+fn a_connection_of_no_known_protocol_stops_being_copied() {
+    let (mut t, stats) = tracker();
+    let id = conn(30, 30);
+    t.handle_record(&open(id, events::ROLE_CLIENT));
+    // 4 KiB writes of bytes no parser recognises (not TLS: tls_mode keeps those).
+    let junk: Vec<u8> = (0..4096u32).map(|i| (i % 251) as u8 | 0x80).collect();
+    let limit = super::identify::OPAQUE_AFTER_UNKNOWN_BYTES;
+    let mut pos = 0u64;
+    while pos < limit {
+        assert!(t.take_stop_copying().is_empty(), "at {pos}");
+        t.handle_record(&data(id, OUT, 10, pos, &junk, pos + junk.len() as u64));
+        pos += junk.len() as u64;
+    }
+    assert_eq!(t.take_stop_copying(), vec![id]);
+    assert_eq!(t.take_stop_copying(), vec![], "asked once");
+    assert_eq!(counter(&stats, "conns_opaque"), 1);
+    assert_eq!(counter(&stats, "protocol_unknown_bytes"), limit);
+    // From now on the kernel sends sizes only (header-only events): no gap
+    // is counted, nothing is parsed, and conn_stats stays exact.
+    for _ in 0..10 {
+        t.handle_record(&data(id, OUT, 20, pos, &[], pos + 1_000_000));
+        pos += 1_000_000;
+    }
+    t.handle_record(&data(id, IN, 30, 0, b"", 5));
+    assert_eq!(counter(&stats, "stream_gaps"), 0);
+    assert_eq!(counter(&stats, "stream_gap_bytes"), 0);
+    assert_eq!(counter(&stats, "protocol_unknown_bytes"), limit);
+    assert!(rows(&mut t).is_empty());
+    t.handle_record(&close(id));
+    let stats = conn_stats(&mut t);
+    assert_eq!(stats.len(), 1);
+    assert_eq!((stats[0].1, stats[0].2), (5, pos as i64));
+}
+
+#[test]
+fn a_connection_that_showed_a_protocol_is_never_made_opaque_by_noise() {
+    let (mut t, stats) = tracker();
+    let id = conn(31, 31);
+    t.handle_record(&open(id, events::ROLE_SERVER));
+    t.handle_record(&data(id, IN, 10, 0, REQ, REQ.len() as u64));
+    t.handle_record(&data(id, OUT, 20, 0, RESP, RESP.len() as u64));
+    assert_eq!(rows(&mut t).len(), 1);
+    let junk = vec![0xffu8; 1 << 20];
+    let (pin, pout) = (REQ.len() as u64, RESP.len() as u64);
+    t.handle_record(&data(id, IN, 30, pin, &junk, pin + junk.len() as u64));
+    t.handle_record(&data(id, OUT, 40, pout, &junk, pout + junk.len() as u64));
+    assert!(t.take_stop_copying().is_empty());
+    assert_eq!(counter(&stats, "conns_opaque"), 0);
+}
+
+#[test]
+fn requests_waiting_for_answers_count_toward_the_state_bound() {
+    let stats = Arc::new(StatsRegistry::new());
+    let config = TrackerConfig {
+        max_buffered_bytes: 1 << 20,
+        ..TrackerConfig::default()
+    };
+    let mut t = Tracker::new(config, CaptureCounters::register(&stats));
+    // Servers that read and never answer: 200 connections, each sent 100
+    // pipelined requests of ~1 KiB (about 20 MiB of heads if all were kept).
+    let header = format!("X-Pad: {}\r\n", "p".repeat(1000));
+    let request = format!("GET /flood HTTP/1.1\r\nHost: x\r\n{header}\r\n");
+    let burst = request.repeat(100);
+    for fd in 0..200 {
+        let id = conn(1000 + fd, 1000 + fd as u64);
+        t.handle_record(&open(id, events::ROLE_SERVER));
+        t.handle_record(&data(id, IN, 10, 0, burst.as_bytes(), burst.len() as u64));
+        // Never above the bound by more than one record's worth.
+        assert!(
+            t.buffered_bytes() <= (1 << 20) + burst.len() + (300 << 10),
+            "{} at fd {fd}",
+            t.buffered_bytes()
+        );
+    }
+    assert!(t.buffered_bytes() >= 1 << 20, "{}", t.buffered_bytes());
+    assert!(counter(&stats, "stream_buffer_dropped_bytes") > 0);
+    // Closing the connections releases everything.
+    for fd in 0..200 {
+        t.handle_record(&close(conn(1000 + fd, 1000 + fd as u64)));
+    }
+    assert_eq!(t.buffered_bytes(), 0);
 }

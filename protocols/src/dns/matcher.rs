@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 
 use super::DnsMessage;
+use crate::held::HeapSize;
 
 /// A query paired with its response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +29,8 @@ struct Pending {
     seq: u64,
     query: DnsMessage,
     ts: u64,
+    /// What this entry weighs (counted in `held_bytes`).
+    weight: usize,
 }
 
 /// Pairs queries with responses by (caller's key, transaction id). Bounded:
@@ -42,6 +45,7 @@ pub struct DnsMatcher<K: Eq + Hash + Clone> {
     max_pending: usize,
     timeout_ns: u64,
     unmatched_responses: u64,
+    held_bytes: usize,
 }
 
 impl<K: Eq + Hash + Clone> DnsMatcher<K> {
@@ -53,13 +57,26 @@ impl<K: Eq + Hash + Clone> DnsMatcher<K> {
             max_pending: max_pending.max(1),
             timeout_ns,
             unmatched_responses: 0,
+            held_bytes: 0,
         }
+    }
+
+    /// Bytes the waiting queries keep.
+    pub fn held_bytes(&self) -> usize {
+        self.held_bytes
+    }
+
+    /// Removes a waiting query (the one way entries leave `pending`).
+    fn take(&mut self, slot: &(K, u16)) -> Option<Pending> {
+        let pending = self.pending.remove(slot)?;
+        self.held_bytes -= pending.weight;
+        Some(pending)
     }
 
     /// A query seen at `ts`. Returns the query it displaced, if any.
     pub fn on_query(&mut self, key: K, msg: DnsMessage, ts: u64) -> Option<Evicted<K>> {
         let slot = (key, msg.id);
-        let evicted = if let Some(old) = self.pending.remove(&slot) {
+        let evicted = if let Some(old) = self.take(&slot) {
             self.order.remove(&old.seq);
             Some(Evicted {
                 key: slot.0.clone(),
@@ -74,12 +91,16 @@ impl<K: Eq + Hash + Clone> DnsMatcher<K> {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.order.insert(seq, slot.clone());
+        // The entry, its key and its place in `order`.
+        let weight = msg.heap_size() + 2 * std::mem::size_of::<(u64, (K, u16))>();
+        self.held_bytes += weight;
         self.pending.insert(
             slot,
             Pending {
                 seq,
                 query: msg,
                 ts,
+                weight,
             },
         );
         evicted
@@ -87,7 +108,7 @@ impl<K: Eq + Hash + Clone> DnsMatcher<K> {
 
     fn evict_oldest(&mut self) -> Option<Evicted<K>> {
         let (_, slot) = self.order.pop_first()?;
-        let old = self.pending.remove(&slot)?;
+        let old = self.take(&slot)?;
         Some(Evicted {
             key: slot.0,
             query: old.query,
@@ -111,7 +132,7 @@ impl<K: Eq + Hash + Clone> DnsMatcher<K> {
             self.unmatched_responses += 1;
             return None;
         }
-        let pending = self.pending.remove(&slot)?;
+        let pending = self.take(&slot)?;
         self.order.remove(&pending.seq);
         Some(DnsExchange {
             query: pending.query,
@@ -134,7 +155,7 @@ impl<K: Eq + Hash + Clone> DnsMatcher<K> {
                 break;
             }
             if let Some(slot) = self.order.remove(&seq)
-                && self.pending.remove(&slot).is_some()
+                && self.take(&slot).is_some()
             {
                 dropped += 1;
             }

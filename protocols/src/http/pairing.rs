@@ -2,9 +2,8 @@
 //! HTTP/1.x answers in order, which also covers pipelining: the oldest
 //! request waiting is the one a response answers.
 
-use std::collections::VecDeque;
-
 use super::{AnsweredMethod, HttpMessage};
+use crate::held::{HeapSize, SizedQueue};
 
 /// A request and its final response: one `http_events` row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,11 +36,17 @@ struct Pending {
     ts: u64,
 }
 
+impl HeapSize for Pending {
+    fn heap_size(&self) -> usize {
+        std::mem::size_of::<u64>() + self.request.heap_size()
+    }
+}
+
 /// Requests waiting for responses, oldest first. Bounded: beyond
 /// `max_pending` the oldest is dropped and counted in [`overflowed`](Self::overflowed).
 #[derive(Debug)]
 pub struct HttpPairing {
-    pending: VecDeque<Pending>,
+    pending: SizedQueue<Pending>,
     max_pending: usize,
     overflowed: u64,
 }
@@ -49,7 +54,7 @@ pub struct HttpPairing {
 impl HttpPairing {
     pub fn new(max_pending: usize) -> Self {
         Self {
-            pending: VecDeque::new(),
+            pending: SizedQueue::default(),
             max_pending: max_pending.max(1),
             overflowed: 0,
         }
@@ -112,6 +117,11 @@ impl HttpPairing {
     /// Requests waiting now.
     pub fn pending(&self) -> usize {
         self.pending.len()
+    }
+
+    /// Bytes the waiting requests keep.
+    pub fn held_bytes(&self) -> usize {
+        self.pending.bytes()
     }
 }
 

@@ -128,6 +128,16 @@ impl MysqlPairing {
         self.statements.len()
     }
 
+    /// An upper bound of the bytes this pairing keeps: each remembered
+    /// statement and the command in flight hold at most `max_body_len` of
+    /// text (O(1): read for every captured record).
+    pub fn held_bytes(&self) -> usize {
+        let per_text = self.config.max_body_len + 64;
+        let statements = self.statements.len() * (std::mem::size_of::<Statement>() + per_text);
+        let inflight = usize::from(self.inflight.is_some()) * per_text;
+        std::mem::size_of::<Self>() + statements + inflight + self.server_version.capacity()
+    }
+
     /// Bytes of either direction were lost: the command in flight (and a
     /// handshake in progress) is dropped; prepared statements are kept.
     pub fn on_gap(&mut self) {

@@ -452,17 +452,29 @@ mod tests {
         }
     }
 
-    /// No other protocol claims PostgreSQL's first bytes (so wiring these
-    /// verdicts into `detect` leaves them the only strong candidate).
+    /// No other protocol claims PostgreSQL's first bytes: `detect` says
+    /// PostgreSQL or waits for more.
     #[test]
     fn other_protocols_do_not_claim_recorded_streams() {
         for (client, server) in recorded_starts() {
             for input in [&client, &server] {
                 for len in [1, 5, 8, 16, 64, input.len()] {
                     let prefix = &input[..len.min(input.len())];
-                    assert_eq!(crate::detect(prefix), None, "{prefix:02x?}");
+                    let protocol = crate::detect(prefix).map(|d| d.protocol);
+                    assert!(
+                        matches!(protocol, None | Some(crate::Protocol::Pgsql)),
+                        "{prefix:02x?}: {protocol:?}"
+                    );
                 }
             }
+            // A client's first message is recognised as a request.
+            assert_eq!(
+                crate::detect(&client),
+                Some(crate::Detection {
+                    protocol: crate::Protocol::Pgsql,
+                    kind: crate::MessageKind::Request
+                })
+            );
         }
     }
 

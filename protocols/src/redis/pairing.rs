@@ -1,9 +1,8 @@
 //! Pairing of requests with replies on one connection.
 
-use std::collections::VecDeque;
-
 use super::command::redact_reply;
 use super::{RedisCommand, RespValue, render};
+use crate::held::{HeapSize, SizedQueue};
 
 /// What a reply (or push) turned into.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +41,16 @@ struct Pending {
     ts: u64,
 }
 
+impl HeapSize for Pending {
+    fn heap_size(&self) -> usize {
+        std::mem::size_of::<Self>()
+            - std::mem::size_of::<String>()
+            - std::mem::size_of::<Vec<String>>()
+            + self.cmd.cmd.heap_size()
+            + self.cmd.args.heap_size()
+    }
+}
+
 /// Confirmations still expected after the first one of a (un)subscribe
 /// command answered: one per channel.
 #[derive(Debug)]
@@ -59,7 +68,7 @@ struct Swallow {
 /// CLIENT REPLY OFF/SKIP. Bounded: at most `max_pending` requests wait.
 #[derive(Debug)]
 pub struct RedisPairing {
-    pending: VecDeque<Pending>,
+    pending: SizedQueue<Pending>,
     max_pending: usize,
     max_reply_len: usize,
     /// Channels + patterns subscribed, per the server's last confirmation.
@@ -78,7 +87,7 @@ impl RedisPairing {
     /// beyond that); replies are rendered to at most `max_reply_len` bytes.
     pub fn new(max_pending: usize, max_reply_len: usize) -> Self {
         Self {
-            pending: VecDeque::new(),
+            pending: SizedQueue::default(),
             max_pending: max_pending.max(1),
             max_reply_len,
             subscriptions: 0,
@@ -307,6 +316,11 @@ impl RedisPairing {
     /// Requests waiting for a reply.
     pub fn pending(&self) -> usize {
         self.pending.len()
+    }
+
+    /// Bytes the waiting requests keep.
+    pub fn held_bytes(&self) -> usize {
+        self.pending.bytes()
     }
 
     /// Requests dropped unanswered because `max_pending` were waiting.

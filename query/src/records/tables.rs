@@ -123,7 +123,7 @@ protocol_table! {
     table "conn_stats", row ConnStatsRow, builder ConnStatsBuilder, schema conn_stats_schema {
         /// `tcp` or `udp`.
         transport: &'static str,
-        /// `http`, `dns`, `mysql`, `redis`, or `unknown`.
+        /// `http`, `http2`, `dns`, `mysql`, `pgsql`, `redis`, or `unknown`.
         protocol: &'static str,
         /// Unix ns when the agent first saw the connection.
         conn_open_ns: i64,

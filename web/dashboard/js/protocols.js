@@ -129,6 +129,20 @@ export const PROTOCOLS = [
     ],
   },
   {
+    id: 'pgsql',
+    label: 'PostgreSQL',
+    table: 'pgsql_events',
+    endpoint: `trim(req_cmd || ' ' || ${statementDigestSql('req')})`,
+    endpointNote: 'command and statement shape (literals as ?)',
+    failed: 'sqlstate IS NOT NULL',
+    failedNote: 'errors (any SQLSTATE)',
+    columns: [
+      { sql: 'req_cmd', as: 'command', label: 'Command' },
+      { sql: 'req', as: 'statement', label: 'Statement', long: true },
+      { sql: 'sqlstate', as: 'sqlstate', label: 'SQLSTATE', tone: (v) => (v ? 'bad' : '') },
+    ],
+  },
+  {
     id: 'redis',
     label: 'Redis',
     table: 'redis_events',

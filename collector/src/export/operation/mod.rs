@@ -8,6 +8,7 @@ mod dns;
 mod grpc;
 mod http;
 mod mysql;
+mod pgsql;
 mod redis;
 
 use opentelemetry::KeyValue;
@@ -245,7 +246,7 @@ mod tests {
     use sonde_protocols::dns::{DnsHeader, DnsQuestion};
     use sonde_protocols::mysql::MysqlStatus;
     use sonde_query::records::{
-        ConnFields, DnsRow, HttpRow, K8sFields, MysqlRow, RedisArgs, RedisRow, TraceRole,
+        ConnFields, DnsRow, HttpRow, K8sFields, MysqlRow, PgsqlRow, RedisArgs, RedisRow, TraceRole,
     };
 
     use super::*;
@@ -504,6 +505,33 @@ mod tests {
         let (histogram, attrs) = op.metric.unwrap();
         assert_eq!(histogram, Histogram::DbClient);
         assert_eq!(attrs.len(), 5, "{attrs:?}");
+    }
+
+    #[test]
+    fn pgsql_rows_never_export_bound_values() {
+        let pgsql = PgsqlRow {
+            time_ns: 10,
+            conn: conn(TraceRole::Client, "app"),
+            req_cmd: "Execute".into(),
+            req: "UPDATE users SET email = $1 WHERE name = 'bob' -- params: ['a@b.c']".into(),
+            resp: "ERROR: duplicate key value violates unique constraint".into(),
+            sqlstate: Some("23505".into()),
+            rows: None,
+            db_user: "app".into(),
+            db_name: "shop".into(),
+            latency: 4,
+        };
+        let op = operation(&pgsql, &naming()).unwrap();
+        assert_eq!(op.name, "UPDATE");
+        assert_eq!(op.error.as_deref(), Some("23505"));
+        assert_eq!(attr(&op, "db.system.name"), Some("postgresql".into()));
+        assert_eq!(attr(&op, "db.namespace"), Some("shop".into()));
+        assert_eq!(
+            attr(&op, "db.query.text"),
+            Some("UPDATE users SET email = $1 WHERE name = ?".into())
+        );
+        assert_eq!(attr(&op, "db.response.status_code"), Some("23505".into()));
+        assert_eq!(op.metric.unwrap().0, Histogram::DbClient);
     }
 
     #[test]

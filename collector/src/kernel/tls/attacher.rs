@@ -24,13 +24,16 @@ use super::maps::{is_libssl_name, map_files_entry, parse_maps};
 use crate::clock::Clock;
 
 /// After an exec, the process's maps are scanned at these delays: the dynamic
-/// loader maps libssl a few milliseconds after exec.
-const SCAN_DELAYS: [Duration; 5] = [
+/// loader maps libssl a few milliseconds after exec; interpreters load it
+/// when a module imports it, which on a loaded node can take seconds.
+const SCAN_DELAYS: [Duration; 7] = [
     Duration::from_millis(5),
     Duration::from_millis(40),
     Duration::from_millis(150),
     Duration::from_millis(400),
     Duration::from_millis(1000),
+    Duration::from_millis(2500),
+    Duration::from_millis(6000),
 ];
 /// Processes waiting for their post-exec scans; beyond, execs are only caught
 /// by the periodic rescan (counted in `tls_exec_scans_dropped`).
