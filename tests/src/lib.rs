@@ -329,6 +329,9 @@ pub struct Coordinator {
     pub pg_port: u16,
     log_path: PathBuf,
     http: reqwest::blocking::Client,
+    /// Bearer token its API requires (`--auth-token-file`), sent with
+    /// every request of this harness.
+    token: Option<String>,
 }
 
 /// A coordinator's answer: status, body, and the `Sonde-Warning` headers.
@@ -355,6 +358,15 @@ impl Answer {
 impl Coordinator {
     /// Starts a coordinator over `peers` (worker URLs) with `extra_args`.
     pub fn start(name: &str, peers: &[&str], extra_args: &[&str]) -> Coordinator {
+        let peers = peers.join(",");
+        let mut args = vec!["--peers", &peers];
+        args.extend_from_slice(extra_args);
+        Self::start_with(name, &args, None)
+    }
+
+    /// Starts a coordinator with `args` (which say where its peers are);
+    /// `token`: the one its `--auth-token-file` holds.
+    pub fn start_with(name: &str, args: &[&str], token: Option<&str>) -> Coordinator {
         let port = free_port();
         let pg_port = free_port();
         let dir = scratch_dir(&format!("coordinator-{name}"));
@@ -363,8 +375,8 @@ impl Coordinator {
         let child = Command::new(sonde_binary())
             .args(["coordinator", "--listen", &format!("127.0.0.1:{port}")])
             .args(["--pg-listen", &format!("127.0.0.1:{pg_port}")])
-            .args(["--peers", &peers.join(","), "--log", "info"])
-            .args(extra_args)
+            .args(["--log", "info"])
+            .args(args)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -378,6 +390,7 @@ impl Coordinator {
                 .timeout(Duration::from_secs(60))
                 .build()
                 .expect("client"),
+            token: token.map(str::to_owned),
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -410,12 +423,14 @@ impl Coordinator {
 
     /// Runs SQL as JSON (`partial`: allow partial results).
     pub fn query_raw(&self, sql: &str, partial: bool) -> Answer {
-        let resp = self
+        let mut request = self
             .http
             .post(format!("{}/api/v1/query", self.url))
-            .json(&serde_json::json!({ "sql": sql, "partial": partial }))
-            .send()
-            .expect("query request");
+            .json(&serde_json::json!({ "sql": sql, "partial": partial }));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let resp = request.send().expect("query request");
         let status = resp.status().as_u16();
         let warnings = resp
             .headers()
@@ -645,4 +660,55 @@ pub fn self_signed_cert(dir: &Path) -> (PathBuf, PathBuf) {
         .arg("-out")
         .arg(&cert));
     (cert, key)
+}
+
+/// A private CA and a certificate it signed for 127.0.0.1/localhost, in
+/// `dir`: (ca.pem, cert.pem, key.pem). What rustls clients (the
+/// coordinator's) accept: they refuse a self-signed CA certificate used as
+/// the server's own.
+pub fn ca_signed_cert(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let ca = dir.join("ca.pem");
+    let ca_key = dir.join("ca-key.pem");
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    let request = dir.join("cert.csr");
+    let extensions = dir.join("cert.ext");
+    run(Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=sonde-test-ca", "-keyout"])
+        .arg(&ca_key)
+        .arg("-out")
+        .arg(&ca));
+    run(Command::new("openssl")
+        .args([
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&request));
+    std::fs::write(
+        &extensions,
+        "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .expect("extensions file");
+    run(Command::new("openssl")
+        .args(["x509", "-req", "-days", "1", "-set_serial", "2", "-in"])
+        .arg(&request)
+        .arg("-CA")
+        .arg(&ca)
+        .arg("-CAkey")
+        .arg(&ca_key)
+        .arg("-extfile")
+        .arg(&extensions)
+        .arg("-out")
+        .arg(&cert));
+    (ca, cert, key)
 }

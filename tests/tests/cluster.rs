@@ -8,7 +8,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use sonde_e2e::{Agent, Coordinator, curl, ebpf_available, free_port};
+use sonde_e2e::{
+    Agent, Coordinator, Server, ca_signed_cert, curl, ebpf_available, fixture, free_port,
+    scratch_dir,
+};
 
 const WAIT: Duration = Duration::from_secs(30);
 const REQUESTS: usize = 5;
@@ -243,5 +246,139 @@ fn a_stopped_node_is_named() {
         String::from_utf8_lossy(&output.stderr).contains("n2 ("),
         "{}",
         String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The DaemonSet's way: the coordinator finds the agents through their
+/// headless Service's EndpointSlices (a stand-in API server serves them),
+/// calls their worker endpoints over TLS (a private CA's certificate,
+/// trusted with `--worker-certificate`) and with the cluster's token; a coordinator
+/// without the token gets nothing from them.
+#[test]
+fn agents_found_through_kubernetes_over_tls_with_the_token() {
+    if !ebpf_available() {
+        return;
+    }
+    let dir = scratch_dir("cluster-kubernetes");
+    let (ca, cert, key) = ca_signed_cert(&dir);
+    let (ca, cert, key) = (
+        ca.to_str().unwrap(),
+        cert.to_str().unwrap(),
+        key.to_str().unwrap(),
+    );
+    let token = "cluster-token-0123456789";
+    let token_file = dir.join("token");
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    let token_file = token_file.to_str().unwrap();
+    let agents: Vec<Agent> = ["n1", "n2"]
+        .iter()
+        .map(|node| {
+            Agent::start_with(
+                &format!("cluster-tls-{node}"),
+                &[
+                    "--node-name",
+                    node,
+                    "--auth-token-file",
+                    token_file,
+                    "--worker-tls-cert",
+                    cert,
+                    "--worker-tls-key",
+                    key,
+                    // Agents call each other in a query's shuffles.
+                    "--worker-certificate",
+                    ca,
+                ],
+            )
+        })
+        .collect();
+
+    // One EndpointSlice per agent: they share 127.0.0.1, so each needs its
+    // own port.
+    let slices: Vec<Value> = agents
+        .iter()
+        .zip(["n1", "n2"])
+        .map(|(agent, node)| {
+            let url = agent.worker_url.as_deref().unwrap();
+            let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+            json!({
+                "metadata": {
+                    "name": format!("sonde-agents-{node}"),
+                    "labels": {"kubernetes.io/service-name": "sonde-agents"}
+                },
+                "addressType": "IPv4",
+                "ports": [{"name": "worker", "port": port, "protocol": "TCP"}],
+                "endpoints": [{
+                    "addresses": ["127.0.0.1"],
+                    "conditions": {"ready": true},
+                    "nodeName": node
+                }]
+            })
+        })
+        .collect();
+    let list = json!({"kind": "EndpointSliceList", "apiVersion": "discovery.k8s.io/v1",
+                      "metadata": {"resourceVersion": "1"}, "items": slices});
+    std::fs::write(
+        dir.join("endpointslices-sonde.json"),
+        serde_json::to_vec(&list).unwrap(),
+    )
+    .unwrap();
+    let api_port = free_port();
+    let mut api = Command::new("python3");
+    api.arg(fixture("fake_kube_api.py"))
+        .arg(api_port.to_string())
+        .arg(&dir);
+    let _api = Server::spawn(api, api_port);
+    let api_url = format!("http://127.0.0.1:{api_port}");
+    let discovery = [
+        "--peers-from-kubernetes",
+        "sonde/sonde-agents",
+        "--kubernetes-api",
+        &api_url,
+        "--worker-certificate",
+        ca,
+        "--peer-timeout-ms",
+        "5000",
+    ];
+    let mut args = discovery.to_vec();
+    args.extend(["--auth-token-file", token_file]);
+    let coordinator = Coordinator::start_with("kubernetes", &args, Some(token));
+
+    let port = free_port();
+    let _server = sonde_e2e::servers::python_http_server("cluster-tls", port, "hi");
+    let path = format!("/cluster-tls-{}", std::process::id());
+    for _ in 0..REQUESTS {
+        curl(&["-o", "/dev/null", &format!("http://127.0.0.1:{port}{path}")]);
+    }
+    let n = REQUESTS as i64;
+    let expected = vec![vec![json!("n1"), json!(n)], vec![json!("n2"), json!(n)]];
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let rows = coordinator.query(&per_node(&path));
+        if rows == expected {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{rows:?} != {expected:?}\n{}",
+            coordinator.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // The same discovery without the token: both agents refuse it, and the
+    // query says so instead of answering with nothing.
+    let no_token = Coordinator::start_with("kubernetes-no-token", &discovery, None);
+    let refused = no_token.query_raw(&per_node(&path), false);
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    let error: Value = serde_json::from_str(&refused.body).unwrap();
+    let message = error["error"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("2 of 2 nodes did not answer: n1 (https://127.0.0.1:"),
+        "{message}"
+    );
+    assert_eq!(
+        message.matches("missing or wrong bearer token").count(),
+        2,
+        "{message}"
     );
 }
