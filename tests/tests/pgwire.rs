@@ -235,3 +235,42 @@ fn beyond_loopback_the_token_is_the_password() {
     assert_eq!(right, "42\n");
     drop(agent);
 }
+
+/// The catalog queries Grafana's PostgreSQL data source sends to fill its
+/// query builder (search_path arrays, `generate_series`, `parse_ident`,
+/// `quote_ident`): the tables, then one table's columns.
+#[test]
+fn grafana_catalog_queries() {
+    if !ebpf_available() {
+        return;
+    }
+    let agent = Agent::start("pgwire-grafana");
+    let pg = agent.pg_port.expect("the PostgreSQL endpoint is on");
+    let file = |name: &str| fixture(name).to_str().unwrap().to_owned();
+
+    let tables = stdout(&psql(pg, None, &["-At", "-f", &file("grafana_tables.sql")]));
+    assert_eq!(
+        tables,
+        "public.capture_stats\npublic.conn_stats\npublic.dns_events\npublic.http_events\n\
+         public.mysql_events\npublic.pgsql_events\npublic.probe_status\npublic.redis_events\n"
+    );
+
+    let columns = stdout(&psql(
+        pg,
+        None,
+        &["-At", "-f", &file("grafana_columns.sql")],
+    ));
+    let columns: Vec<&str> = columns.lines().collect();
+    let expected = agent
+        .query("SELECT count(*) FROM information_schema.columns WHERE table_name = 'http_events'");
+    assert_eq!(json!(columns.len()), expected[0][0], "{columns:?}");
+    assert_eq!(columns.first(), Some(&"time_|Timestamp(ns, \"UTC\")"));
+    for column in [
+        "req_path|Utf8",
+        "resp_status|Int64",
+        "latency|Int64",
+        "node|Utf8",
+    ] {
+        assert!(columns.contains(&column), "{column} not in {columns:?}");
+    }
+}
