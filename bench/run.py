@@ -1,7 +1,8 @@
 """Live part of the Sonde benchmark harness (needs root): overhead on nginx
 under wrk with and without the agent, capture completeness at fixed rates,
 memory, traffic of no known protocol (iperf3). Writes OUT/live.json.
-SONDE_BENCH_COMPARE="--flag value ..." adds a third run to every overhead
+SONDE_BENCH_COMPARE="--flag value ..." (and/or SONDE_BENCH_COMPARE_BINARY=PATH,
+another build of the agent) adds a third run to every overhead
 pair: the agent with those flags (A/B of a setting in one run). Then `report` prints the whole table from OUT
 (criterion logs, query CSVs, live.json).
 
@@ -77,6 +78,9 @@ def wait_port(port, timeout=20):
 
 
 COMPARE_ARGS = os.environ.get("SONDE_BENCH_COMPARE", "").split()
+# Another agent binary for the compare run (an A/B of a build choice, e.g.
+# the allocator): the same flags, or SONDE_BENCH_COMPARE's.
+COMPARE_BINARY = os.environ.get("SONDE_BENCH_COMPARE_BINARY", "")
 
 
 class Agent:
@@ -178,10 +182,12 @@ def overhead(cfg, sonde, workdir):
     runs = []
     # (traced, extra agent flags): untraced, the defaults, and optionally
     # the SONDE_BENCH_COMPARE flags, in turn within each pair.
-    variants = [(False, None), (True, [])] + ([(True, COMPARE_ARGS)] if COMPARE_ARGS else [])
+    variants = [(False, None, None), (True, sonde, [])]
+    if COMPARE_ARGS or COMPARE_BINARY:
+        variants.append((True, COMPARE_BINARY or sonde, COMPARE_ARGS))
     for pair in range(cfg["pairs"]):
-        for traced, extra in variants:
-            agent = Agent(sonde, workdir, tag=f"overhead{pair}", extra_args=extra) if traced else None
+        for traced, binary, extra in variants:
+            agent = Agent(binary, workdir, tag=f"overhead{pair}", extra_args=extra) if traced else None
             cpu0 = agent.cpu_seconds() if agent else 0
             r = wrk(cfg["duration"], cfg["conns"], f"/overhead/{pair}/{int(traced)}")
             if agent:
@@ -194,8 +200,8 @@ def overhead(cfg, sonde, workdir):
                 r["loss_counters"] = loss_deltas({}, m)
                 agent.stop()
             r["traced"] = traced
-            r["compare"] = bool(extra)
-            log(f"overhead pair {pair} traced={traced} flags={extra}: {r}")
+            r["compare"] = traced and (binary != sonde or bool(extra))
+            log(f"overhead pair {pair} traced={traced} binary={binary} flags={extra}: {r}")
             runs.append(r)
     # Equal load: same offered rate with and without the agent.
     delay = max(1, round(cfg["conns"] * 1000 / cfg["equal_rate"]))
@@ -333,19 +339,24 @@ def payload_bytes():
     return len(req), len(resp)
 
 
+STAGES = {"overhead": overhead, "completeness": completeness, "memory": memory, "iperf": iperf,
+          "state_flood": state_flood}
+# SONDE_BENCH_STAGES=overhead,iperf runs only those stages (a quick A/B).
+SELECTED_STAGES = [x for x in os.environ.get("SONDE_BENCH_STAGES", ",".join(STAGES)).split(",") if x]
+
+
 def live(out, sonde, size):
     cfg = SIZES[size]
     workdir = os.path.join(out, "work")
     os.makedirs(workdir, exist_ok=True)
     nginx = start_nginx(workdir)
     try:
-        res = {"size": size, "config": cfg, "compare_args": COMPARE_ARGS}
+        res = {"size": size, "config": cfg, "compare_args": COMPARE_ARGS,
+               "compare_binary": COMPARE_BINARY}
         res["payload"] = payload_bytes()
-        res["overhead"] = overhead(cfg, sonde, workdir)
-        res["completeness"] = completeness(cfg, sonde, workdir)
-        res["memory"] = memory(cfg, sonde, workdir)
-        res["iperf"] = iperf(cfg, sonde, workdir)
-        res["state_flood"] = state_flood(cfg, sonde, workdir)
+        for name, stage in STAGES.items():
+            if name in SELECTED_STAGES:
+                res[name] = stage(cfg, sonde, workdir)
     finally:
         nginx.terminate()
         nginx.wait(timeout=10)
@@ -365,6 +376,7 @@ def report(out):
     live_path = os.path.join(out, "live.json")
     if os.path.exists(live_path):
         res = json.load(open(live_path))
+    if os.path.exists(live_path) and "overhead" in res:
         o = res["overhead"]
         a = [r for r in o["runs"] if not r["traced"]]
         b = [r for r in o["runs"] if r["traced"] and not r.get("compare")]
@@ -390,7 +402,8 @@ def report(out):
         if c:
             rc = med([r["rps"] for r in c])
             cpu_c = sum(r["agent_cpu_s"] for r in c) / sum(r["requests"] for r in c) * 1e6
-            add(f"with {' '.join(res.get('compare_args', []))}: throughput {rc:.0f} req/s (ratio {rc / ra:.3f}), "
+            what = " ".join(res.get("compare_args", []) + [res.get("compare_binary", "")]).strip()
+            add(f"with {what}: throughput {rc:.0f} req/s (ratio {rc / ra:.3f}), "
                 f"agent CPU s per 1M requests {cpu_c:.2f}; per-pair ratios: "
                 + ", ".join("%.3f" % (y["rps"] / x["rps"]) for x, y in zip(a, c)))
         e = o["equal"]
@@ -398,14 +411,17 @@ def report(out):
         add(f"{'achieved req/s':32}{e[0]['rps']:>12.0f}{e[1]['rps']:>12.0f}")
         for k, label in (("p50_us", "p50 latency us"), ("p99_us", "p99 latency us")):
             add(f"{label:32}{e[0][k]:>12.0f}{e[1][k]:>12.0f}{e[1][k] - e[0][k]:>+14.0f}")
+    if os.path.exists(live_path) and "completeness" in res:
         add("== Completeness (exact-count Python load generator, 8 keep-alive connections)")
         add(f"{'target/s':>9}{'achieved/s':>11}{'sent':>9}{'server rows':>12}{'client rows':>12}{'captured':>9}  loss counters (deltas)")
         for c in res["completeness"]:
             pct = 100 * c["server_rows"] / c["sent"] if c["sent"] else 0
             add(f"{c['target_rate']:>9}{c['achieved_rate']:>11}{c['sent']:>9}{c['server_rows']:>12}{c['client_rows']:>12}{pct:>8.2f}%  "
                 + (", ".join(f"{k}={v:.0f}" for k, v in c["loss_counters"].items()) or "none"))
+    if os.path.exists(live_path) and "memory" in res:
         req_b, resp_b = res["payload"]
         add("== Memory")
+        b = [r for r in res.get("overhead", {}).get("runs", []) if r["traced"] and not r.get("compare")]
         rows = [r for r in b if r.get("table_rows")]
         if rows:
             bpr = med([r["table_bytes"] / r["table_rows"] for r in rows])
@@ -414,6 +430,7 @@ def report(out):
         add(f"flood with --store-budget-mib 16: {m['flood_requests']} requests, http_events {m['http_rows']:.0f} rows "
             f"{m['http_bytes'] / 2**20:.1f} MiB (budget {m['http_budget'] / 2**20:.1f} MiB), all tables {m['store_bytes'] / 2**20:.1f} MiB, "
             f"RSS {m['rss_kib'] / 1024:.0f} MiB, peak {m['hwm_kib'] / 1024:.0f} MiB")
+    if os.path.exists(live_path):
         ip = res.get("iperf")
         if ip:
             u, t = ip["untraced"], ip["traced"]
