@@ -271,9 +271,19 @@ fn export(c: &mut Criterion) {
     group.bench_function("http_rows_to_spans_and_red_metrics", |b| {
         b.iter(|| {
             for row in &rows {
-                let op = operation(row, &naming).expect("an http row");
+                let op = operation(row, &naming, true).expect("an http row");
                 red.record(&op);
                 black_box(span(op, &ids, &scope));
+            }
+        })
+    });
+    // Without an OTLP endpoint: the RED histograms only (the default).
+    group.bench_function("http_rows_to_red_metrics", |b| {
+        b.iter(|| {
+            for row in &rows {
+                let op = operation(row, &naming, false).expect("an http row");
+                red.record(&op);
+                black_box(op);
             }
         })
     });

@@ -32,17 +32,6 @@ impl HeapSize for Vec<String> {
     }
 }
 
-impl HeapSize for Vec<(String, String)> {
-    fn heap_size(&self) -> usize {
-        size_of::<Self>()
-            + (self.capacity() - self.len()) * size_of::<(String, String)>()
-            + self
-                .iter()
-                .map(|(name, value)| name.heap_size() + value.heap_size())
-                .sum::<usize>()
-    }
-}
-
 /// A FIFO that knows the bytes of what it holds: each item is weighed once,
 /// when it goes in.
 #[derive(Debug)]

@@ -19,8 +19,8 @@ use body::Body;
 use crate::MessageKind;
 use detect::{is_http_request_start, is_http_response_start};
 
-use crate::REDACTED;
 use crate::held::HeapSize;
+use crate::{Headers, REDACTED};
 
 /// Caps and policies of the decoder.
 #[derive(Debug, Clone)]
@@ -75,7 +75,7 @@ pub struct HttpMessage {
     pub reason: String,
     /// Header fields in order, names as sent, values lossy UTF-8 and redacted
     /// per [`HttpConfig::redacted_headers`].
-    pub headers: Vec<(String, String)>,
+    pub headers: Headers,
     /// Value of Content-Type, or "".
     pub content_type: String,
     /// The first `body_prefix_bytes` of the decoded body (chunked framing
@@ -90,15 +90,9 @@ pub struct HttpMessage {
 impl HeapSize for HttpMessage {
     fn heap_size(&self) -> usize {
         let strings = [&self.method, &self.path, &self.reason, &self.content_type];
-        let headers: usize = self
-            .headers
-            .iter()
-            .map(|(name, value)| name.capacity() + value.capacity())
-            .sum();
-        mem::size_of::<Self>()
+        mem::size_of::<Self>() - mem::size_of::<Headers>()
             + strings.iter().map(|s| s.capacity()).sum::<usize>()
-            + self.headers.capacity() * mem::size_of::<(String, String)>()
-            + headers
+            + self.headers.heap_size()
             + self.body.capacity()
     }
 }
@@ -398,12 +392,4 @@ pub fn find_message_start(input: &[u8], kind: MessageKind) -> Option<usize> {
     std::iter::once(0)
         .chain(line_starts)
         .find(|&start| input.get(start..).is_some_and(is_start))
-}
-
-/// Case-insensitive lookup of the first header named `name`.
-pub fn header_value<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
 }

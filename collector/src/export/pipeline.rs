@@ -315,7 +315,7 @@ impl Intake {
             if !for_metrics && !for_traces {
                 continue;
             }
-            let Some(op) = operation(row, &self.naming) else {
+            let Some(op) = operation(row, &self.naming, for_traces) else {
                 continue;
             };
             if for_metrics {

@@ -5,6 +5,8 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -105,10 +107,17 @@ fn bounded_histograms(instrument: &Instrument) -> Option<Stream> {
         .ok()
 }
 
+/// The services whose names hash alike (almost always one).
+type ServiceBucket = Vec<(Process, Arc<ServiceMeters>)>;
+
 pub struct RedMetrics {
     defaults: ResourceDefaults,
     max_services: usize,
-    services: Mutex<HashMap<Process, Arc<ServiceMeters>>>,
+    /// The meters of each service (a process without its pid), by
+    /// [`service_hash`]: looked up per exchange without copying the
+    /// process's names.
+    services: Mutex<HashMap<u64, ServiceBucket>>,
+    service_count: AtomicUsize,
     agent: ServiceMeters,
     /// Kept so its callback stays registered.
     _agent_counters: opentelemetry::metrics::ObservableGauge<u64>,
@@ -152,6 +161,7 @@ impl RedMetrics {
             defaults,
             max_services,
             services: Mutex::new(HashMap::new()),
+            service_count: AtomicUsize::new(0),
             agent,
             _agent_counters: agent_counters,
             over_cap: stats.counter(
@@ -170,21 +180,32 @@ impl RedMetrics {
         let Some((histogram, attributes)) = &op.metric else {
             return;
         };
-        let key = Process {
-            pid: 0,
-            ..op.process.clone()
-        };
+        let hash = service_hash(&op.process);
         let meters = {
             let mut services = self.services.lock().unwrap_or_else(|e| e.into_inner());
-            match services.get(&key) {
-                Some(meters) => meters.clone(),
-                None if services.len() >= self.max_services => {
+            let found = services.get(&hash).and_then(|bucket| {
+                bucket
+                    .iter()
+                    .find(|(process, _)| same_service(process, &op.process))
+                    .map(|(_, meters)| meters.clone())
+            });
+            match found {
+                Some(meters) => meters,
+                None if self.service_count.load(Ordering::Relaxed) >= self.max_services => {
                     self.over_cap.inc();
                     return;
                 }
                 None => {
+                    let key = Process {
+                        pid: 0,
+                        ..op.process.clone()
+                    };
                     let meters = Arc::new(ServiceMeters::new(self.defaults.resource(&key, false)));
-                    services.insert(key, meters.clone());
+                    services
+                        .entry(hash)
+                        .or_default()
+                        .push((key, meters.clone()));
+                    self.service_count.fetch_add(1, Ordering::Relaxed);
                     meters
                 }
             }
@@ -200,7 +221,11 @@ impl RedMetrics {
     pub fn collect(&self) -> Vec<ResourceMetrics> {
         let readers: Vec<SharedReader> = {
             let services = self.services.lock().unwrap_or_else(|e| e.into_inner());
-            services.values().map(|m| m.reader.clone()).collect()
+            services
+                .values()
+                .flatten()
+                .map(|(_, m)| m.reader.clone())
+                .collect()
         };
         std::iter::once(self.agent.reader.clone())
             .chain(readers)
@@ -272,7 +297,7 @@ impl RedMetrics {
     }
 
     pub fn services(&self) -> usize {
-        self.services.lock().map(|s| s.len()).unwrap_or(0)
+        self.service_count.load(Ordering::Relaxed)
     }
 }
 
@@ -334,6 +359,39 @@ fn write_sample(
     let _ = writeln!(out, "{name}{} {value}", label_text(labels, le));
 }
 
+/// A hash of what names a service: every field of the process but its pid.
+fn service_hash(p: &Process) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (
+        &p.service,
+        &p.comm,
+        &p.pod,
+        &p.namespace,
+        &p.container,
+        &p.node,
+    )
+        .hash(&mut hasher);
+    hasher.finish()
+}
+
+fn same_service(a: &Process, b: &Process) -> bool {
+    (
+        &a.service,
+        &a.comm,
+        &a.pod,
+        &a.namespace,
+        &a.container,
+        &a.node,
+    ) == (
+        &b.service,
+        &b.comm,
+        &b.pod,
+        &b.namespace,
+        &b.container,
+        &b.node,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -354,6 +412,8 @@ mod tests {
             start_ns: 1_000,
             end_ns: 1_000 + latency_ns,
             name: String::new(),
+            spans: false,
+            addressed: true,
             attributes: Vec::new(),
             metric: Some((
                 Histogram::HttpServer,

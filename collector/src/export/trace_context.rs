@@ -3,7 +3,7 @@
 //! built with it joins the application's own trace.
 
 use opentelemetry::trace::{SpanId, TraceFlags, TraceId};
-use sonde_protocols::http::header_value;
+use sonde_protocols::Headers;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RemoteParent {
@@ -15,8 +15,8 @@ pub struct RemoteParent {
 /// Looks for a trace context in a request's headers (names as received,
 /// so compared case-insensitively; the first field of a name counts).
 /// `traceparent` wins over B3 when both are present and valid.
-pub fn remote_parent(headers: &[(String, String)]) -> Option<RemoteParent> {
-    let header = |name: &str| header_value(headers, name);
+pub fn remote_parent(headers: &Headers) -> Option<RemoteParent> {
+    let header = |name: &str| headers.get(name);
     if let Some(parent) = header("traceparent").and_then(parse_traceparent) {
         return Some(parent);
     }
@@ -117,11 +117,8 @@ fn is_lower_hex(s: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+    fn headers(pairs: &[(&str, &str)]) -> Headers {
+        pairs.iter().copied().collect()
     }
 
     #[test]

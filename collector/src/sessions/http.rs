@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use sonde_protocols::http::{
     AnsweredMethod, HttpConfig, HttpDecoder, HttpExchange, HttpMessage, HttpPairing,
-    ResponseOutcome, header_value,
+    ResponseOutcome,
 };
 use sonde_protocols::http2::Http2Config;
 use sonde_protocols::{MessageKind, Protocol};
@@ -125,7 +125,10 @@ impl StreamProtocol for HttpStream {
 /// A `101 Switching Protocols` to HTTP/2 over cleartext (RFC 7540 3.2).
 fn is_h2c_upgrade(exchange: &HttpExchange) -> bool {
     exchange.response.status == 101
-        && header_value(&exchange.response.headers, "upgrade")
+        && exchange
+            .response
+            .headers
+            .get("upgrade")
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("h2c"))
 }
 

@@ -21,11 +21,11 @@
 
 use std::sync::Arc;
 
-use sonde_protocols::MessageKind;
 use sonde_protocols::http::HttpMessage;
 use sonde_protocols::http2::{
     Frame, Http2Config, Http2Counters, Http2Decoder, Http2Session, Http2Stream, StreamEnd,
 };
+use sonde_protocols::{Headers, MessageKind};
 use sonde_query::records::HttpRow;
 
 use super::Outcome;
@@ -218,18 +218,21 @@ fn row(stream: Http2Stream, sink: &RowSink<'_>) -> HttpRow {
     } else {
         response.content_type
     };
-    let mut req_headers = Vec::with_capacity(request.headers.len() + request.trailers.len() + 3);
-    if let Some(authority) = authority {
-        req_headers.push((":authority".to_string(), authority));
+    let mut req_headers = Headers::with_capacity(
+        request.headers.len() + request.trailers.len() + 3,
+        request.headers.text_len() + request.trailers.text_len() + 64,
+    );
+    if let Some(authority) = &authority {
+        req_headers.push(":authority", authority);
     }
-    if let Some(scheme) = scheme {
-        req_headers.push((":scheme".to_string(), scheme));
+    if let Some(scheme) = &scheme {
+        req_headers.push(":scheme", scheme);
     }
-    req_headers.extend(request.headers);
-    req_headers.extend(request.trailers);
+    req_headers.append(&request.headers);
+    req_headers.append(&request.trailers);
     mark_undecoded(&mut req_headers, request.unknown_fields);
     let mut resp_headers = response.headers;
-    resp_headers.extend(response.trailers);
+    resp_headers.append(&response.trailers);
     mark_undecoded(&mut resp_headers, response.unknown_fields);
     let (grpc_status, grpc_message) = match grpc {
         Some(call) => {
@@ -277,9 +280,9 @@ fn row(stream: Http2Stream, sink: &RowSink<'_>) -> HttpRow {
     }
 }
 
-fn mark_undecoded(headers: &mut Vec<(String, String)>, unknown: u32) {
+fn mark_undecoded(headers: &mut Headers, unknown: u32) {
     if unknown > 0 {
-        headers.push((UNDECODED_FIELDS.to_string(), unknown.to_string()));
+        headers.push(UNDECODED_FIELDS, &unknown.to_string());
     }
 }
 

@@ -2,8 +2,14 @@
 //! httparse, and the choice of body framing that follows from it.
 
 use super::body::{Body, Chunked};
-use super::{AnsweredMethod, HttpConfig, HttpError, HttpMessage, REDACTED, header_value};
-use crate::MessageKind;
+use std::mem::MaybeUninit;
+
+use super::{AnsweredMethod, HttpConfig, HttpError, HttpMessage, REDACTED};
+use crate::{Headers, MessageKind};
+
+/// Header slots on the stack, enough for the default field cap; a larger
+/// configured cap takes a heap buffer.
+const STACK_HEADER_SLOTS: usize = 64;
 
 /// A parsed head: its length in the input, the message without body, and how
 /// the body is framed.
@@ -22,7 +28,17 @@ pub(super) fn parse(
     config: &HttpConfig,
     answering: AnsweredMethod,
 ) -> Result<Option<Head>, HttpError> {
-    let mut headers = vec![httparse::EMPTY_HEADER; config.max_headers];
+    let mut stack_slots =
+        [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADER_SLOTS];
+    let mut heap_slots;
+    let slots = if config.max_headers <= STACK_HEADER_SLOTS {
+        stack_slots
+            .get_mut(..config.max_headers)
+            .unwrap_or_default()
+    } else {
+        heap_slots = vec![MaybeUninit::uninit(); config.max_headers];
+        &mut heap_slots[..]
+    };
     let mut parser = httparse::ParserConfig::default();
     // Leniency that real servers and clients show: an observer gains nothing
     // by rejecting what the peer accepted.
@@ -37,10 +53,12 @@ pub(super) fn parse(
     // that does not end within the cap is HeadTooLarge even if a malformed
     // byte follows later, whether or not those later bytes have arrived.
     let window = input.get(..config.max_head_bytes).unwrap_or(input);
-    let (status, start) = match kind {
+    let (status, start, raw_headers) = match kind {
         MessageKind::Request => {
-            let mut req = httparse::Request::new(&mut headers);
-            let status = parser.parse_request(&mut req, window).map_err(map_error)?;
+            let mut req = httparse::Request::new(&mut []);
+            let status = parser
+                .parse_request_with_uninit_headers(&mut req, window, slots)
+                .map_err(map_error)?;
             let start = StartLine {
                 minor_version: req.version.unwrap_or(1),
                 method: req.method.unwrap_or_default().to_owned(),
@@ -48,12 +66,12 @@ pub(super) fn parse(
                 status: 0,
                 reason: String::new(),
             };
-            (status, (start, req.headers.len()))
+            (status, start, &*req.headers)
         }
         MessageKind::Response => {
-            let mut resp = httparse::Response::new(&mut headers);
+            let mut resp = httparse::Response::new(&mut []);
             let status = parser
-                .parse_response(&mut resp, window)
+                .parse_response_with_uninit_headers(&mut resp, window, slots)
                 .map_err(map_error)?;
             let reason = match resp.reason {
                 // httparse hands out "" when the phrase has non-ASCII bytes;
@@ -68,7 +86,7 @@ pub(super) fn parse(
                 status: resp.code.unwrap_or(0),
                 reason,
             };
-            (status, (start, resp.headers.len()))
+            (status, start, &*resp.headers)
         }
     };
     let len = match status {
@@ -80,19 +98,26 @@ pub(super) fn parse(
         }
         httparse::Status::Partial => return Ok(None),
     };
-    let (start, header_count) = start;
-    // httparse shrinks the slice it was given to the parsed headers only on
-    // Complete; `header_count` is that length.
-    let raw_headers = headers.get(..header_count).unwrap_or_default();
-
+    // On Complete, httparse has set the parsed fields (only then are they
+    // all there).
     let body = framing(kind, start.status, answering, raw_headers)?;
-    let headers: Vec<(String, String)> = raw_headers
+    let text_bytes = raw_headers
         .iter()
-        .map(|h| (h.name.to_owned(), header_text(h, config)))
-        .collect();
-    let content_type = header_value(&headers, "content-type")
-        .unwrap_or_default()
-        .to_owned();
+        .map(|h| h.name.len() + h.value.len())
+        .sum();
+    let mut headers = Headers::with_capacity(raw_headers.len(), text_bytes);
+    for header in raw_headers {
+        let secret = config
+            .redacted_headers
+            .iter()
+            .any(|name| name.eq_ignore_ascii_case(header.name));
+        if secret {
+            headers.push(header.name, REDACTED);
+        } else {
+            headers.push_lossy(header.name.as_bytes(), header.value);
+        }
+    }
+    let content_type = headers.get("content-type").unwrap_or_default().to_owned();
     let message = HttpMessage {
         kind,
         minor_version: start.minor_version,
@@ -121,18 +146,6 @@ fn map_error(err: httparse::Error) -> HttpError {
     match err {
         httparse::Error::TooManyHeaders => HttpError::TooManyHeaders,
         _ => HttpError::InvalidHead,
-    }
-}
-
-fn header_text(header: &httparse::Header<'_>, config: &HttpConfig) -> String {
-    let secret = config
-        .redacted_headers
-        .iter()
-        .any(|name| name.eq_ignore_ascii_case(header.name));
-    if secret {
-        REDACTED.to_owned()
-    } else {
-        String::from_utf8_lossy(header.value).into_owned()
     }
 }
 

@@ -138,7 +138,7 @@ mod tests {
             path: "/".into(),
             status,
             reason: String::new(),
-            headers: Vec::new(),
+            headers: crate::Headers::new(),
             content_type: String::new(),
             body: Vec::new(),
             body_size: 0,

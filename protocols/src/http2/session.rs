@@ -12,7 +12,9 @@ use super::frame::{
 use super::grpc::{self, GrpcCall, GrpcScanner};
 use super::hpack::{Field, HpackDecoder};
 use super::{DEFAULT_MAX_FRAME_SIZE, Http2Config, MAX_FRAME_SIZE_LIMIT};
-use crate::http::{HttpMessage, header_value};
+use crate::Headers;
+use crate::held::HeapSize;
+use crate::http::HttpMessage;
 use crate::{MessageKind, REDACTED};
 
 /// How a stream ended.
@@ -33,9 +35,9 @@ pub struct Http2Message {
     /// [`Http2Stream`]), names as sent (lowercase in HTTP/2), values lossy
     /// UTF-8, redacted per [`Http2Config::redacted_headers`] and when the
     /// sender marked them never-indexed (sensitive).
-    pub headers: Vec<(String, String)>,
+    pub headers: Headers,
     /// Fields of a trailing header block, the same way.
-    pub trailers: Vec<(String, String)>,
+    pub trailers: Headers,
     /// Value of content-type, or "".
     pub content_type: String,
     /// The first `body_prefix_bytes` of the body: a true prefix that stops
@@ -135,7 +137,7 @@ struct DecodedBlock {
     content_type: Option<String>,
     grpc_status: Option<String>,
     grpc_message: Option<String>,
-    fields: Vec<(String, String)>,
+    fields: Headers,
     unknown: u32,
 }
 
@@ -198,17 +200,12 @@ impl StreamState {
 
     fn state_bytes(&self) -> usize {
         let opt = |s: &Option<String>| s.as_ref().map_or(0, String::capacity);
-        let fields = |f: &[(String, String)]| {
-            f.iter()
-                .map(|(n, v)| n.capacity() + v.capacity() + mem::size_of::<(String, String)>())
-                .sum::<usize>()
-        };
         let halves: usize = self
             .halves
             .iter()
             .map(|h| {
-                fields(&h.message.headers)
-                    + fields(&h.message.trailers)
+                h.message.headers.heap_size()
+                    + h.message.trailers.heap_size()
                     + h.message.body.capacity()
                     + h.message.content_type.capacity()
             })
@@ -284,7 +281,9 @@ impl Http2Session {
     /// server's right after the `101` response.
     pub fn after_upgrade(config: Http2Config, request: &HttpMessage, start_ts: u64) -> Self {
         let mut session = Self::new(config);
-        if let Some(payload) = header_value(&request.headers, "http2-settings")
+        if let Some(payload) = request
+            .headers
+            .get("http2-settings")
             .and_then(|v| base64url_decode(v.trim()))
         {
             session.apply_settings(
@@ -296,16 +295,16 @@ impl Http2Session {
         stream.method = Some(request.method.clone());
         stream.path = Some(request.path.clone());
         stream.scheme = Some("http".into());
-        stream.authority = header_value(&request.headers, "host").map(str::to_owned);
+        stream.authority = request.headers.get("host").map(str::to_owned);
         let half = stream.half(MessageKind::Request);
         half.headers_seen = true;
         half.message = Http2Message {
             headers: request
                 .headers
                 .iter()
-                .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
+                .map(|(n, v)| (n.to_ascii_lowercase(), v))
                 .collect(),
-            trailers: Vec::new(),
+            trailers: Headers::new(),
             content_type: request.content_type.clone(),
             body: request.body.clone(),
             body_size: request.body_size,
@@ -516,26 +515,23 @@ impl Http2Session {
                     b":path" => &mut decoded.path,
                     b":status" => &mut decoded.status,
                     _ => {
-                        let name = String::from_utf8_lossy(name).into_owned();
-                        if name.eq_ignore_ascii_case("content-type") {
+                        if name.eq_ignore_ascii_case(b"content-type") {
                             decoded.content_type = Some(value_text());
-                        } else if name.eq_ignore_ascii_case("grpc-status") {
+                        } else if name.eq_ignore_ascii_case(b"grpc-status") {
                             decoded.grpc_status = Some(value_text());
-                        } else if name.eq_ignore_ascii_case("grpc-message") {
+                        } else if name.eq_ignore_ascii_case(b"grpc-message") {
                             decoded.grpc_message = Some(value_text());
                         }
                         if decoded.fields.len() >= max_headers {
                             dropped += 1;
                             return;
                         }
-                        let secret =
-                            never_indexed || redacted.iter().any(|r| r.eq_ignore_ascii_case(&name));
-                        let value = if secret {
-                            REDACTED.into()
-                        } else {
-                            value_text()
-                        };
-                        decoded.fields.push((name, value));
+                        let secret = never_indexed
+                            || redacted
+                                .iter()
+                                .any(|r| r.as_bytes().eq_ignore_ascii_case(name));
+                        let value = if secret { REDACTED.as_bytes() } else { value };
+                        decoded.fields.push_lossy(name, value);
                         return;
                     }
                 };
@@ -1067,12 +1063,7 @@ mod tests {
         ];
         s.on_frame(C, Frame::Headers(block(1, true, &fields)), 1, 1, &mut out);
         s.on_frame(S, ok(1), 2, 2, &mut out);
-        let headers: Vec<(&str, &str)> = out[0]
-            .request
-            .headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
+        let headers: Vec<(&str, &str)> = out[0].request.headers.iter().collect();
         assert_eq!(
             headers,
             [

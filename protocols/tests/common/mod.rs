@@ -123,11 +123,8 @@ impl Lcg {
     }
 }
 
-pub fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(n, v)| (n.to_string(), v.to_string()))
-        .collect()
+pub fn headers(pairs: &[(&str, &str)]) -> sonde_protocols::Headers {
+    pairs.iter().copied().collect()
 }
 
 pub fn request(

@@ -87,19 +87,23 @@ fn row(i: usize, rows: usize, rng: &mut Rng, node: Option<&str>) -> HttpRow {
         major_version: 1,
         minor_version: 1,
         content_type: "application/json".into(),
-        req_headers: vec![
-            ("Host".into(), "shop.internal:8080".into()),
-            ("User-Agent".into(), "wrk/4.1".into()),
-            ("Accept".into(), "*/*".into()),
-        ],
+        req_headers: [
+            ("Host", "shop.internal:8080"),
+            ("User-Agent", "wrk/4.1"),
+            ("Accept", "*/*"),
+        ]
+        .into_iter()
+        .collect(),
         req_method: if rng.below(5) == 0 { "POST" } else { "GET" }.into(),
         req_path: path.into(),
         req_body: Vec::new(),
         req_body_size: 0,
-        resp_headers: vec![
-            ("Content-Type".into(), "application/json".into()),
-            ("Content-Length".into(), body.len().to_string()),
-        ],
+        resp_headers: [
+            ("Content-Type", "application/json"),
+            ("Content-Length", &body.len().to_string()),
+        ]
+        .into_iter()
+        .collect(),
         resp_status: status,
         resp_message: if status < 300 { "OK" } else { "Error" }.into(),
         resp_body_size: body.len() as i64,

@@ -7,6 +7,7 @@ use std::fmt::Write;
 
 use arrow::array::{BooleanBuilder, Int64Builder, StringBuilder};
 use arrow::datatypes::DataType;
+use sonde_protocols::Headers;
 use sonde_protocols::dns::{
     DnsHeader, DnsQuestion, DnsRecord, write_answers_json, write_questions_json,
 };
@@ -115,7 +116,7 @@ impl ColumnValue for Vec<u8> {
 /// exactly, as received) gets its values joined with ", " in wire order —
 /// the combination RFC 9110 §5.3 defines, so no value is lost. Keys are
 /// sorted bytewise, making the text deterministic.
-impl ColumnValue for Vec<(String, String)> {
+impl ColumnValue for Headers {
     type Builder = StringBuilder;
     const DATA_TYPE: DataType = DataType::Utf8;
     fn append_to(&self, builder: &mut StringBuilder) -> usize {
@@ -124,21 +125,20 @@ impl ColumnValue for Vec<(String, String)> {
 }
 
 /// [`ColumnValue`] of a header list as a string (tests, tools).
-pub fn headers_to_json(headers: &[(String, String)]) -> String {
+pub fn headers_to_json(headers: &Headers) -> String {
     let mut out = String::new();
     write_headers_json(headers, &mut out);
     out
 }
 
-fn write_headers_json(headers: &[(String, String)], out: &mut impl Write) {
+fn write_headers_json(headers: &Headers, out: &mut impl Write) {
     // Stable: fields of the same name stay in wire order.
-    let mut order: Vec<usize> = (0..headers.len()).collect();
-    order.sort_by(|&a, &b| headers[a].0.cmp(&headers[b].0));
+    let mut fields: Vec<(&str, &str)> = headers.iter().collect();
+    fields.sort_by(|a, b| a.0.cmp(b.0));
     let _ = out.write_char('{');
     let mut previous: Option<&str> = None;
-    for index in order {
-        let (name, value) = &headers[index];
-        if previous == Some(name.as_str()) {
+    for (name, value) in fields {
+        if previous == Some(name) {
             let _ = out.write_str(", ");
         } else {
             if previous.is_some() {
@@ -274,13 +274,11 @@ mod tests {
 
     #[test]
     fn headers_json_joins_repeats_and_sorts() {
-        let headers = vec![
-            ("b".to_owned(), "1".to_owned()),
-            ("a".to_owned(), "\"q\"".to_owned()),
-            ("b".to_owned(), "2".to_owned()),
-        ];
+        let headers: Headers = [("b", "1"), ("a", "\"q\""), ("b", "2")]
+            .into_iter()
+            .collect();
         assert_eq!(headers_to_json(&headers), r#"{"a":"\"q\"","b":"1, 2"}"#);
-        assert_eq!(headers_to_json(&[]), "{}");
+        assert_eq!(headers_to_json(&Headers::new()), "{}");
     }
 
     #[test]
@@ -296,11 +294,9 @@ mod tests {
             write_json_str(text, &mut ours);
             assert_eq!(ours, serde_json::to_string(text).unwrap(), "{text:?}");
         }
-        let headers: Vec<(String, String)> = vec![
-            ("X-B".into(), "v\u{1}".into()),
-            ("X-A".into(), "é".into()),
-            ("X-B".into(), "w".into()),
-        ];
+        let headers: Headers = [("X-B", "v\u{1}"), ("X-A", "é"), ("X-B", "w")]
+            .into_iter()
+            .collect();
         let mut object = serde_json::Map::new();
         object.insert("X-A".into(), "é".into());
         object.insert("X-B".into(), "v\u{1}, w".into());

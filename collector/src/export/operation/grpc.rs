@@ -63,6 +63,7 @@ pub(super) fn describe(row: &HttpRow, op: &mut Operation) -> bool {
     if failed {
         op.error = status_name.map(str::to_string);
     }
+    op.addressed = true;
     let histogram = match op.role {
         Role::Server => {
             op.attributes.push(KeyValue::new(

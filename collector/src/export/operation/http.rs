@@ -4,7 +4,6 @@
 //! conventions instead (`grpc.rs`).
 
 use opentelemetry::KeyValue;
-use sonde_protocols::http::header_value;
 use sonde_query::records::HttpRow;
 
 use super::super::route::route_template;
@@ -29,32 +28,93 @@ impl Exchange for HttpRow {
 }
 
 fn describe(row: &HttpRow, op: &mut Operation) {
-    let header = |name: &str| header_value(&row.req_headers, name);
-    op.parent = remote_parent(&row.req_headers);
     let raw_method = row.req_method.as_str();
-    let method = if KNOWN_METHODS.contains(&raw_method) {
-        raw_method
-    } else {
-        "_OTHER"
-    };
+    // `_OTHER` for unknown methods; a known one is static (no allocation).
+    let method = KNOWN_METHODS
+        .iter()
+        .find(|&&m| m == raw_method)
+        .copied()
+        .unwrap_or("_OTHER");
     let target = row.req_path.as_str();
-    let path = target.split(['?', '#']).next().unwrap_or(target);
     let route = route_template(target);
     let status = row.resp_status;
     // "1.1", "1.0"; HTTP/2 is "2".
-    let version = if row.major_version >= 2 {
-        row.major_version.to_string()
+    let version = match (row.major_version, row.minor_version) {
+        (1, 1) => "1.1",
+        (1, 0) => "1.0",
+        (2, _) => "2",
+        _ => "",
+    };
+    let version = if version.is_empty() {
+        KeyValue::new(
+            "network.protocol.version",
+            format!("{}.{}", row.major_version, row.minor_version),
+        )
     } else {
-        format!("{}.{}", row.major_version, row.minor_version)
+        KeyValue::new("network.protocol.version", version)
     };
     let scheme = if row.conn.encrypted { "https" } else { "http" };
+    let (host, host_port) = host_header(authority(row));
+    let mut metric_attrs = Vec::with_capacity(7);
+    metric_attrs.push(KeyValue::new("http.request.method", method));
+    metric_attrs.push(KeyValue::new("url.scheme", scheme));
+    metric_attrs.push(version.clone());
+    if status > 0 {
+        metric_attrs.push(KeyValue::new("http.response.status_code", status));
+    }
+    let (histogram, server) = match op.role {
+        Role::Server => {
+            metric_attrs.push(KeyValue::new("http.route", route.clone()));
+            if status >= 500 {
+                op.error = Some(status.to_string());
+            }
+            let address = host.unwrap_or(&row.conn.local_addr);
+            let port = host_port.unwrap_or(row.conn.local_port);
+            (Some(Histogram::HttpServer), (address, port))
+        }
+        Role::Client | Role::Unknown => {
+            let address = host.unwrap_or(&row.conn.remote_addr);
+            let port = host_port.unwrap_or(row.conn.remote_port);
+            metric_attrs.push(KeyValue::new("server.address", address.to_string()));
+            metric_attrs.push(KeyValue::new("server.port", port));
+            if status >= 400 {
+                op.error = Some(status.to_string());
+            }
+            (
+                (op.role == Role::Client).then_some(Histogram::HttpClient),
+                (address, port),
+            )
+        }
+    };
+    op.addressed = true;
+    if op.spans {
+        span_attributes(row, op, method, &route, version, server);
+    }
+    op.metric = histogram.map(|h| (h, metric_attrs));
+}
+
+/// What only a span carries: its name, the caller's trace context, the
+/// attributes no histogram is split by.
+fn span_attributes(
+    row: &HttpRow,
+    op: &mut Operation,
+    method: &'static str,
+    route: &str,
+    version: KeyValue,
+    (server_address, server_port): (&str, i64),
+) {
+    let raw_method = row.req_method.as_str();
+    let target = row.req_path.as_str();
+    let path = target.split(['?', '#']).next().unwrap_or(target);
+    let status = row.resp_status;
+    op.parent = remote_parent(&row.req_headers);
     op.name = if method == "_OTHER" {
         "HTTP".to_string()
     } else {
         format!("{method} {route}")
     };
     let attrs = &mut op.attributes;
-    attrs.push(KeyValue::new("http.request.method", method.to_string()));
+    attrs.push(KeyValue::new("http.request.method", method));
     if method != raw_method {
         attrs.push(KeyValue::new(
             "http.request.method_original",
@@ -62,66 +122,43 @@ fn describe(row: &HttpRow, op: &mut Operation) {
         ));
     }
     attrs.push(KeyValue::new("url.path", path.to_string()));
-    attrs.push(KeyValue::new("url.scheme", scheme));
-    attrs.push(KeyValue::new("network.protocol.version", version.clone()));
+    attrs.push(KeyValue::new(
+        "url.scheme",
+        if row.conn.encrypted { "https" } else { "http" },
+    ));
+    attrs.push(version);
     if status > 0 {
         attrs.push(KeyValue::new("http.response.status_code", status));
     }
     attrs.push(KeyValue::new("http.request.body.size", row.req_body_size));
     attrs.push(KeyValue::new("http.response.body.size", row.resp_body_size));
-    if let Some(agent) = header("user-agent") {
+    if let Some(agent) = row.req_headers.get("user-agent") {
         attrs.push(KeyValue::new("user_agent.original", agent.to_string()));
     }
-    let (host, host_port) = host_header(authority(row));
-    let mut metric_attrs = vec![
-        KeyValue::new("http.request.method", method.to_string()),
-        KeyValue::new("url.scheme", scheme),
-        KeyValue::new("network.protocol.version", version),
-    ];
-    if status > 0 {
-        metric_attrs.push(KeyValue::new("http.response.status_code", status));
-    }
-    let histogram = match op.role {
+    match op.role {
         Role::Server => {
-            attrs.push(KeyValue::new("http.route", route.clone()));
-            metric_attrs.push(KeyValue::new("http.route", route));
-            let port = host_port.unwrap_or(row.conn.local_port);
-            attrs.push(KeyValue::new(
-                "server.address",
-                host.unwrap_or(&row.conn.local_addr).to_string(),
-            ));
-            attrs.push(KeyValue::new("server.port", port));
+            attrs.push(KeyValue::new("http.route", route.to_string()));
+            attrs.push(KeyValue::new("server.address", server_address.to_string()));
+            attrs.push(KeyValue::new("server.port", server_port));
             attrs.push(KeyValue::new(
                 "client.address",
                 row.conn.remote_addr.clone(),
             ));
             attrs.push(KeyValue::new("client.port", row.conn.remote_port));
-            if status >= 500 {
-                op.error = Some(status.to_string());
-            }
-            Some(Histogram::HttpServer)
         }
         Role::Client | Role::Unknown => {
-            attrs.push(KeyValue::new("url.template", route));
-            let address = host.unwrap_or(&row.conn.remote_addr).to_string();
-            let port = host_port.unwrap_or(row.conn.remote_port);
-            attrs.push(KeyValue::new("server.address", address.clone()));
-            attrs.push(KeyValue::new("server.port", port));
-            metric_attrs.push(KeyValue::new("server.address", address));
-            metric_attrs.push(KeyValue::new("server.port", port));
-            if status >= 400 {
-                op.error = Some(status.to_string());
-            }
-            (op.role == Role::Client).then_some(Histogram::HttpClient)
+            attrs.push(KeyValue::new("url.template", route.to_string()));
+            attrs.push(KeyValue::new("server.address", server_address.to_string()));
+            attrs.push(KeyValue::new("server.port", server_port));
         }
-    };
-    op.metric = histogram.map(|h| (h, metric_attrs));
+    }
 }
 
 /// The request's authority: HTTP/2's `:authority` (kept first in the
 /// headers), else the Host header.
 pub(super) fn authority(row: &HttpRow) -> Option<&str> {
-    header_value(&row.req_headers, ":authority").or_else(|| header_value(&row.req_headers, "host"))
+    let headers = &row.req_headers;
+    headers.get(":authority").or_else(|| headers.get("host"))
 }
 
 /// `Host: name[:port]` split; bracketed IPv6 literals keep their address.

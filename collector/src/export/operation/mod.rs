@@ -96,6 +96,12 @@ pub struct Operation {
     pub start_ns: i64,
     pub end_ns: i64,
     pub name: String,
+    /// A span is wanted: `describe` fills the name, the parent and the span
+    /// attributes only then (the RED histograms need none of them).
+    pub spans: bool,
+    /// `describe` set `server.address` (the Host of HTTP, gRPC's authority);
+    /// otherwise it is the connection's.
+    pub addressed: bool,
     /// Span attributes.
     pub attributes: Vec<KeyValue>,
     /// The histogram this exchange counts in, with its (low-cardinality)
@@ -143,7 +149,7 @@ pub trait Exchange: TableRow {
 }
 
 /// The operation of one exchange row.
-pub fn operation<R: Exchange>(row: &R, naming: &ServiceNaming) -> Option<Operation> {
+pub fn operation<R: Exchange>(row: &R, naming: &ServiceNaming, spans: bool) -> Option<Operation> {
     let conn = row.conn();
     let role = match conn.trace_role {
         TraceRole::Client => Role::Client,
@@ -168,7 +174,9 @@ pub fn operation<R: Exchange>(row: &R, naming: &ServiceNaming) -> Option<Operati
         start_ns,
         end_ns,
         name: String::new(),
-        attributes: Vec::with_capacity(16),
+        spans,
+        addressed: false,
+        attributes: Vec::with_capacity(if spans { 16 } else { 0 }),
         metric: None,
         error: None,
         parent: None,
@@ -177,8 +185,10 @@ pub fn operation<R: Exchange>(row: &R, naming: &ServiceNaming) -> Option<Operati
     row.describe(&mut op)?;
     peer_attributes(conn, &mut op);
     if let Some(error) = &op.error {
-        op.attributes
-            .push(KeyValue::new("error.type", error.clone()));
+        if op.spans {
+            op.attributes
+                .push(KeyValue::new("error.type", error.clone()));
+        }
         if let Some((_, attrs)) = op.metric.as_mut() {
             attrs.push(KeyValue::new("error.type", error.clone()));
         }
@@ -208,29 +218,30 @@ fn database(op: &mut Operation, system: &'static str, operation: &str) {
 
 /// Addresses every span carries: the peer, and for databases and DNS the server.
 fn peer_attributes(conn: &ConnFields, op: &mut Operation) {
-    let remote_addr = conn.remote_addr.clone();
-    let remote_port = conn.remote_port;
-    op.attributes
-        .push(KeyValue::new("network.peer.address", remote_addr.clone()));
-    op.attributes
-        .push(KeyValue::new("network.peer.port", remote_port));
-    let already = op
-        .attributes
-        .iter()
-        .any(|kv| kv.key.as_str() == "server.address");
-    if !already {
+    if op.spans {
+        op.attributes.push(KeyValue::new(
+            "network.peer.address",
+            conn.remote_addr.clone(),
+        ));
+        op.attributes
+            .push(KeyValue::new("network.peer.port", conn.remote_port));
+    }
+    if !op.addressed {
         let (address, port) = match op.role {
-            Role::Server => (conn.local_addr.clone(), conn.local_port),
-            _ => (remote_addr, remote_port),
+            Role::Server => (&conn.local_addr, conn.local_port),
+            _ => (&conn.remote_addr, conn.remote_port),
         };
         if let Some((_, attrs)) = op.metric.as_mut() {
             attrs.push(KeyValue::new("server.address", address.clone()));
             attrs.push(KeyValue::new("server.port", port));
         }
-        op.attributes.push(KeyValue::new("server.address", address));
-        op.attributes.push(KeyValue::new("server.port", port));
+        if op.spans {
+            op.attributes
+                .push(KeyValue::new("server.address", address.clone()));
+            op.attributes.push(KeyValue::new("server.port", port));
+        }
     }
-    if let Some(remote_service) = &conn.k8s.remote_service {
+    if let Some(remote_service) = conn.k8s.remote_service.as_ref().filter(|_| op.spans) {
         op.attributes.push(KeyValue::new(
             "sonde.remote.service",
             remote_service.clone(),
@@ -278,15 +289,12 @@ mod tests {
             major_version: 1,
             minor_version: 1,
             content_type: String::new(),
-            req_headers: headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            req_headers: headers.iter().copied().collect(),
             req_method: "GET".into(),
             req_path: "/users/42?x=1".into(),
             req_body: Vec::new(),
             req_body_size: 0,
-            resp_headers: Vec::new(),
+            resp_headers: Default::default(),
             resp_status: status,
             resp_message: String::new(),
             resp_body: Vec::new(),
@@ -323,7 +331,7 @@ mod tests {
                 ),
             ],
         );
-        let op = operation(&row, &naming()).unwrap();
+        let op = operation(&row, &naming(), true).unwrap();
         assert_eq!(op.name, "GET /users/{id}");
         assert_eq!(op.role, Role::Server);
         assert_eq!((op.start_ns, op.end_ns), (4_998_500_000, 5_000_000_000));
@@ -365,15 +373,57 @@ mod tests {
     #[test]
     fn http_client_errors_start_at_400() {
         let row = http_row(TraceRole::Client, 404, &[]);
-        let op = operation(&row, &ServiceNaming::default()).unwrap();
+        let op = operation(&row, &ServiceNaming::default(), true).unwrap();
         assert_eq!(op.error.as_deref(), Some("404"));
         assert_eq!(attr(&op, "server.address"), Some("10.0.0.2".into()));
         assert_eq!(attr(&op, "url.template"), Some("/users/{id}".into()));
         assert_eq!(op.metric.unwrap().0, Histogram::HttpClient);
         assert!(op.parent.is_none());
         let row = http_row(TraceRole::Server, 404, &[]);
-        let op = operation(&row, &ServiceNaming::default()).unwrap();
+        let op = operation(&row, &ServiceNaming::default(), true).unwrap();
         assert_eq!(op.error, None);
+    }
+
+    /// Without a span (no OTLP endpoint), an operation carries the same
+    /// histogram and attributes, and nothing only a span needs.
+    #[test]
+    fn metrics_only_operations_measure_the_same() {
+        let rows = [
+            http_row(TraceRole::Server, 503, &[("Host", "shop.example:8080")]),
+            http_row(TraceRole::Client, 404, &[]),
+            http_row(TraceRole::Client, 200, &[("Host", "api:81")]),
+            HttpRow {
+                req_method: "BREW".into(),
+                major_version: 1,
+                minor_version: 0,
+                ..http_row(TraceRole::Server, 200, &[])
+            },
+            grpc_row(TraceRole::Server, Some(13)),
+            grpc_row(TraceRole::Client, Some(0)),
+        ];
+        for row in &rows {
+            let full = operation(row, &naming(), true).unwrap();
+            let lean = operation(row, &naming(), false).unwrap();
+            assert_eq!(format!("{:?}", full.metric), format!("{:?}", lean.metric));
+            assert_eq!(full.error, lean.error);
+            assert_eq!(full.process.service, lean.process.service);
+            if row.major_version == 1 {
+                assert!(lean.attributes.is_empty(), "{:?}", lean.attributes);
+                assert!(lean.name.is_empty() && lean.parent.is_none());
+            }
+        }
+        let lean = operation(&rows[3], &naming(), false).unwrap();
+        let (_, attrs) = lean.metric.unwrap();
+        let version = attrs
+            .iter()
+            .find(|kv| kv.key.as_str() == "network.protocol.version")
+            .map(|kv| kv.value.clone());
+        assert_eq!(version, Some("1.0".into()));
+        let method = attrs
+            .iter()
+            .find(|kv| kv.key.as_str() == "http.request.method")
+            .map(|kv| kv.value.clone());
+        assert_eq!(method, Some("_OTHER".into()));
     }
 
     fn grpc_row(role: TraceRole, status: Option<i64>) -> HttpRow {
@@ -381,10 +431,9 @@ mod tests {
             major_version: 2,
             minor_version: 0,
             content_type: "application/grpc".into(),
-            req_headers: vec![
-                (":authority".into(), "echo.internal:50051".into()),
-                (":scheme".into(), "http".into()),
-            ],
+            req_headers: [(":authority", "echo.internal:50051"), (":scheme", "http")]
+                .into_iter()
+                .collect(),
             req_method: "POST".into(),
             req_path: "/demo.Echo/Fail".into(),
             resp_status: 200,
@@ -395,7 +444,7 @@ mod tests {
 
     #[test]
     fn grpc_calls_follow_the_rpc_conventions() {
-        let op = operation(&grpc_row(TraceRole::Server, Some(5)), &naming()).unwrap();
+        let op = operation(&grpc_row(TraceRole::Server, Some(5)), &naming(), true).unwrap();
         assert_eq!(op.name, "demo.Echo/Fail");
         assert_eq!(attr(&op, "rpc.system"), Some("grpc".into()));
         assert_eq!(attr(&op, "rpc.service"), Some("demo.Echo".into()));
@@ -424,15 +473,15 @@ mod tests {
             ]
         );
         // The client sees every status but OK as an error.
-        let op = operation(&grpc_row(TraceRole::Client, Some(5)), &naming()).unwrap();
+        let op = operation(&grpc_row(TraceRole::Client, Some(5)), &naming(), true).unwrap();
         assert_eq!(op.error.as_deref(), Some("NOT_FOUND"));
         assert_eq!(attr(&op, "error.type"), Some("NOT_FOUND".into()));
         let (histogram, attrs) = op.metric.unwrap();
         assert_eq!(histogram, Histogram::RpcClient);
         assert!(attrs.iter().any(|kv| kv.key.as_str() == "error.type"));
-        let op = operation(&grpc_row(TraceRole::Server, Some(13)), &naming()).unwrap();
+        let op = operation(&grpc_row(TraceRole::Server, Some(13)), &naming(), true).unwrap();
         assert_eq!(op.error.as_deref(), Some("INTERNAL"));
-        let op = operation(&grpc_row(TraceRole::Client, Some(0)), &naming()).unwrap();
+        let op = operation(&grpc_row(TraceRole::Client, Some(0)), &naming(), true).unwrap();
         assert_eq!(op.error, None);
         // HTTP/2 without gRPC is HTTP, version "2".
         let row = HttpRow {
@@ -441,7 +490,7 @@ mod tests {
             grpc_status: None,
             ..grpc_row(TraceRole::Server, None)
         };
-        let op = operation(&row, &naming()).unwrap();
+        let op = operation(&row, &naming(), true).unwrap();
         assert_eq!(op.name, "GET /demo.Echo/Fail");
         assert_eq!(attr(&op, "network.protocol.version"), Some("2".into()));
         assert_eq!(attr(&op, "server.address"), Some("echo.internal".into()));
@@ -474,7 +523,7 @@ mod tests {
             resp_error: false,
             latency: 0,
         };
-        let op = operation(&incr, &naming()).unwrap();
+        let op = operation(&incr, &naming(), true).unwrap();
         assert_eq!(op.name, "INCR");
         assert_eq!(op.process.service, "cache");
         assert_eq!(op.error.as_deref(), Some("WRONGTYPE"));
@@ -484,7 +533,7 @@ mod tests {
             op.metric.is_none(),
             "server-side database rows have no client histogram"
         );
-        assert!(operation(&push, &naming()).is_none());
+        assert!(operation(&push, &naming(), true).is_none());
 
         let mysql = MysqlRow {
             time_ns: 10,
@@ -495,7 +544,7 @@ mod tests {
             resp_body: "1146: Table 'shop.users' doesn't exist".into(),
             latency: 4,
         };
-        let op = operation(&mysql, &naming()).unwrap();
+        let op = operation(&mysql, &naming(), true).unwrap();
         assert_eq!(op.name, "SELECT");
         assert_eq!(op.error.as_deref(), Some("1146"));
         assert_eq!(
@@ -521,7 +570,7 @@ mod tests {
             db_name: "shop".into(),
             latency: 4,
         };
-        let op = operation(&pgsql, &naming()).unwrap();
+        let op = operation(&pgsql, &naming(), true).unwrap();
         assert_eq!(op.name, "UPDATE");
         assert_eq!(op.error.as_deref(), Some("23505"));
         assert_eq!(attr(&op, "db.system.name"), Some("postgresql".into()));
@@ -552,7 +601,7 @@ mod tests {
             resp_body: vec![],
             latency: 4,
         };
-        let op = operation(&dns, &naming()).unwrap();
+        let op = operation(&dns, &naming(), true).unwrap();
         assert_eq!(op.name, "DNS A");
         assert_eq!(op.error.as_deref(), Some("NXDOMAIN"));
         assert_eq!(attr(&op, "dns.question.name"), Some("nope.example".into()));
