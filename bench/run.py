@@ -339,8 +339,51 @@ def payload_bytes():
     return len(req), len(resp)
 
 
+def bpf_programs(pid):
+    """run_time_ns and run_cnt of each BPF program the process holds (fdinfo;
+    counted while kernel.bpf_stats_enabled is 1)."""
+    out = {}
+    fdinfo = f"/proc/{pid}/fdinfo"
+    for fd in os.listdir(fdinfo):
+        try:
+            text = open(os.path.join(fdinfo, fd)).read()
+        except OSError:
+            continue
+        if "prog_type" not in text:
+            continue
+        kv = dict(line.split(":\t", 1) for line in text.strip().splitlines() if ":\t" in line)
+        out[kv.get("prog_id", fd).strip()] = (int(kv.get("run_time_ns", "0")), int(kv.get("run_cnt", "0")))
+    return out
+
+
+def bpf_cost(cfg, sonde, workdir):
+    """Time spent in the agent's BPF programs (in the traced processes'
+    syscalls, so not in the agent's own CPU time) per wrk request."""
+    agent = Agent(sonde, workdir, tag="bpf_cost")
+    stats = "/proc/sys/kernel/bpf_stats_enabled"
+    previous = open(stats).read().strip()
+    try:
+        open(stats, "w").write("1")
+        before = bpf_programs(agent.proc.pid)
+        cpu0 = agent.cpu_seconds()
+        r = wrk(cfg["duration"], cfg["conns"], "/bpf_cost")
+        after = bpf_programs(agent.proc.pid)
+        r["agent_cpu_s"] = agent.cpu_seconds() - cpu0
+    finally:
+        open(stats, "w").write(previous)
+        agent.stop()
+    programs = []
+    for prog, (ns, runs) in after.items():
+        ns0, runs0 = before.get(prog, (0, 0))
+        if runs > runs0:
+            programs.append({"prog": prog, "ns": ns - ns0, "runs": runs - runs0})
+    r["programs"] = sorted(programs, key=lambda p: -p["ns"])
+    log(f"bpf cost: {r}")
+    return r
+
+
 STAGES = {"overhead": overhead, "completeness": completeness, "memory": memory, "iperf": iperf,
-          "state_flood": state_flood}
+          "state_flood": state_flood, "bpf_cost": bpf_cost}
 # SONDE_BENCH_STAGES=overhead,iperf runs only those stages (a quick A/B).
 SELECTED_STAGES = [x for x in os.environ.get("SONDE_BENCH_STAGES", ",".join(STAGES)).split(",") if x]
 
@@ -440,6 +483,13 @@ def report(out):
                 f"(ratio {t['bits_per_second'] / u['bits_per_second']:.3f})")
             add(f"bytes copied to the agent {t['bytes_captured']:.0f} of {moved} moved ({100 * t['bytes_captured'] / moved:.4f} %), "
                 f"accounted uncopied {t['kernel_uncopied_bytes']:.0f}; agent CPU {100 * t['agent_cpu_s'] / ip['seconds']:.1f} % of a core")
+        bc = res.get("bpf_cost")
+        if bc:
+            total = sum(p["ns"] for p in bc["programs"])
+            add(f"== Kernel side: BPF program run time (kernel.bpf_stats_enabled) under wrk -t1 -c{res['config']['conns']}, {bc['rps']:.0f} req/s")
+            add(f"BPF ns per request {total / bc['requests']:.0f} (in the traced processes' syscalls), "
+                f"agent CPU us per request {bc['agent_cpu_s'] * 1e6 / bc['requests']:.2f}; busiest programs (runs per request, ns per run): "
+                + ", ".join(f"{p['runs'] / bc['requests']:.2f}x{p['ns'] / p['runs']:.0f}" for p in bc["programs"][:8]))
         sf = res.get("state_flood")
         if sf:
             add(f"== Connection-state flood: {sf['conns']} connections x {sf['requests'] // sf['conns']} pipelined ~1 KiB "
