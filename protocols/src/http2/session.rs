@@ -250,6 +250,10 @@ pub struct Http2Session {
     seen: [bool; 2],
     from_start: bool,
     streams: HashMap<u32, StreamState>,
+    /// What `streams` holds ([`Self::stream_bytes`] summed), kept as frames
+    /// change it: the memory bound reads it for every record, so it must
+    /// not cost a walk over every stream in flight.
+    streams_bytes: usize,
     /// Streams evicted lately: their later frames are counted, not taken
     /// for streams the capture joined late.
     evicted: VecDeque<u32>,
@@ -314,6 +318,7 @@ impl Http2Session {
         };
         half.prefix_closed = true;
         session.streams.insert(1, stream);
+        session.streams_bytes = session.recount_streams_bytes();
         session
     }
 
@@ -328,6 +333,7 @@ impl Http2Session {
             seen: [false; 2],
             from_start,
             streams: HashMap::new(),
+            streams_bytes: 0,
             evicted: VecDeque::new(),
             counters: Http2Counters::default(),
             config,
@@ -364,7 +370,7 @@ impl Http2Session {
     }
 
     /// Estimate of the memory this session holds: header tables, streams in
-    /// flight (fields, body prefixes). O(streams).
+    /// flight (fields, body prefixes). O(1).
     pub fn state_bytes(&self) -> usize {
         mem::size_of::<Self>()
             + self
@@ -373,17 +379,55 @@ impl Http2Session {
                 .map(HpackDecoder::state_bytes)
                 .sum::<usize>()
             + self.evicted.capacity() * mem::size_of::<u32>()
-            + self
-                .streams
-                .values()
-                .map(|s| s.state_bytes() + mem::size_of::<u32>())
-                .sum::<usize>()
+            + self.streams_bytes
+    }
+
+    /// What stream `id` holds (0 if it is not in flight).
+    fn stream_bytes(&self, id: u32) -> usize {
+        self.streams
+            .get(&id)
+            .map_or(0, |s| s.state_bytes() + mem::size_of::<u32>())
+    }
+
+    fn recount_streams_bytes(&self) -> usize {
+        self.streams
+            .values()
+            .map(|s| s.state_bytes() + mem::size_of::<u32>())
+            .sum()
     }
 
     /// One frame sent by `from` (`Request`: the client), whose first and last
     /// bytes were captured at `start_ts` and `end_ts`. Streams it completes
     /// are appended to `out`.
     pub fn on_frame(
+        &mut self,
+        from: MessageKind,
+        frame: Frame,
+        start_ts: u64,
+        end_ts: u64,
+        out: &mut Vec<Http2Stream>,
+    ) {
+        // The one stream a frame changes (opening, growing or ending it):
+        // the running total moves by its difference. Evictions and GOAWAY,
+        // which drop other streams, adjust it themselves.
+        let touched = match &frame {
+            Frame::Headers(block) => Some(block.stream_id),
+            Frame::PushPromise {
+                promised_stream_id, ..
+            } => Some(*promised_stream_id),
+            Frame::Data(data) => Some(data.stream_id),
+            Frame::RstStream { stream_id, .. } => Some(*stream_id),
+            _ => None,
+        };
+        let before = touched.map_or(0, |id| self.stream_bytes(id));
+        self.handle_frame(from, frame, start_ts, end_ts, out);
+        if let Some(id) = touched {
+            self.streams_bytes =
+                (self.streams_bytes + self.stream_bytes(id)).saturating_sub(before);
+        }
+    }
+
+    fn handle_frame(
         &mut self,
         from: MessageKind,
         frame: Frame,
@@ -440,6 +484,7 @@ impl Http2Session {
                 self.counters.streams_unanswered += 1;
             }
         }
+        self.streams_bytes = 0;
     }
 
     fn on_preface(&mut self) {
@@ -706,6 +751,7 @@ impl Http2Session {
         self.streams
             .retain(|&id, _| id <= last_stream_id || id % 2 != receiver_parity);
         self.counters.streams_refused += (before - self.streams.len()) as u64;
+        self.streams_bytes = self.recount_streams_bytes();
     }
 
     fn open(&mut self, id: u32, stream: StreamState) {
@@ -716,6 +762,7 @@ impl Http2Session {
                 .min_by_key(|(id, s)| (s.last_ts, **id))
                 .map(|(id, _)| *id);
             if let Some(oldest) = oldest {
+                self.streams_bytes = self.streams_bytes.saturating_sub(self.stream_bytes(oldest));
                 self.streams.remove(&oldest);
                 self.counters.streams_evicted += 1;
                 if self.evicted.len() >= EVICTED_REMEMBERED {
@@ -1139,6 +1186,68 @@ mod tests {
             &mut out,
         );
         assert_eq!(s.state_bytes(), empty);
+    }
+
+    /// The running total of what streams hold equals a recount after every
+    /// kind of frame: opening, growing, completing, resetting, pushing,
+    /// evicting, GOAWAY and the close.
+    #[test]
+    fn stream_bytes_are_kept_exact() {
+        let config = Http2Config {
+            max_streams: 3,
+            ..Http2Config::default()
+        };
+        let mut s = Http2Session::new(config);
+        let mut out = Vec::new();
+        let mut step = |s: &mut Http2Session, from: MessageKind, frame: Frame| {
+            s.on_frame(from, frame, 1, 1, &mut out);
+            assert_eq!(
+                s.streams_bytes,
+                s.recount_streams_bytes(),
+                "{:?}",
+                s.streams.keys()
+            );
+        };
+        for id in [1, 3, 5, 7, 9] {
+            // The fourth and fifth evict the oldest.
+            step(
+                &mut s,
+                C,
+                Frame::Headers(block(id, false, &[("x-a", &"v".repeat(id as usize * 10))])),
+            );
+            step(&mut s, C, data(id, false, &[1; 300]));
+        }
+        step(&mut s, C, data(9, true, &[2; 100]));
+        step(&mut s, S, ok(9));
+        step(&mut s, S, data(9, true, b"done"));
+        step(
+            &mut s,
+            C,
+            Frame::RstStream {
+                stream_id: 7,
+                error_code: 8,
+            },
+        );
+        step(
+            &mut s,
+            S,
+            Frame::PushPromise {
+                promised_stream_id: 2,
+                block: block(5, false, &[("x-p", "1")]),
+            },
+        );
+        step(&mut s, C, Frame::Headers(block(11, true, &[])));
+        step(
+            &mut s,
+            S,
+            Frame::GoAway {
+                last_stream_id: 5,
+                error_code: 0,
+            },
+        );
+        assert!(s.streams_bytes > 0);
+        s.finish(9, &mut out);
+        assert_eq!((s.streams_bytes, s.recount_streams_bytes()), (0, 0));
     }
 
     #[test]
