@@ -523,6 +523,15 @@ def report(out):
             s, d = v.get("sonde"), v.get("duckdb")
             ratio = f"{s / d:.2f}" if s and d else "-"
             add(f"{n:>10} {q:24}{s or float('nan'):>10.1f}{d or float('nan'):>10.1f}{ratio:>14}")
+    cluster = os.path.join(out, "cluster.csv")
+    if os.path.exists(cluster):
+        add("== Cluster SQL: the same query over one node and over three (coordinator + 3 workers, loopback), ms")
+        add(f"{'setup':12}{'rows/node':>10} {'query':22}{'median':>8}{'p90':>8}{'max':>8}")
+        for line in open(cluster):
+            parts = line.strip().split(",")
+            if len(parts) == 8 and parts[1].isdigit():
+                setup, rows, query, _, median, p90, mx, _ = parts
+                add(f"{setup:12}{rows:>10} {query:22}{median:>8}{p90:>8}{mx:>8}")
     print("\n".join(lines))
 
 

@@ -57,10 +57,12 @@ if [ "$size" = tiny ]; then
     criterion_args=(--warm-up-time 0.2 --measurement-time 0.5 --sample-size 10)
     query_rows=100000
     query_repeat=3
+    cluster_rows=100000
 else
     criterion_args=()
     query_rows=1000000,10000000
     query_repeat=5
+    cluster_rows=1000000
 fi
 
 # Whole-workspace builds with every target, like scripts/test.sh: the same
@@ -79,6 +81,10 @@ SONDE_BENCH_ROWS="$query_rows" SONDE_BENCH_REPEAT="$query_repeat" SONDE_BENCH_EX
     cargo bench --profile "$profile" --workspace --locked --bench dashboard | tee "$out/query_sonde.csv"
 python3 bench/duckdb_queries.py "$out/query" "$query_repeat" | tee "$out/query_duckdb.csv"
 rm -f "$out"/query/*.arrow "$out"/query/*.parquet
+
+echo "== cluster: per-endpoint p99 over one node vs three nodes (a coordinator over three workers), rows per node: $cluster_rows"
+SONDE_BENCH_ROWS="$cluster_rows" SONDE_BENCH_REPEAT=10 \
+    cargo bench --profile "$profile" --workspace --locked --bench cluster | tee "$out/cluster.csv"
 
 echo "== live: overhead, completeness, memory (real agent, real probes)"
 as_root python3 bench/run.py live "$out" "$PWD/$bin_dir/sonde" "$size"
