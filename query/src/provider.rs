@@ -17,7 +17,7 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 
 use crate::store::{TableSnapshot, TableStore};
-use crate::time_filter::{TimeRange, constrains_time};
+use crate::time_filter::{TimeRange, time_filters_pushdown};
 
 #[derive(Debug, Clone)]
 pub struct StoreTableProvider {
@@ -53,16 +53,7 @@ impl TableProvider for StoreTableProvider {
         &self,
         filters: &[&Expr],
     ) -> Result<Vec<TableProviderFilterPushDown>> {
-        Ok(filters
-            .iter()
-            .map(|filter| {
-                if constrains_time(filter) {
-                    TableProviderFilterPushDown::Inexact
-                } else {
-                    TableProviderFilterPushDown::Unsupported
-                }
-            })
-            .collect())
+        Ok(time_filters_pushdown(filters))
     }
 
     async fn scan(

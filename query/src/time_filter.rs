@@ -9,7 +9,7 @@
 
 use arrow::datatypes::{DataType, TimeUnit};
 use datafusion::common::ScalarValue;
-use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator};
+use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
 
 use crate::schema::TIME_COLUMN;
 
@@ -35,6 +35,23 @@ impl TimeRange {
             max: min_of(self.max, other.max),
         }
     }
+}
+
+/// How a table that prunes on `time_` takes filters: `Inexact` for those
+/// that bound `time_` (they prune batches; DataFusion re-applies them to the
+/// rows kept), `Unsupported` for the rest. The same on an agent's store and
+/// on the coordinator's cluster-wide tables.
+pub(crate) fn time_filters_pushdown(filters: &[&Expr]) -> Vec<TableProviderFilterPushDown> {
+    filters
+        .iter()
+        .map(|filter| {
+            if constrains_time(filter) {
+                TableProviderFilterPushDown::Inexact
+            } else {
+                TableProviderFilterPushDown::Unsupported
+            }
+        })
+        .collect()
 }
 
 /// Whether `filter` bounds `time_`, i.e. whether it can prune batches.

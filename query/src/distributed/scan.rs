@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::provider::partition_exactly;
 use crate::store::TableStore;
-use crate::time_filter::{TimeRange, constrains_time};
+use crate::time_filter::{TimeRange, time_filters_pushdown};
 
 /// Partitions each node's scan is split into (the agents' query threads).
 pub(crate) const SCAN_PARTITIONS: usize = crate::executor::DEFAULT_QUERY_THREADS;
@@ -65,16 +65,7 @@ impl TableProvider for ClusterTable {
         &self,
         filters: &[&Expr],
     ) -> Result<Vec<TableProviderFilterPushDown>> {
-        Ok(filters
-            .iter()
-            .map(|filter| {
-                if constrains_time(filter) {
-                    TableProviderFilterPushDown::Inexact
-                } else {
-                    TableProviderFilterPushDown::Unsupported
-                }
-            })
-            .collect())
+        Ok(time_filters_pushdown(filters))
     }
 
     async fn scan(
