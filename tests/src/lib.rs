@@ -171,23 +171,15 @@ impl Agent {
     }
 
     fn wait_ready(&mut self, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("sonde agent exited early ({status}):\n{}", self.log());
-            }
-            if let Ok(resp) = self.http.get(format!("{}/readyz", self.url)).send()
-                && resp.status().is_success()
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "sonde agent not ready in {timeout:?}:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let log = self.log_path.clone();
+        wait_ready(
+            &mut self.child,
+            &self.http,
+            &self.url,
+            &log,
+            "agent",
+            timeout,
+        );
     }
 
     pub fn log(&self) -> String {
@@ -305,6 +297,36 @@ impl Agent {
     }
 }
 
+/// Waits until `url`'s `/readyz` answers 200; panics with the log if the
+/// `what` process exits first or is not ready within `timeout`.
+fn wait_ready(
+    child: &mut Child,
+    http: &reqwest::blocking::Client,
+    url: &str,
+    log: &Path,
+    what: &str,
+    timeout: Duration,
+) {
+    let log = || std::fs::read_to_string(log).unwrap_or_default();
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("sonde {what} exited early ({status}):\n{}", log());
+        }
+        if let Ok(resp) = http.get(format!("{url}/readyz")).send()
+            && resp.status().is_success()
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sonde {what} not ready in {timeout:?}:\n{}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// SIGTERM, then SIGKILL if `child` has not exited within `grace`.
 fn terminate(child: &mut Child, grace: Duration) {
     // SAFETY: kill with a valid pid and signal.
@@ -397,29 +419,15 @@ impl Coordinator {
                 .expect("client"),
             token: token.map(str::to_owned),
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(Some(status)) = coordinator.child.try_wait() {
-                panic!(
-                    "sonde coordinator exited early ({status}):\n{}",
-                    coordinator.log()
-                );
-            }
-            if let Ok(resp) = coordinator
-                .http
-                .get(format!("{}/readyz", coordinator.url))
-                .send()
-                && resp.status().is_success()
-            {
-                return coordinator;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "coordinator not ready:\n{}",
-                coordinator.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_ready(
+            &mut coordinator.child,
+            &coordinator.http,
+            &coordinator.url,
+            &coordinator.log_path,
+            "coordinator",
+            Duration::from_secs(30),
+        );
+        coordinator
     }
 
     pub fn log(&self) -> String {

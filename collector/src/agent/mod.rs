@@ -362,17 +362,19 @@ fn degraded_summary(probes: &loader::Probes) -> Vec<String> {
     lines
 }
 
+/// The bearer token of `--kubernetes-token-file`, if given.
+pub fn kubernetes_token(path: Option<&std::path::Path>) -> anyhow::Result<Option<String>> {
+    path.map(|p| std::fs::read_to_string(p).map(|t| t.trim().to_string()))
+        .transpose()
+        .context("reading --kubernetes-token-file")
+}
+
 /// Pod metadata from the cluster: the in-cluster service account, or an
 /// explicit API server. Outside Kubernetes: none, and the columns stay null.
 async fn kubernetes_resolver(args: &AgentArgs) -> anyhow::Result<Option<MetadataResolver>> {
     let resolver = match &args.kubernetes_api {
         Some(url) => {
-            let token = args
-                .kubernetes_token_file
-                .as_deref()
-                .map(|p| std::fs::read_to_string(p).map(|t| t.trim().to_string()))
-                .transpose()
-                .context("reading --kubernetes-token-file")?;
+            let token = kubernetes_token(args.kubernetes_token_file.as_deref())?;
             let node = args
                 .node_name
                 .clone()

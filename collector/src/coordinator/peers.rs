@@ -29,12 +29,8 @@ pub async fn from_args(args: &CoordinatorArgs) -> anyhow::Result<Box<dyn PeerSou
             })?;
         let endpoints = match &args.kubernetes_api {
             Some(url) => {
-                let token = args
-                    .kubernetes_token_file
-                    .as_deref()
-                    .map(|p| std::fs::read_to_string(p).map(|t| t.trim().to_string()))
-                    .transpose()
-                    .context("reading --kubernetes-token-file")?;
+                let token =
+                    crate::agent::kubernetes_token(args.kubernetes_token_file.as_deref())?;
                 ServiceEndpoints::connect(url, token, None, namespace, name, WORKER_PORT_NAME)?
             }
             None => ServiceEndpoints::from_environment(namespace, name, WORKER_PORT_NAME)?

@@ -1,8 +1,8 @@
 //! Reading a table on every node.
 //!
 //! On the coordinator, a table is a [`ClusterTable`] whose scan is a
-//! [`ClusterScanExec`] placeholder: which columns, which `time_` range,
-//! how many rows at most. The planner (see [`super::planning`]) replaces it
+//! [`ClusterScanExec`] plan node describing the scan (which columns, which
+//! `time_` range, how many rows at most) without running it. The planner (see [`super::planning`]) replaces it
 //! with one variant per node, each naming the node that must run it, and
 //! sends each node its variant. There the [`ScanCodec`] turns the variant
 //! into a scan of a snapshot of that node's own store — the same memory
@@ -110,7 +110,9 @@ pub(crate) struct ScanRequest {
     pub(crate) target: ScanTarget,
 }
 
-/// The coordinator's placeholder for a table scan on the nodes.
+/// The coordinator's plan node for a table scan on the nodes: the planner
+/// turns it into one scan per node; run as is (a query shape the planner
+/// cannot split), it refuses with an error instead of reading anything.
 #[derive(Debug, Clone)]
 pub(crate) struct ClusterScanExec {
     request: ScanRequest,
