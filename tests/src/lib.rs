@@ -8,6 +8,7 @@ use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -16,12 +17,46 @@ pub mod mariadb;
 pub mod postgres;
 pub mod servers;
 
-/// A free TCP port on loopback (bound and released; fine for tests on one host).
+/// Lowest port [`free_port`] hands out.
+const TEST_PORTS_START: u16 = 10_000;
+
+/// A free TCP port on loopback for a server or agent a test starts.
+///
+/// Chosen below the kernel's ephemeral range (`ip_local_port_range`) and
+/// never handed out twice by one test process. A port from `bind(0)` lies
+/// inside that range, so any outgoing connection on the host could take it
+/// between this call and the server's own bind — a CI run failed that way
+/// (`--pg-listen: Address already in use`).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let end = ephemeral_range_start().max(TEST_PORTS_START + 1_000);
+    let span = u32::from(end - TEST_PORTS_START);
+    // Start at a place that depends on the process, so two test binaries
+    // run one after the other do not walk the same ports.
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7_919) % span,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..span {
+        let offset = NEXT.fetch_add(1, Ordering::Relaxed) % span;
+        let port = TEST_PORTS_START + offset as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && TcpListener::bind(("0.0.0.0", port)).is_ok()
+        {
+            return port;
+        }
+    }
+    panic!("no free TCP port in {TEST_PORTS_START}..{end}");
+}
+
+/// First port of the kernel's ephemeral range (32768 when unreadable).
+fn ephemeral_range_start() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
 }
 
 /// Directory of the test binaries' target profile (target/debug or target/release).
