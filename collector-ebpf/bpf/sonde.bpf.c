@@ -67,7 +67,8 @@ volatile const __u64 sonde_thread_size = 16384;
 
 /* Unread ring bytes at which a record wakes the reader. Below it records go
  * in without a wakeup and the reader collects them on its short timer, so a
- * busy node wakes it per batch, not per record. 0: every record may wake it. */
+ * busy node wakes it per batch, not per record. 0: every record may wake it
+ * (the kernel's default: a record wakes the reader if it had read all). */
 volatile const __u64 sonde_wakeup_bytes = 0;
 
 struct {
@@ -75,14 +76,21 @@ struct {
 	__uint(max_entries, 32 << 20); /* resized by the loader */
 } sonde_events SEC(".maps");
 
-/* The flags of every output to sonde_events (see sonde_wakeup_bytes). */
-static __always_inline __u64 ring_wakeup_flags(void)
+/* The flags of an output of `size` bytes to sonde_events (see
+ * sonde_wakeup_bytes). Only the record that takes the unread bytes across the
+ * threshold wakes the reader. Forcing a wakeup for every record above it
+ * (as this once did) queues an irq_work per record while the reader catches
+ * up: a self-interrupt each time, which cost more than all the programs'
+ * own work (and a VM exit under virtualization). A crossing missed by two
+ * CPUs racing, or a reader that has not caught up, is collected by its timer
+ * (ring_reader::COLLECT_EVERY) or its own loop, which reads until empty. */
+static __always_inline __u64 ring_wakeup_flags(__u64 size)
 {
 	if (sonde_wakeup_bytes == 0)
 		return 0;
-	return bpf_ringbuf_query(&sonde_events, BPF_RB_AVAIL_DATA) >= sonde_wakeup_bytes
-		       ? BPF_RB_FORCE_WAKEUP
-		       : BPF_RB_NO_WAKEUP;
+	__u64 unread = bpf_ringbuf_query(&sonde_events, BPF_RB_AVAIL_DATA);
+	return unread < sonde_wakeup_bytes && unread + size >= sonde_wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+										   : BPF_RB_NO_WAKEUP;
 }
 
 struct conn_key {
@@ -293,7 +301,7 @@ static __always_inline void emit_close(const struct conn_state *c)
 	fill_header(&ev.hdr, SONDE_EV_CLOSE, bpf_ktime_get_ns(), &c->id);
 	ev.bytes_egress = c->bytes[SONDE_DIR_EGRESS];
 	ev.bytes_ingress = c->bytes[SONDE_DIR_INGRESS];
-	if (bpf_ringbuf_output(&sonde_events, &ev, sizeof(ev), ring_wakeup_flags()))
+	if (bpf_ringbuf_output(&sonde_events, &ev, sizeof(ev), ring_wakeup_flags(sizeof(ev))))
 		stat_add(SONDE_STAT_RING_FULL_EVENTS, 1);
 }
 
@@ -339,7 +347,7 @@ static __always_inline struct conn_state *conn_open(int fd, struct sock *sk, __u
 		BPF_CORE_READ_INTO(&ev.remote_addr, sk, __sk_common.skc_v6_daddr);
 	}
 	BPF_CORE_READ_INTO(&ev.comm, task, group_leader, comm);
-	if (bpf_ringbuf_output(&sonde_events, &ev, sizeof(ev), ring_wakeup_flags()))
+	if (bpf_ringbuf_output(&sonde_events, &ev, sizeof(ev), ring_wakeup_flags(sizeof(ev))))
 		stat_add(SONDE_STAT_RING_FULL_EVENTS, 1);
 
 	return bpf_map_lookup_elem(&sonde_conns, &key);
@@ -448,7 +456,8 @@ static long copy_one_chunk(__u32 index, void *ctx)
 	/* LAST only when the call is complete; otherwise emit_tail sends the
 	 * header-only event that ends the call (and declares the uncopied rest). */
 	ev->flags = (s->position == s->call_end ? SONDE_DATA_LAST : 0) | s->flags;
-	if (bpf_ringbuf_output(&sonde_events, ev, SONDE_DATA_HEADER_SIZE + len, ring_wakeup_flags())) {
+	if (bpf_ringbuf_output(&sonde_events, ev, SONDE_DATA_HEADER_SIZE + len,
+			       ring_wakeup_flags(SONDE_DATA_HEADER_SIZE + len))) {
 		stat_add(SONDE_STAT_RING_FULL_EVENTS, 1);
 		stat_add(SONDE_STAT_RING_FULL_BYTES, len);
 	}
@@ -502,7 +511,7 @@ static __always_inline void emit_tail(struct copy_state *s)
 	ev->syscall = s->syscall;
 	ev->peer = s->peer;
 	ev->flags = SONDE_DATA_LAST | s->flags;
-	if (bpf_ringbuf_output(&sonde_events, ev, SONDE_DATA_HEADER_SIZE, ring_wakeup_flags()))
+	if (bpf_ringbuf_output(&sonde_events, ev, SONDE_DATA_HEADER_SIZE, ring_wakeup_flags(SONDE_DATA_HEADER_SIZE)))
 		stat_add(SONDE_STAT_RING_FULL_EVENTS, 1);
 }
 
@@ -892,7 +901,7 @@ int sched_process_exit(void *ctx)
 	struct sonde_conn_id conn = {.tgid = id >> 32, .fd = -1};
 	struct sonde_event_header ev = {};
 	fill_header(&ev, SONDE_EV_PROC_EXIT, bpf_ktime_get_ns(), &conn);
-	if (bpf_ringbuf_output(&sonde_events, &ev, sizeof(ev), ring_wakeup_flags()))
+	if (bpf_ringbuf_output(&sonde_events, &ev, sizeof(ev), ring_wakeup_flags(sizeof(ev))))
 		stat_add(SONDE_STAT_RING_FULL_EVENTS, 1);
 	return 0;
 }
