@@ -96,7 +96,9 @@ impl Connection {
         let streams: usize = self
             .dirs
             .iter()
-            .map(|d| d.buffer.len() + d.reassembler.as_ref().map_or(0, Reassembler::held_bytes))
+            .map(|d| {
+                d.buffer.held_bytes() + d.reassembler.as_ref().map_or(0, Reassembler::held_bytes)
+            })
             .sum();
         let session = match &self.protocol {
             ProtocolState::Session(session) => session.held_bytes(),
