@@ -145,7 +145,7 @@ struct sonde_exec_event {
  * enter was before the probes), with `seeded` set; the exit program checks
  * a seeded call against the task's saved registers before using it. */
 struct sonde_active_call {
-	__u64 ts_enter;
+	__u64 ts_enter; /* only for calls that send (their event time); 0 otherwise */
 	__u64 buf;    /* user buffer, iovec array, msghdr or mmsghdr array */
 	__u64 count;  /* buffer size, iovec count or message count */
 	__u64 addr;   /* sendto/recvfrom: user sockaddr of the peer */
