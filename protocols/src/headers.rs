@@ -57,6 +57,12 @@ impl Headers {
     }
 
     fn push_text_lossy(&mut self, bytes: &[u8]) {
+        // Nearly every field is valid UTF-8 (mostly ASCII): one validation
+        // pass, then a copy; the chunk walk only for the rest.
+        if let Ok(text) = std::str::from_utf8(bytes) {
+            self.text.push_str(text);
+            return;
+        }
         for chunk in bytes.utf8_chunks() {
             self.text.push_str(chunk.valid());
             if !chunk.invalid().is_empty() {
