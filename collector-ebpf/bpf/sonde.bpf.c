@@ -217,48 +217,61 @@ static __always_inline void stat_add(__u32 which, __u64 n)
 		*v += n;
 }
 
+/* Writes one record of `size` bytes to sonde_events; false (counted in
+ * ring_full_events) when the ring has no room. */
+static __always_inline bool ring_output(void *data, __u64 size)
+{
+	if (bpf_ringbuf_output(&sonde_events, data, size, ring_wakeup_flags(size)) == 0)
+		return true;
+	stat_add(SONDE_STAT_RING_FULL_EVENTS, 1);
+	return false;
+}
+
 static __always_inline bool is_self(void)
 {
 	return (bpf_get_current_pid_tgid() >> 32) == sonde_self_tgid;
 }
 
-/* The calling thread's fd table, or NULL. Runs on every traced syscall's
- * entry. The default object walks the task's BTF-typed pointers with plain
- * loads (bpf_get_current_task_btf, Linux 5.11; the verifier turns them into
- * fault-safe loads): one probe-read helper call each would cost ~25 ns, a
- * tenth of an entry program. The compat object keeps the helper calls. */
-static __always_inline struct fdtable *current_fdtable(void)
+/* The struct file behind fd in the calling thread's fd table, or NULL. Runs
+ * on every traced syscall's entry. The default object walks the task's
+ * BTF-typed pointers with plain loads (bpf_get_current_task_btf, Linux 5.11;
+ * the verifier turns them into fault-safe loads): a probe-read helper call
+ * per pointer costs ~25 ns each, a tenth of an entry program. The compat
+ * object keeps the helper calls. */
+static __always_inline struct file *fd_file(int fd)
 {
+	if (fd < 0)
+		return NULL;
 #ifdef SONDE_COMPAT
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	return BPF_CORE_READ(task, files, fdt);
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	if (!fdt)
+		return NULL;
+	unsigned int max_fds = BPF_CORE_READ(fdt, max_fds);
+	struct file **fds = BPF_CORE_READ(fdt, fd);
 #else
 	struct files_struct *files = bpf_get_current_task_btf()->files;
 	if (!files)
 		return NULL;
-	return files->fdt;
-#endif
-}
-
-/* The struct sock of an AF_INET/AF_INET6 TCP or UDP socket behind fd, or NULL. */
-static __always_inline struct sock *fd_to_inet_sock(int fd)
-{
-	if (fd < 0)
-		return NULL;
-	struct fdtable *fdt = current_fdtable();
+	struct fdtable *fdt = files->fdt;
 	if (!fdt)
 		return NULL;
-#ifdef SONDE_COMPAT
-	unsigned int max_fds = BPF_CORE_READ(fdt, max_fds);
-	struct file **fds = BPF_CORE_READ(fdt, fd);
-#else
 	unsigned int max_fds = fdt->max_fds;
 	struct file **fds = fdt->fd;
 #endif
 	if ((unsigned int)fd >= max_fds)
 		return NULL;
 	struct file *file = NULL;
-	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]))
+		return NULL;
+	return file;
+}
+
+/* The struct sock of an AF_INET/AF_INET6 TCP or UDP socket behind fd, or NULL. */
+static __always_inline struct sock *fd_to_inet_sock(int fd)
+{
+	struct file *file = fd_file(fd);
+	if (!file)
 		return NULL;
 	umode_t mode = BPF_CORE_READ(file, f_inode, i_mode);
 	if ((mode & S_IFMT) != S_IFSOCK)
@@ -326,8 +339,7 @@ static __always_inline void emit_close(const struct conn_state *c)
 	fill_header(&ev.hdr, SONDE_EV_CLOSE, bpf_ktime_get_ns(), &c->id);
 	ev.bytes_egress = c->bytes[SONDE_DIR_EGRESS];
 	ev.bytes_ingress = c->bytes[SONDE_DIR_INGRESS];
-	if (bpf_ringbuf_output(&sonde_events, &ev, sizeof(ev), ring_wakeup_flags(sizeof(ev))))
-		stat_add(SONDE_STAT_RING_FULL_EVENTS, 1);
+	ring_output(&ev, sizeof(ev));
 }
 
 /* Starts tracking a connection (replacing, and closing, whatever the fd held). */
@@ -372,8 +384,7 @@ static __always_inline struct conn_state *conn_open(int fd, struct sock *sk, __u
 		BPF_CORE_READ_INTO(&ev.remote_addr, sk, __sk_common.skc_v6_daddr);
 	}
 	BPF_CORE_READ_INTO(&ev.comm, task, group_leader, comm);
-	if (bpf_ringbuf_output(&sonde_events, &ev, sizeof(ev), ring_wakeup_flags(sizeof(ev))))
-		stat_add(SONDE_STAT_RING_FULL_EVENTS, 1);
+	ring_output(&ev, sizeof(ev));
 
 	return bpf_map_lookup_elem(&sonde_conns, &key);
 }
@@ -481,11 +492,8 @@ static long copy_one_chunk(__u32 index, void *ctx)
 	/* LAST only when the call is complete; otherwise emit_tail sends the
 	 * header-only event that ends the call (and declares the uncopied rest). */
 	ev->flags = (s->position == s->call_end ? SONDE_DATA_LAST : 0) | s->flags;
-	if (bpf_ringbuf_output(&sonde_events, ev, SONDE_DATA_HEADER_SIZE + len,
-			       ring_wakeup_flags(SONDE_DATA_HEADER_SIZE + len))) {
-		stat_add(SONDE_STAT_RING_FULL_EVENTS, 1);
+	if (!ring_output(ev, SONDE_DATA_HEADER_SIZE + len))
 		stat_add(SONDE_STAT_RING_FULL_BYTES, len);
-	}
 	return 0;
 }
 
@@ -536,8 +544,7 @@ static __always_inline void emit_tail(struct copy_state *s)
 	ev->syscall = s->syscall;
 	ev->peer = s->peer;
 	ev->flags = SONDE_DATA_LAST | s->flags;
-	if (bpf_ringbuf_output(&sonde_events, ev, SONDE_DATA_HEADER_SIZE, ring_wakeup_flags(SONDE_DATA_HEADER_SIZE)))
-		stat_add(SONDE_STAT_RING_FULL_EVENTS, 1);
+	ring_output(ev, SONDE_DATA_HEADER_SIZE);
 }
 
 /* Reads a user sockaddr (AF_INET or AF_INET6) into *peer; leaves family 0 otherwise. */
@@ -927,8 +934,7 @@ int sched_process_exit(void *ctx)
 	struct sonde_conn_id conn = {.tgid = id >> 32, .fd = -1};
 	struct sonde_event_header ev = {};
 	fill_header(&ev, SONDE_EV_PROC_EXIT, bpf_ktime_get_ns(), &conn);
-	if (bpf_ringbuf_output(&sonde_events, &ev, sizeof(ev), ring_wakeup_flags(sizeof(ev))))
-		stat_add(SONDE_STAT_RING_FULL_EVENTS, 1);
+	ring_output(&ev, sizeof(ev));
 	return 0;
 }
 
