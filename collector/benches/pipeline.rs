@@ -16,8 +16,8 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use opentelemetry_sdk::trace::RandomIdGenerator;
 use sonde::counters::CaptureCounters;
-use sonde::export::operation::{ServiceNaming, operation};
-use sonde::export::red::RedMetrics;
+use sonde::export::operation::{Processes, ServiceNaming, operation};
+use sonde::export::red::{RedBatch, RedMetrics};
 use sonde::export::spans::{ResourceDefaults, scope, span};
 use sonde::sessions::Exchanges;
 use sonde::tracker::{Tracker, TrackerConfig};
@@ -263,28 +263,33 @@ fn export(c: &mut Criterion) {
         extra: Vec::new(),
     };
     let red = RedMetrics::new(defaults, "sonde", 1024, &stats);
-    let naming = ServiceNaming::default();
+    // Connections outlive flushes: their processes are named once.
+    let mut processes = Processes::new(ServiceNaming::default());
     let ids = RandomIdGenerator::default();
     let scope = scope();
     let mut group = c.benchmark_group("export");
     group.throughput(Throughput::Elements(rows.len() as u64));
     group.bench_function("http_rows_to_spans_and_red_metrics", |b| {
         b.iter(|| {
+            let mut batch = RedBatch::default();
             for row in &rows {
-                let op = operation(row, &naming, true).expect("an http row");
-                red.record(&op);
+                let mut op = operation(row, &mut processes, true).expect("an http row");
+                batch.add(&mut op);
                 black_box(span(op, &ids, &scope));
             }
+            red.record(batch);
         })
     });
     // Without an OTLP endpoint: the RED histograms only (the default).
     group.bench_function("http_rows_to_red_metrics", |b| {
         b.iter(|| {
+            let mut batch = RedBatch::default();
             for row in &rows {
-                let op = operation(row, &naming, false).expect("an http row");
-                red.record(&op);
+                let mut op = operation(row, &mut processes, false).expect("an http row");
+                batch.add(&mut op);
                 black_box(op);
             }
+            red.record(batch);
         })
     });
     group.finish();

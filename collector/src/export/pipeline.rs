@@ -26,8 +26,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::config::{ExportArgs, OtlpProtocol, Signal};
-use super::operation::{Exchange, Operation, Process, ServiceNaming, operation};
-use super::red::RedMetrics;
+use super::operation::{Exchange, Operation, Process, Processes, ServiceNaming, operation};
+use super::red::{RedBatch, RedMetrics};
 use super::spans::{ResourceDefaults, scope, span};
 use crate::sessions::Exchanges;
 
@@ -37,6 +37,9 @@ const TAP_CAPACITY: usize = 256;
 const MAX_EXPORT_BATCH: usize = 2048;
 /// Longest pause after failed exports before the next attempt.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Spans with the process each is exported under.
+type SpanBatch = Vec<(Arc<Process>, SpanData)>;
 
 /// Per-table edge filters of one signal (absent: every row passes).
 pub type TableFilters = HashMap<&'static str, Vec<RowFilter>>;
@@ -174,7 +177,7 @@ impl Pipeline {
             Some(endpoint) => {
                 let exporter = span_exporter(args, &endpoint)?;
                 tracing::info!(%endpoint, protocol = ?args.otlp_protocol, "exporting spans over OTLP");
-                let (span_tx, span_rx) = mpsc::channel::<Vec<(Process, SpanData)>>(1);
+                let (span_tx, span_rx) = mpsc::channel::<SpanBatch>(1);
                 tasks.push(tokio::spawn(send_spans(
                     exporter,
                     span_rx,
@@ -200,7 +203,7 @@ impl Pipeline {
             )));
         }
         let intake = Intake {
-            naming: config.naming,
+            processes: Processes::new(config.naming),
             traces_filters: config.traces_filters,
             metrics_filters: config.metrics_filters,
             red: red.clone(),
@@ -244,14 +247,14 @@ impl Selection {
 }
 
 struct Intake {
-    naming: ServiceNaming,
+    processes: Processes,
     traces_filters: TableFilters,
     metrics_filters: TableFilters,
     red: Arc<RedMetrics>,
     counters: Arc<Counters>,
-    queue: VecDeque<(Process, SpanData)>,
+    queue: VecDeque<(Arc<Process>, SpanData)>,
     max_queued: usize,
-    span_tx: Option<mpsc::Sender<Vec<(Process, SpanData)>>>,
+    span_tx: Option<mpsc::Sender<SpanBatch>>,
     ids: RandomIdGenerator,
     scope: opentelemetry::InstrumentationScope,
 }
@@ -310,21 +313,23 @@ impl Intake {
         } else {
             Selection::Nothing
         };
+        let mut red = RedBatch::default();
         for (index, row) in rows.iter().enumerate() {
             let (for_metrics, for_traces) = (metrics.selects(index), traces.selects(index));
             if !for_metrics && !for_traces {
                 continue;
             }
-            let Some(op) = operation(row, &self.naming, for_traces) else {
+            let Some(mut op) = operation(row, &mut self.processes, for_traces) else {
                 continue;
             };
             if for_metrics {
-                self.red.record(&op);
+                red.add(&mut op);
             }
             if for_traces {
                 self.enqueue(op);
             }
         }
+        self.red.record(red);
         if self.queue.len() >= MAX_EXPORT_BATCH {
             self.hand_over();
         }
@@ -388,13 +393,13 @@ impl Intake {
 /// holds one resource per request).
 async fn send_spans(
     mut exporter: SpanExporter,
-    mut rx: mpsc::Receiver<Vec<(Process, SpanData)>>,
+    mut rx: mpsc::Receiver<SpanBatch>,
     defaults: ResourceDefaults,
     counters: Arc<Counters>,
 ) {
     let mut backoff = Duration::ZERO;
     while let Some(batch) = rx.recv().await {
-        let mut groups: BTreeMap<Process, Vec<SpanData>> = BTreeMap::new();
+        let mut groups: BTreeMap<Arc<Process>, Vec<SpanData>> = BTreeMap::new();
         for (process, span) in batch {
             groups.entry(process).or_default().push(span);
         }

@@ -175,46 +175,55 @@ impl RedMetrics {
         }
     }
 
-    /// Counts one operation in its histogram (if it has one).
-    pub fn record(&self, op: &Operation) {
-        let Some((histogram, attributes)) = &op.metric else {
-            return;
-        };
-        let hash = service_hash(&op.process);
-        let meters = {
-            let mut services = self.services.lock().unwrap_or_else(|e| e.into_inner());
-            let found = services.get(&hash).and_then(|bucket| {
-                bucket
-                    .iter()
-                    .find(|(process, _)| same_service(process, &op.process))
-                    .map(|(_, meters)| meters.clone())
-            });
-            match found {
-                Some(meters) => meters,
-                None if self.service_count.load(Ordering::Relaxed) >= self.max_services => {
-                    self.over_cap.inc();
-                    return;
-                }
-                None => {
-                    let key = Process {
-                        pid: 0,
-                        ..op.process.clone()
-                    };
-                    let meters = Arc::new(ServiceMeters::new(self.defaults.resource(&key, false)));
-                    services
-                        .entry(hash)
-                        .or_default()
-                        .push((key, meters.clone()));
-                    self.service_count.fetch_add(1, Ordering::Relaxed);
-                    meters
-                }
+    /// Counts a flush's measurements: per series one lookup of the
+    /// service's meters and one binding of the attributes, then a direct
+    /// write per measurement.
+    pub fn record(&self, batch: RedBatch) {
+        for (key, seconds) in batch.series {
+            let n = seconds.len() as u64;
+            let Some(meters) = self.meters(&key.process.0) else {
+                self.over_cap.add(n);
+                continue;
+            };
+            let Some(instrument) = meters.histograms.get(&key.histogram) else {
+                continue;
+            };
+            let bound = instrument.bind(&key.attributes);
+            for value in seconds {
+                bound.record(value);
             }
-        };
-        let seconds = (op.end_ns.saturating_sub(op.start_ns)).max(0) as f64 / 1e9;
-        if let Some(instrument) = meters.histograms.get(histogram) {
-            instrument.record(seconds, attributes);
-            self.recorded.inc();
+            self.recorded.add(n);
         }
+    }
+
+    /// The meters of the process's service, made on first use; None beyond
+    /// the services cap.
+    fn meters(&self, process: &Process) -> Option<Arc<ServiceMeters>> {
+        let hash = service_hash(process);
+        let mut services = self.services.lock().unwrap_or_else(|e| e.into_inner());
+        let found = services.get(&hash).and_then(|bucket| {
+            bucket
+                .iter()
+                .find(|(known, _)| same_service(known, process))
+                .map(|(_, meters)| meters.clone())
+        });
+        if found.is_some() {
+            return found;
+        }
+        if self.service_count.load(Ordering::Relaxed) >= self.max_services {
+            return None;
+        }
+        let key = Process {
+            pid: 0,
+            ..process.clone()
+        };
+        let meters = Arc::new(ServiceMeters::new(self.defaults.resource(&key, false)));
+        services
+            .entry(hash)
+            .or_default()
+            .push((key, meters.clone()));
+        self.service_count.fetch_add(1, Ordering::Relaxed);
+        Some(meters)
     }
 
     /// Current totals of every service, plus the agent's own counters.
@@ -359,6 +368,56 @@ fn write_sample(
     let _ = writeln!(out, "{name}{} {value}", label_text(labels, le));
 }
 
+/// A process compared by address: [`super::operation::Processes`] shares
+/// one `Arc` per process, so equal addresses are equal processes.
+struct SameProcess(Arc<Process>);
+
+impl PartialEq for SameProcess {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for SameProcess {}
+
+impl Hash for SameProcess {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        Arc::as_ptr(&self.0).hash(state);
+    }
+}
+
+#[derive(PartialEq, Eq, Hash)]
+struct SeriesKey {
+    process: SameProcess,
+    histogram: Histogram,
+    attributes: Vec<KeyValue>,
+}
+
+/// The RED measurements of one flush, grouped by series (process,
+/// histogram, attributes) before they reach the SDK, which would otherwise
+/// hash every measurement's attributes and take its locks per row.
+#[derive(Default)]
+pub struct RedBatch {
+    series: HashMap<SeriesKey, Vec<f64>, foldhash::fast::RandomState>,
+}
+
+impl RedBatch {
+    /// Adds the operation's measurement (if it has a histogram), taking its
+    /// metric attributes.
+    pub fn add(&mut self, op: &mut Operation) {
+        let Some((histogram, attributes)) = op.metric.take() else {
+            return;
+        };
+        let seconds = (op.end_ns.saturating_sub(op.start_ns)).max(0) as f64 / 1e9;
+        let key = SeriesKey {
+            process: SameProcess(Arc::clone(&op.process)),
+            histogram,
+            attributes,
+        };
+        self.series.entry(key).or_default().push(seconds);
+    }
+}
+
 /// A hash of what names a service: every field of the process but its pid.
 fn service_hash(p: &Process) -> u64 {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
@@ -421,7 +480,7 @@ mod tests {
             )),
             error: None,
             parent: None,
-            process: Process {
+            process: Arc::new(Process {
                 service: service.into(),
                 pid: 1,
                 comm: service.into(),
@@ -429,15 +488,28 @@ mod tests {
                 namespace: None,
                 container: None,
                 node: None,
-            },
+            }),
         }
+    }
+
+    fn record(red: &RedMetrics, ops: impl IntoIterator<Item = Operation>) {
+        let mut batch = RedBatch::default();
+        for mut op in ops {
+            batch.add(&mut op);
+        }
+        red.record(batch);
     }
 
     #[test]
     fn prometheus_text_of_one_series() {
         let (red, _) = red();
-        red.record(&op("web", "/a", 20_000_000));
-        red.record(&op("web", "/a", 3_000_000_000));
+        // One series, both in one flush (one binding, two measurements).
+        let first = op("web", "/a", 20_000_000);
+        let second = Operation {
+            end_ns: 1_000 + 3_000_000_000,
+            ..first.clone()
+        };
+        record(&red, [first, second]);
         let mut text = String::new();
         red.render_prometheus(&mut text);
         let base = "http_server_request_duration_seconds";
@@ -483,11 +555,9 @@ mod tests {
     #[test]
     fn series_and_services_are_capped() {
         let (red, stats) = red();
-        for i in 0..300 {
-            red.record(&op("web", &format!("/r{i}"), 1_000));
-        }
-        red.record(&op("api", "/", 1_000));
-        red.record(&op("third", "/", 1_000));
+        record(&red, (0..300).map(|i| op("web", &format!("/r{i}"), 1_000)));
+        record(&red, [op("api", "/", 1_000)]);
+        record(&red, [op("third", "/", 1_000)]);
         assert_eq!(red.services(), 2);
         let over = stats.snapshot();
         let value = |name: &str| over.iter().find(|c| c.name == name).map(|c| c.value);

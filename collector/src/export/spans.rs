@@ -3,6 +3,7 @@
 //! process, host, Kubernetes) it is exported under.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceState};
@@ -70,7 +71,7 @@ pub fn span(
     op: Operation,
     ids: &RandomIdGenerator,
     scope: &InstrumentationScope,
-) -> (Process, SpanData) {
+) -> (Arc<Process>, SpanData) {
     let (trace_id, parent_span_id, flags, remote) = match op.parent {
         Some(parent) => (parent.trace_id, parent.span_id, parent.flags, true),
         None => (

@@ -48,7 +48,10 @@ impl<B: TableBuilder> TableRows<B> {
         if self.builder.is_empty() {
             return None;
         }
-        Some((self.builder.finish(), std::mem::take(&mut self.typed)))
+        // The next flush likely holds as many rows: no regrowing from empty.
+        let capacity = if self.keep_typed { self.typed.len() } else { 0 };
+        let typed = std::mem::replace(&mut self.typed, Vec::with_capacity(capacity));
+        Some((self.builder.finish(), typed))
     }
 }
 

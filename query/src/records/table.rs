@@ -25,7 +25,8 @@ pub trait TableBuilder: Default {
 pub trait TableRow {
     /// Unix epoch nanoseconds.
     fn time_ns(&self) -> i64;
-    fn conn(&self) -> &ConnFields;
+    /// The connection's fields, shared by all its rows.
+    fn conn(&self) -> &std::sync::Arc<ConnFields>;
 }
 
 /// Declares a protocol table: `table "name", row Row, builder Builder,
@@ -54,7 +55,7 @@ macro_rules! protocol_table {
             fn time_ns(&self) -> i64 {
                 self.time_ns
             }
-            fn conn(&self) -> &$crate::records::ConnFields {
+            fn conn(&self) -> &std::sync::Arc<$crate::records::ConnFields> {
                 &self.conn
             }
         }

@@ -11,6 +11,9 @@ mod mysql;
 mod pgsql;
 mod redis;
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use opentelemetry::KeyValue;
 use sonde_query::records::{ConnFields, TableRow, TraceRole};
 
@@ -110,7 +113,8 @@ pub struct Operation {
     /// `error.type` when the exchange failed.
     pub error: Option<String>,
     pub parent: Option<RemoteParent>,
-    pub process: Process,
+    /// Shared by every operation of the process (see [`Processes`]).
+    pub process: Arc<Process>,
 }
 
 /// How processes are named `service.name`.
@@ -138,6 +142,70 @@ impl ServiceNaming {
     }
 }
 
+impl Process {
+    fn of(conn: &ConnFields, naming: &ServiceNaming) -> Self {
+        Process {
+            service: naming.service(conn),
+            pid: conn.pid,
+            comm: conn.comm.clone(),
+            pod: conn.k8s.pod.clone(),
+            namespace: conn.k8s.namespace.clone(),
+            container: conn.k8s.container.clone(),
+            // k8s.node.name belongs to pods; every row carries the node it was
+            // captured on, also for processes outside Kubernetes.
+            node: conn.k8s.pod.as_ref().and(conn.k8s.node.clone()),
+        }
+    }
+}
+
+/// Connections (and then processes) seen before this many are forgotten
+/// at once: a cache, so forgetting only costs a rebuild.
+const MAX_REMEMBERED_CONNECTIONS: usize = 4096;
+
+/// The process of each connection's rows, named once per connection and
+/// shared (one `Arc` per process), so an exchange costs no name copies
+/// and equal processes compare by address.
+pub struct Processes {
+    naming: ServiceNaming,
+    /// By the address of the rows' shared connection fields (kept alive
+    /// here, so an address is never reused while remembered).
+    by_conn: HashMap<usize, (Arc<ConnFields>, Arc<Process>)>,
+    interned: HashMap<Arc<Process>, ()>,
+}
+
+impl Processes {
+    pub fn new(naming: ServiceNaming) -> Self {
+        Self {
+            naming,
+            by_conn: HashMap::new(),
+            interned: HashMap::new(),
+        }
+    }
+
+    pub fn of(&mut self, conn: &Arc<ConnFields>) -> Arc<Process> {
+        let address = Arc::as_ptr(conn) as usize;
+        if let Some((_, process)) = self.by_conn.get(&address) {
+            return Arc::clone(process);
+        }
+        if self.by_conn.len() >= MAX_REMEMBERED_CONNECTIONS {
+            self.by_conn.clear();
+            self.interned.clear();
+        }
+        let process = Process::of(conn, &self.naming);
+        let process = match self.interned.get_key_value(&process) {
+            Some((shared, ())) => Arc::clone(shared),
+            None => {
+                let shared = Arc::new(process);
+                self.interned.insert(Arc::clone(&shared), ());
+                shared
+            }
+        };
+        self.by_conn
+            .insert(address, (Arc::clone(conn), Arc::clone(&process)));
+        process
+    }
+}
+
 /// A typed row that is a request/response exchange: what its protocol adds
 /// to the operation.
 pub trait Exchange: TableRow {
@@ -149,7 +217,11 @@ pub trait Exchange: TableRow {
 }
 
 /// The operation of one exchange row.
-pub fn operation<R: Exchange>(row: &R, naming: &ServiceNaming, spans: bool) -> Option<Operation> {
+pub fn operation<R: Exchange>(
+    row: &R,
+    processes: &mut Processes,
+    spans: bool,
+) -> Option<Operation> {
     let conn = row.conn();
     let role = match conn.trace_role {
         TraceRole::Client => Role::Client,
@@ -158,17 +230,7 @@ pub fn operation<R: Exchange>(row: &R, naming: &ServiceNaming, spans: bool) -> O
     };
     let end_ns = row.time_ns();
     let start_ns = end_ns.saturating_sub(row.latency_ns().max(0));
-    let process = Process {
-        service: naming.service(conn),
-        pid: conn.pid,
-        comm: conn.comm.clone(),
-        pod: conn.k8s.pod.clone(),
-        namespace: conn.k8s.namespace.clone(),
-        container: conn.k8s.container.clone(),
-        // k8s.node.name belongs to pods; every row carries the node it was
-        // captured on, also for processes outside Kubernetes.
-        node: conn.k8s.pod.as_ref().and(conn.k8s.node.clone()),
-    };
+    let process = processes.of(conn);
     let mut op = Operation {
         role,
         start_ns,
@@ -312,10 +374,10 @@ mod tests {
             .map(|kv| kv.value.clone())
     }
 
-    fn naming() -> ServiceNaming {
-        ServiceNaming {
+    fn processes() -> Processes {
+        Processes::new(ServiceNaming {
             by_comm: vec![("redis-server".into(), "cache".into())],
-        }
+        })
     }
 
     #[test]
@@ -331,7 +393,7 @@ mod tests {
                 ),
             ],
         );
-        let op = operation(&row, &naming(), true).unwrap();
+        let op = operation(&row, &mut processes(), true).unwrap();
         assert_eq!(op.name, "GET /users/{id}");
         assert_eq!(op.role, Role::Server);
         assert_eq!((op.start_ns, op.end_ns), (4_998_500_000, 5_000_000_000));
@@ -373,14 +435,14 @@ mod tests {
     #[test]
     fn http_client_errors_start_at_400() {
         let row = http_row(TraceRole::Client, 404, &[]);
-        let op = operation(&row, &ServiceNaming::default(), true).unwrap();
+        let op = operation(&row, &mut Processes::new(ServiceNaming::default()), true).unwrap();
         assert_eq!(op.error.as_deref(), Some("404"));
         assert_eq!(attr(&op, "server.address"), Some("10.0.0.2".into()));
         assert_eq!(attr(&op, "url.template"), Some("/users/{id}".into()));
         assert_eq!(op.metric.unwrap().0, Histogram::HttpClient);
         assert!(op.parent.is_none());
         let row = http_row(TraceRole::Server, 404, &[]);
-        let op = operation(&row, &ServiceNaming::default(), true).unwrap();
+        let op = operation(&row, &mut Processes::new(ServiceNaming::default()), true).unwrap();
         assert_eq!(op.error, None);
     }
 
@@ -402,8 +464,8 @@ mod tests {
             grpc_row(TraceRole::Client, Some(0)),
         ];
         for row in &rows {
-            let full = operation(row, &naming(), true).unwrap();
-            let lean = operation(row, &naming(), false).unwrap();
+            let full = operation(row, &mut processes(), true).unwrap();
+            let lean = operation(row, &mut processes(), false).unwrap();
             assert_eq!(format!("{:?}", full.metric), format!("{:?}", lean.metric));
             assert_eq!(full.error, lean.error);
             assert_eq!(full.process.service, lean.process.service);
@@ -412,7 +474,7 @@ mod tests {
                 assert!(lean.name.is_empty() && lean.parent.is_none());
             }
         }
-        let lean = operation(&rows[3], &naming(), false).unwrap();
+        let lean = operation(&rows[3], &mut processes(), false).unwrap();
         let (_, attrs) = lean.metric.unwrap();
         let version = attrs
             .iter()
@@ -444,7 +506,7 @@ mod tests {
 
     #[test]
     fn grpc_calls_follow_the_rpc_conventions() {
-        let op = operation(&grpc_row(TraceRole::Server, Some(5)), &naming(), true).unwrap();
+        let op = operation(&grpc_row(TraceRole::Server, Some(5)), &mut processes(), true).unwrap();
         assert_eq!(op.name, "demo.Echo/Fail");
         assert_eq!(attr(&op, "rpc.system"), Some("grpc".into()));
         assert_eq!(attr(&op, "rpc.service"), Some("demo.Echo".into()));
@@ -473,15 +535,15 @@ mod tests {
             ]
         );
         // The client sees every status but OK as an error.
-        let op = operation(&grpc_row(TraceRole::Client, Some(5)), &naming(), true).unwrap();
+        let op = operation(&grpc_row(TraceRole::Client, Some(5)), &mut processes(), true).unwrap();
         assert_eq!(op.error.as_deref(), Some("NOT_FOUND"));
         assert_eq!(attr(&op, "error.type"), Some("NOT_FOUND".into()));
         let (histogram, attrs) = op.metric.unwrap();
         assert_eq!(histogram, Histogram::RpcClient);
         assert!(attrs.iter().any(|kv| kv.key.as_str() == "error.type"));
-        let op = operation(&grpc_row(TraceRole::Server, Some(13)), &naming(), true).unwrap();
+        let op = operation(&grpc_row(TraceRole::Server, Some(13)), &mut processes(), true).unwrap();
         assert_eq!(op.error.as_deref(), Some("INTERNAL"));
-        let op = operation(&grpc_row(TraceRole::Client, Some(0)), &naming(), true).unwrap();
+        let op = operation(&grpc_row(TraceRole::Client, Some(0)), &mut processes(), true).unwrap();
         assert_eq!(op.error, None);
         // HTTP/2 without gRPC is HTTP, version "2".
         let row = HttpRow {
@@ -490,7 +552,7 @@ mod tests {
             grpc_status: None,
             ..grpc_row(TraceRole::Server, None)
         };
-        let op = operation(&row, &naming(), true).unwrap();
+        let op = operation(&row, &mut processes(), true).unwrap();
         assert_eq!(op.name, "GET /demo.Echo/Fail");
         assert_eq!(attr(&op, "network.protocol.version"), Some("2".into()));
         assert_eq!(attr(&op, "server.address"), Some("echo.internal".into()));
@@ -523,7 +585,7 @@ mod tests {
             resp_error: false,
             latency: 0,
         };
-        let op = operation(&incr, &naming(), true).unwrap();
+        let op = operation(&incr, &mut processes(), true).unwrap();
         assert_eq!(op.name, "INCR");
         assert_eq!(op.process.service, "cache");
         assert_eq!(op.error.as_deref(), Some("WRONGTYPE"));
@@ -533,7 +595,7 @@ mod tests {
             op.metric.is_none(),
             "server-side database rows have no client histogram"
         );
-        assert!(operation(&push, &naming(), true).is_none());
+        assert!(operation(&push, &mut processes(), true).is_none());
 
         let mysql = MysqlRow {
             time_ns: 10,
@@ -544,7 +606,7 @@ mod tests {
             resp_body: "1146: Table 'shop.users' doesn't exist".into(),
             latency: 4,
         };
-        let op = operation(&mysql, &naming(), true).unwrap();
+        let op = operation(&mysql, &mut processes(), true).unwrap();
         assert_eq!(op.name, "SELECT");
         assert_eq!(op.error.as_deref(), Some("1146"));
         assert_eq!(
@@ -570,7 +632,7 @@ mod tests {
             db_name: "shop".into(),
             latency: 4,
         };
-        let op = operation(&pgsql, &naming(), true).unwrap();
+        let op = operation(&pgsql, &mut processes(), true).unwrap();
         assert_eq!(op.name, "UPDATE");
         assert_eq!(op.error.as_deref(), Some("23505"));
         assert_eq!(attr(&op, "db.system.name"), Some("postgresql".into()));
@@ -601,7 +663,7 @@ mod tests {
             resp_body: vec![],
             latency: 4,
         };
-        let op = operation(&dns, &naming(), true).unwrap();
+        let op = operation(&dns, &mut processes(), true).unwrap();
         assert_eq!(op.name, "DNS A");
         assert_eq!(op.error.as_deref(), Some("NXDOMAIN"));
         assert_eq!(attr(&op, "dns.question.name"), Some("nope.example".into()));
