@@ -5,8 +5,12 @@
 
 use std::fmt::Write;
 
-use arrow::array::{BooleanBuilder, Int64Builder, StringBuilder};
-use arrow::datatypes::DataType;
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayBuilder, ArrayRef, BooleanBuilder, Int64Builder, PrimitiveBuilder, StringBuilder,
+};
+use arrow::datatypes::{ArrowPrimitiveType, DataType};
 use sonde_protocols::Headers;
 use sonde_protocols::dns::{
     DnsHeader, DnsQuestion, DnsRecord, write_answers_json, write_questions_json,
@@ -16,13 +20,55 @@ use sonde_protocols::redis::write_args_json;
 
 /// A value type a protocol table column can hold after the common columns.
 pub trait ColumnValue {
-    type Builder: Default;
+    type Builder: Default + FinishKeepingRoom;
     const DATA_TYPE: DataType;
     /// Whether the column may hold nulls (the `Option` values).
     const NULLABLE: bool = false;
     /// Appends the value; returns the bytes it adds (values and offsets),
     /// for the store's approximate accounting.
     fn append_to(&self, builder: &mut Self::Builder) -> usize;
+}
+
+/// A column builder finished once per flush. The next batch is about as
+/// large, so the builder starts it with the room this one used (bounded)
+/// instead of growing from nothing again: no chain of reallocations and
+/// fresh pages on every flush.
+pub trait FinishKeepingRoom {
+    fn finish_keeping_room(&mut self) -> ArrayRef;
+}
+
+/// Rows and value bytes a builder keeps room for after a flush, whatever
+/// the batch it finished.
+const MAX_KEPT_ROWS: usize = 16 * 1024;
+const MAX_KEPT_VALUE_BYTES: usize = 4 << 20;
+
+impl FinishKeepingRoom for StringBuilder {
+    fn finish_keeping_room(&mut self) -> ArrayRef {
+        let rows = self.len().min(MAX_KEPT_ROWS);
+        let bytes = self.values_slice().len().min(MAX_KEPT_VALUE_BYTES);
+        let array = self.finish();
+        *self = StringBuilder::with_capacity(rows, bytes);
+        Arc::new(array)
+    }
+}
+
+impl<T: ArrowPrimitiveType> FinishKeepingRoom for PrimitiveBuilder<T> {
+    fn finish_keeping_room(&mut self) -> ArrayRef {
+        let rows = self.len().min(MAX_KEPT_ROWS);
+        let array = self.finish();
+        // The data type carries what the type parameter does not (a timezone).
+        *self = PrimitiveBuilder::with_capacity(rows).with_data_type(array.data_type().clone());
+        Arc::new(array)
+    }
+}
+
+impl FinishKeepingRoom for BooleanBuilder {
+    fn finish_keeping_room(&mut self) -> ArrayRef {
+        let rows = self.len().min(MAX_KEPT_ROWS);
+        let array = self.finish();
+        *self = BooleanBuilder::with_capacity(rows);
+        Arc::new(array)
+    }
 }
 
 /// Bytes of an offset entry in a Utf8 column.
@@ -131,13 +177,30 @@ pub fn headers_to_json(headers: &Headers) -> String {
     out
 }
 
+/// Header lists up to this long are sorted on the stack (one row of a busy
+/// table must not cost an allocation for it).
+const HEADERS_SORTED_ON_STACK: usize = 32;
+
 fn write_headers_json(headers: &Headers, out: &mut impl Write) {
+    let count = headers.len();
+    if count <= HEADERS_SORTED_ON_STACK {
+        let mut fields = [("", ""); HEADERS_SORTED_ON_STACK];
+        for (slot, field) in fields.iter_mut().zip(headers.iter()) {
+            *slot = field;
+        }
+        write_sorted_fields_json(&mut fields[..count], out);
+    } else {
+        let mut fields: Vec<(&str, &str)> = headers.iter().collect();
+        write_sorted_fields_json(&mut fields, out);
+    }
+}
+
+fn write_sorted_fields_json(fields: &mut [(&str, &str)], out: &mut impl Write) {
     // Stable: fields of the same name stay in wire order.
-    let mut fields: Vec<(&str, &str)> = headers.iter().collect();
     fields.sort_by(|a, b| a.0.cmp(b.0));
     let _ = out.write_char('{');
     let mut previous: Option<&str> = None;
-    for (name, value) in fields {
+    for &(name, value) in fields.iter() {
         if previous == Some(name) {
             let _ = out.write_str(", ");
         } else {
@@ -279,6 +342,31 @@ mod tests {
             .collect();
         assert_eq!(headers_to_json(&headers), r#"{"a":"\"q\"","b":"1, 2"}"#);
         assert_eq!(headers_to_json(&Headers::new()), "{}");
+    }
+
+    #[test]
+    fn long_header_lists_render_like_short_ones() {
+        // Past the on-stack sort: same rendering rules.
+        let names: Vec<String> = (0..HEADERS_SORTED_ON_STACK + 8)
+            .map(|i| format!("x-{:02}", (i * 7) % 20))
+            .collect();
+        let headers: Headers = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| (name.as_str(), if i % 2 == 0 { "a" } else { "b" }))
+            .collect();
+        let mut expected = serde_json::Map::new();
+        for (i, name) in names.iter().enumerate() {
+            let value = if i % 2 == 0 { "a" } else { "b" };
+            expected
+                .entry(name.clone())
+                .and_modify(|v| *v = format!("{}, {value}", v.as_str().unwrap()).into())
+                .or_insert_with(|| value.into());
+        }
+        assert_eq!(
+            headers_to_json(&headers),
+            serde_json::Value::Object(expected).to_string()
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The connection identity shared by every protocol table (the columns of
 //! [`crate::schema::common_fields`]) and a builder for them.
 
-use std::sync::Arc;
+
+use super::column::FinishKeepingRoom;
 
 use arrow::array::{
     ArrayRef, BooleanBuilder, Int64Builder, StringBuilder, TimestampNanosecondBuilder,
@@ -142,24 +143,20 @@ impl ConnColumnsBuilder {
     /// The finished columns in schema order; resets the builder.
     pub fn finish(&mut self) -> Vec<ArrayRef> {
         let columns: [ArrayRef; 10] = [
-            Arc::new(self.time.finish()),
-            Arc::new(self.upid.finish()),
-            Arc::new(self.pid.finish()),
-            Arc::new(self.comm.finish()),
-            Arc::new(self.remote_addr.finish()),
-            Arc::new(self.remote_port.finish()),
-            Arc::new(self.local_addr.finish()),
-            Arc::new(self.local_port.finish()),
-            Arc::new(self.trace_role.finish()),
-            Arc::new(self.encrypted.finish()),
+            self.time.finish_keeping_room(),
+            self.upid.finish_keeping_room(),
+            self.pid.finish_keeping_room(),
+            self.comm.finish_keeping_room(),
+            self.remote_addr.finish_keeping_room(),
+            self.remote_port.finish_keeping_room(),
+            self.local_addr.finish_keeping_room(),
+            self.local_port.finish_keeping_room(),
+            self.trace_role.finish_keeping_room(),
+            self.encrypted.finish_keeping_room(),
         ];
         columns
             .into_iter()
-            .chain(
-                self.k8s
-                    .iter_mut()
-                    .map(|b| Arc::new(b.finish()) as ArrayRef),
-            )
+            .chain(self.k8s.iter_mut().map(|b| b.finish_keeping_room()))
             .collect()
     }
 }

@@ -122,8 +122,9 @@ macro_rules! protocol_table {
 
             /// Returns the pending rows as a batch and resets the builder.
             pub fn finish(&mut self) -> arrow::record_batch::RecordBatch {
+                use $crate::records::column::FinishKeepingRoom;
                 let mut columns: Vec<arrow::array::ArrayRef> = self.conn.finish();
-                $(columns.push(std::sync::Arc::new(self.$field.finish()));)*
+                $(columns.push(self.$field.finish_keeping_room());)*
                 self.pending_rows = 0;
                 self.pending_bytes = 0;
                 arrow::record_batch::RecordBatch::try_new($schema_fn(), columns)

@@ -337,6 +337,15 @@ mod tests {
         assert!(builder.is_empty());
         assert_eq!(builder.approx_bytes(), 0);
         assert_eq!(builder.finish().num_rows(), 0);
+
+        // The next batch starts in the room the first one used: same
+        // schema (the timestamp keeps its timezone), only its own rows.
+        builder.append(&sample_row(3_000, "/c"));
+        let next = builder.finish();
+        assert_eq!(next.schema(), http_events_schema());
+        assert_eq!(string(&next, "req_path"), ["/c"]);
+        let time = next.column(0).as_primitive::<TimestampNanosecondType>();
+        assert_eq!(time.values().to_vec(), vec![3_000]);
     }
 
     #[test]
