@@ -10,7 +10,7 @@
 //! Every row or span that does not make it is counted.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arrow::array::BooleanArray;
@@ -53,11 +53,14 @@ struct Flushed {
 }
 
 /// The capture thread's end: hands each flushed exchange table to the
-/// export pipeline without ever waiting.
+/// export pipeline without ever waiting, and gets the typed rows back once
+/// the pipeline has read them.
 #[derive(Clone)]
 pub struct RowTap {
     tx: mpsc::Sender<Flushed>,
     dropped_rows: Arc<Counter>,
+    /// Only the capture thread takes from it (the lock is never contended).
+    returned: Arc<Mutex<std::sync::mpsc::Receiver<Exchanges>>>,
 }
 
 impl RowTap {
@@ -73,6 +76,17 @@ impl RowTap {
         };
         if self.tx.try_send(flushed).is_err() {
             self.dropped_rows.add(rows as u64);
+        }
+    }
+
+    /// Typed rows the pipeline is done with. They go back to the capture
+    /// thread, which allocated their strings: freeing them there is the
+    /// allocator's fast path (on another thread it is a locked, consolidating
+    /// one), and their vectors are reused with their capacity.
+    pub fn take_returned(&self, mut each: impl FnMut(Exchanges)) {
+        let returned = self.returned.lock().unwrap_or_else(|e| e.into_inner());
+        while let Ok(exchanges) = returned.try_recv() {
+            each(exchanges);
         }
     }
 }
@@ -162,8 +176,11 @@ impl Pipeline {
             stats,
         ));
         let (tx, rx) = mpsc::channel(TAP_CAPACITY);
+        // As many in flight as the tap holds, so unbounded is bounded here.
+        let (return_tx, return_rx) = std::sync::mpsc::channel();
         let tap = RowTap {
             tx,
+            returned: Arc::new(Mutex::new(return_rx)),
             dropped_rows: stats.counter(
                 "otlp_rows_dropped_tap_full",
                 "Rows not handed to the export pipeline because its intake queue was full",
@@ -213,6 +230,7 @@ impl Pipeline {
             span_tx,
             ids: RandomIdGenerator::default(),
             scope: scope(),
+            returns: return_tx,
         };
         tasks.push(tokio::spawn(intake.run(rx)));
         Ok(Self { tap, red, tasks })
@@ -257,6 +275,8 @@ struct Intake {
     span_tx: Option<mpsc::Sender<SpanBatch>>,
     ids: RandomIdGenerator,
     scope: opentelemetry::InstrumentationScope,
+    /// Read rows go back to the capture thread (see [`RowTap::take_returned`]).
+    returns: std::sync::mpsc::Sender<Exchanges>,
 }
 
 impl Intake {
@@ -288,13 +308,15 @@ impl Intake {
             batch,
             exchanges,
         } = flushed;
-        match exchanges {
-            Exchanges::Http(rows) => self.take_rows(table, &batch, &rows),
-            Exchanges::Dns(rows) => self.take_rows(table, &batch, &rows),
-            Exchanges::Mysql(rows) => self.take_rows(table, &batch, &rows),
-            Exchanges::Redis(rows) => self.take_rows(table, &batch, &rows),
-            Exchanges::Pgsql(rows) => self.take_rows(table, &batch, &rows),
+        match &exchanges {
+            Exchanges::Http(rows) => self.take_rows(table, &batch, rows),
+            Exchanges::Dns(rows) => self.take_rows(table, &batch, rows),
+            Exchanges::Mysql(rows) => self.take_rows(table, &batch, rows),
+            Exchanges::Redis(rows) => self.take_rows(table, &batch, rows),
+            Exchanges::Pgsql(rows) => self.take_rows(table, &batch, rows),
         }
+        // Without a capture thread to take them (shutdown), they drop here.
+        let _ = self.returns.send(exchanges);
     }
 
     /// Each row is described once (an operation) and then counted in the

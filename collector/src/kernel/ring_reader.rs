@@ -195,6 +195,9 @@ struct Sink<'a> {
 }
 
 fn flush_rows(tracker: &mut Tracker, sink: &Sink<'_>) {
+    if let Some(tap) = sink.tap {
+        tap.take_returned(|exchanges| tracker.recycle(exchanges));
+    }
     for flushed in tracker.take_batches() {
         let table = flushed.table;
         let batch = flushed.batch.clone();

@@ -15,7 +15,12 @@ pub struct TableRows<B: TableBuilder> {
     /// The typed rows, in builder order, when the exporter wants them.
     typed: Vec<B::Row>,
     keep_typed: bool,
+    /// An emptied vector the exporter returned, for the next flush.
+    spare: Option<Vec<B::Row>>,
 }
+
+/// Returned row vectors larger than this (after a burst) are not kept.
+const MAX_SPARE_ROWS: usize = 64 * 1024;
 
 impl<B: TableBuilder> Default for TableRows<B> {
     fn default() -> Self {
@@ -23,6 +28,7 @@ impl<B: TableBuilder> Default for TableRows<B> {
             builder: B::default(),
             typed: Vec::new(),
             keep_typed: false,
+            spare: None,
         }
     }
 }
@@ -49,9 +55,22 @@ impl<B: TableBuilder> TableRows<B> {
             return None;
         }
         // The next flush likely holds as many rows: no regrowing from empty.
-        let capacity = if self.keep_typed { self.typed.len() } else { 0 };
-        let typed = std::mem::replace(&mut self.typed, Vec::with_capacity(capacity));
+        let next = match self.spare.take() {
+            Some(spare) => spare,
+            None if self.keep_typed => Vec::with_capacity(self.typed.len()),
+            None => Vec::new(),
+        };
+        let typed = std::mem::replace(&mut self.typed, next);
         Some((self.builder.finish(), typed))
+    }
+
+    /// Takes back typed rows the exporter has read: they are freed here
+    /// and their vector is kept for a next flush.
+    fn recycle(&mut self, mut rows: Vec<B::Row>) {
+        rows.clear();
+        if self.keep_typed && self.spare.is_none() && rows.capacity() <= MAX_SPARE_ROWS {
+            self.spare = Some(rows);
+        }
     }
 }
 
@@ -122,6 +141,17 @@ impl RowBuilders {
             + self.conn_stats.len()
     }
 
+    /// Takes back typed rows the exporter has read (see `TableRows::recycle`).
+    pub fn recycle(&mut self, exchanges: Exchanges) {
+        match exchanges {
+            Exchanges::Http(rows) => self.http.recycle(rows),
+            Exchanges::Dns(rows) => self.dns.recycle(rows),
+            Exchanges::Mysql(rows) => self.mysql.recycle(rows),
+            Exchanges::Redis(rows) => self.redis.recycle(rows),
+            Exchanges::Pgsql(rows) => self.pgsql.recycle(rows),
+        }
+    }
+
     /// The pending rows of each non-empty table (builders reset).
     pub fn take(&mut self) -> Vec<FlushedTable> {
         let mut out = Vec::new();
@@ -169,5 +199,87 @@ impl RowBuilders {
             self.conn_stats.take().map(|(b, _)| (b, None)),
         );
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use sonde_query::records::{ConnFields, TraceRole};
+
+    use super::*;
+
+    fn row(path: &str) -> HttpRow {
+        HttpRow {
+            time_ns: 1,
+            conn: Arc::new(ConnFields {
+                upid: "1:1".into(),
+                pid: 1,
+                comm: "curl".into(),
+                remote_addr: "127.0.0.1".into(),
+                remote_port: 80,
+                local_addr: "127.0.0.1".into(),
+                local_port: 40000,
+                trace_role: TraceRole::Client,
+                encrypted: false,
+                k8s: Default::default(),
+            }),
+            major_version: 1,
+            minor_version: 1,
+            content_type: String::new(),
+            req_headers: Default::default(),
+            req_method: "GET".into(),
+            req_path: path.into(),
+            req_body: Vec::new(),
+            req_body_size: 0,
+            resp_headers: Default::default(),
+            resp_status: 200,
+            resp_message: "OK".into(),
+            resp_body: Vec::new(),
+            resp_body_size: 0,
+            grpc_status: None,
+            grpc_message: None,
+            latency: 1,
+        }
+    }
+
+    fn take_http(rows: &mut RowBuilders) -> Vec<HttpRow> {
+        let mut flushed = rows.take();
+        assert_eq!(flushed.len(), 1);
+        match flushed.pop().and_then(|f| f.exchanges) {
+            Some(Exchanges::Http(rows)) => rows,
+            other => panic!("expected http rows, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn returned_rows_are_freed_and_their_vector_reused() {
+        let mut rows = RowBuilders::keeping_exchanges();
+        for path in ["/a", "/b", "/c"] {
+            rows.http.push(row(path));
+        }
+        let first = take_http(&mut rows);
+        assert_eq!(
+            first
+                .iter()
+                .map(|r| r.req_path.as_str())
+                .collect::<Vec<_>>(),
+            ["/a", "/b", "/c"]
+        );
+        let returned = first.as_ptr();
+        rows.recycle(Exchanges::Http(first));
+
+        // The pending vector was made with room for three; the returned one
+        // is kept for the flush after.
+        rows.http.push(row("/d"));
+        let second = take_http(&mut rows);
+        assert_eq!(second.len(), 1);
+        assert_eq!(second[0].req_path, "/d");
+        rows.http.push(row("/e"));
+        let third = take_http(&mut rows);
+        assert_eq!(third.as_ptr(), returned, "the returned vector is reused");
+        assert_eq!(third.len(), 1);
+        assert_eq!(third[0].req_path, "/e");
     }
 }

@@ -30,7 +30,7 @@ use sonde_query::records::ConnFields;
 
 use crate::clock::Clock;
 use crate::counters::CaptureCounters;
-use crate::sessions::{Dir, FlushedTable, RowBuilders, RowSink, SessionConfig};
+use crate::sessions::{Dir, Exchanges, FlushedTable, RowBuilders, RowSink, SessionConfig};
 use connection::{Connection, ProtocolState, Transport};
 use feed::{feed, record_push_stats};
 use k8s_fields::K8sEnricher;
@@ -432,6 +432,11 @@ impl Tracker {
     /// Rows parsed since the last call, one entry per table that has some.
     pub fn take_batches(&mut self) -> Vec<FlushedTable> {
         self.ctx.rows.take()
+    }
+
+    /// Typed rows the exporter has read, back to be freed and reused.
+    pub fn recycle(&mut self, exchanges: Exchanges) {
+        self.ctx.rows.recycle(exchanges);
     }
 
     pub fn pending_rows(&self) -> usize {

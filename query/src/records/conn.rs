@@ -1,7 +1,6 @@
 //! The connection identity shared by every protocol table (the columns of
 //! [`crate::schema::common_fields`]) and a builder for them.
 
-
 use super::column::FinishKeepingRoom;
 
 use arrow::array::{

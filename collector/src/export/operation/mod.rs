@@ -506,7 +506,12 @@ mod tests {
 
     #[test]
     fn grpc_calls_follow_the_rpc_conventions() {
-        let op = operation(&grpc_row(TraceRole::Server, Some(5)), &mut processes(), true).unwrap();
+        let op = operation(
+            &grpc_row(TraceRole::Server, Some(5)),
+            &mut processes(),
+            true,
+        )
+        .unwrap();
         assert_eq!(op.name, "demo.Echo/Fail");
         assert_eq!(attr(&op, "rpc.system"), Some("grpc".into()));
         assert_eq!(attr(&op, "rpc.service"), Some("demo.Echo".into()));
@@ -535,15 +540,30 @@ mod tests {
             ]
         );
         // The client sees every status but OK as an error.
-        let op = operation(&grpc_row(TraceRole::Client, Some(5)), &mut processes(), true).unwrap();
+        let op = operation(
+            &grpc_row(TraceRole::Client, Some(5)),
+            &mut processes(),
+            true,
+        )
+        .unwrap();
         assert_eq!(op.error.as_deref(), Some("NOT_FOUND"));
         assert_eq!(attr(&op, "error.type"), Some("NOT_FOUND".into()));
         let (histogram, attrs) = op.metric.unwrap();
         assert_eq!(histogram, Histogram::RpcClient);
         assert!(attrs.iter().any(|kv| kv.key.as_str() == "error.type"));
-        let op = operation(&grpc_row(TraceRole::Server, Some(13)), &mut processes(), true).unwrap();
+        let op = operation(
+            &grpc_row(TraceRole::Server, Some(13)),
+            &mut processes(),
+            true,
+        )
+        .unwrap();
         assert_eq!(op.error.as_deref(), Some("INTERNAL"));
-        let op = operation(&grpc_row(TraceRole::Client, Some(0)), &mut processes(), true).unwrap();
+        let op = operation(
+            &grpc_row(TraceRole::Client, Some(0)),
+            &mut processes(),
+            true,
+        )
+        .unwrap();
         assert_eq!(op.error, None);
         // HTTP/2 without gRPC is HTTP, version "2".
         let row = HttpRow {
