@@ -227,6 +227,12 @@ pub fn write_json_str(s: &str, out: &mut impl Write) {
 }
 
 fn write_json_str_content(s: &str, out: &mut impl Write) {
+    // Header values and names almost never need escaping: one pass the
+    // compiler vectorises decides, and the text is written at once.
+    if !needs_json_escape(s.as_bytes()) {
+        let _ = out.write_str(s);
+        return;
+    }
     let mut start = 0;
     for (i, b) in s.bytes().enumerate() {
         let escape = match b {
@@ -249,6 +255,14 @@ fn write_json_str_content(s: &str, out: &mut impl Write) {
         start = i + 1;
     }
     let _ = out.write_str(s.get(start..).unwrap_or_default());
+}
+
+/// Any byte JSON strings must escape (`"`, `\\`, control characters)?
+/// Deliberately without an early exit, so the loop vectorises.
+fn needs_json_escape(bytes: &[u8]) -> bool {
+    bytes.iter().fold(false, |found, &b| {
+        found | (b < 0x20) | (b == b'"') | (b == b'\\')
+    })
 }
 
 /// A DNS message header, as `{"txid":..,"qr":..,...}`.
