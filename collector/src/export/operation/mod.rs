@@ -11,7 +11,7 @@ mod mysql;
 mod pgsql;
 mod redis;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use opentelemetry::KeyValue;
@@ -170,7 +170,7 @@ pub struct Processes {
     /// By the address of the rows' shared connection fields (kept alive
     /// here, so an address is never reused while remembered).
     by_conn: HashMap<usize, (Arc<ConnFields>, Arc<Process>)>,
-    interned: HashMap<Arc<Process>, ()>,
+    interned: HashSet<Arc<Process>>,
 }
 
 impl Processes {
@@ -178,7 +178,7 @@ impl Processes {
         Self {
             naming,
             by_conn: HashMap::new(),
-            interned: HashMap::new(),
+            interned: HashSet::new(),
         }
     }
 
@@ -192,11 +192,11 @@ impl Processes {
             self.interned.clear();
         }
         let process = Process::of(conn, &self.naming);
-        let process = match self.interned.get_key_value(&process) {
-            Some((shared, ())) => Arc::clone(shared),
+        let process = match self.interned.get(&process) {
+            Some(shared) => Arc::clone(shared),
             None => {
                 let shared = Arc::new(process);
-                self.interned.insert(Arc::clone(&shared), ());
+                self.interned.insert(Arc::clone(&shared));
                 shared
             }
         };
@@ -378,6 +378,24 @@ mod tests {
         Processes::new(ServiceNaming {
             by_comm: vec![("redis-server".into(), "cache".into())],
         })
+    }
+
+    #[test]
+    fn a_process_is_named_once_and_shared_by_its_connections() {
+        let mut processes = processes();
+        let first = conn(TraceRole::Server, "nginx");
+        let second = conn(TraceRole::Server, "nginx");
+        let other = conn(TraceRole::Client, "redis-server");
+        let a = processes.of(&first);
+        assert!(Arc::ptr_eq(&a, &processes.of(&first)));
+        assert!(
+            Arc::ptr_eq(&a, &processes.of(&second)),
+            "same process, another connection: the same Arc"
+        );
+        let b = processes.of(&other);
+        assert!(!Arc::ptr_eq(&a, &b));
+        assert_eq!((a.service.as_str(), a.pid), ("web", 10));
+        assert_eq!(b.service, "cache", "--service-name applies");
     }
 
     #[test]
