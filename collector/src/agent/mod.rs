@@ -137,7 +137,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let worker_client = worker_client_config(&args.worker_tls, token.as_deref())?;
     let worker_tls = worker_server_tls(&args.worker_tls)?;
     // Before any probe: a bad filter or endpoint is reported straight away.
-    let export = crate::export::start(&args.export, args.node_name.as_deref(), &stats)
+    let mut export = crate::export::start(&args.export, args.node_name.as_deref(), &stats)
         .context("OTLP export settings")?;
 
     // Bind first: a port already in use fails before any probe is loaded.
@@ -236,6 +236,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         store: store.clone(),
         stats: stats.clone(),
         tap: Some(export.tap.clone()),
+        returned_rows: export.returned_rows.take(),
         // Records below the wakeup threshold wait for the collection timer.
         collect_every: (probe_config.wakeup_bytes > 0).then_some(ring_reader::COLLECT_EVERY),
     };

@@ -24,7 +24,7 @@ use sonde_query::schema::{
 use sonde_query::stats::StatsRegistry;
 
 pub use config::ExportArgs;
-pub use pipeline::{Pipeline, RowTap};
+pub use pipeline::{Pipeline, ReturnedRows, RowTap};
 
 use operation::ServiceNaming;
 use pipeline::{PipelineConfig, TableFilters};

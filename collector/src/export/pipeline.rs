@@ -10,7 +10,7 @@
 //! Every row or span that does not make it is counted.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::array::BooleanArray;
@@ -53,14 +53,26 @@ struct Flushed {
 }
 
 /// The capture thread's end: hands each flushed exchange table to the
-/// export pipeline without ever waiting, and gets the typed rows back once
-/// the pipeline has read them.
+/// export pipeline without ever waiting.
 #[derive(Clone)]
 pub struct RowTap {
     tx: mpsc::Sender<Flushed>,
     dropped_rows: Arc<Counter>,
-    /// Only the capture thread takes from it (the lock is never contended).
-    returned: Arc<Mutex<std::sync::mpsc::Receiver<Exchanges>>>,
+}
+
+/// Typed rows the pipeline is done with, on their way back to the capture
+/// thread, which allocated their strings: freeing them there is the
+/// allocator's fast path (on another thread it is a locked, consolidating
+/// one), and their vectors are reused with their capacity. As many are in
+/// flight as the tap holds, so the channel is bounded by the tap's capacity.
+pub struct ReturnedRows(std::sync::mpsc::Receiver<Exchanges>);
+
+impl ReturnedRows {
+    pub fn take(&self, mut each: impl FnMut(Exchanges)) {
+        while let Ok(exchanges) = self.0.try_recv() {
+            each(exchanges);
+        }
+    }
 }
 
 impl RowTap {
@@ -76,17 +88,6 @@ impl RowTap {
         };
         if self.tx.try_send(flushed).is_err() {
             self.dropped_rows.add(rows as u64);
-        }
-    }
-
-    /// Typed rows the pipeline is done with. They go back to the capture
-    /// thread, which allocated their strings: freeing them there is the
-    /// allocator's fast path (on another thread it is a locked, consolidating
-    /// one), and their vectors are reused with their capacity.
-    pub fn take_returned(&self, mut each: impl FnMut(Exchanges)) {
-        let returned = self.returned.lock().unwrap_or_else(|e| e.into_inner());
-        while let Ok(exchanges) = returned.try_recv() {
-            each(exchanges);
         }
     }
 }
@@ -148,6 +149,8 @@ impl Counters {
 
 pub struct Pipeline {
     pub tap: RowTap,
+    /// For the capture thread (taken once).
+    pub returned_rows: Option<ReturnedRows>,
     pub red: Arc<RedMetrics>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -176,11 +179,9 @@ impl Pipeline {
             stats,
         ));
         let (tx, rx) = mpsc::channel(TAP_CAPACITY);
-        // As many in flight as the tap holds, so unbounded is bounded here.
         let (return_tx, return_rx) = std::sync::mpsc::channel();
         let tap = RowTap {
             tx,
-            returned: Arc::new(Mutex::new(return_rx)),
             dropped_rows: stats.counter(
                 "otlp_rows_dropped_tap_full",
                 "Rows not handed to the export pipeline because its intake queue was full",
@@ -233,7 +234,12 @@ impl Pipeline {
             returns: return_tx,
         };
         tasks.push(tokio::spawn(intake.run(rx)));
-        Ok(Self { tap, red, tasks })
+        Ok(Self {
+            tap,
+            returned_rows: Some(ReturnedRows(return_rx)),
+            red,
+            tasks,
+        })
     }
 
     /// Waits (bounded) for queued spans to go out once the tap is closed.
@@ -275,7 +281,7 @@ struct Intake {
     span_tx: Option<mpsc::Sender<SpanBatch>>,
     ids: RandomIdGenerator,
     scope: opentelemetry::InstrumentationScope,
-    /// Read rows go back to the capture thread (see [`RowTap::take_returned`]).
+    /// Read rows go back to the capture thread (see [`ReturnedRows`]).
     returns: std::sync::mpsc::Sender<Exchanges>,
 }
 

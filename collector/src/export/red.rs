@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use indexmap::IndexMap;
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Histogram as OtelHistogram, MeterProvider as _};
 use opentelemetry_sdk::error::OTelSdkResult;
@@ -86,6 +87,10 @@ impl ServiceMeters {
         }
     }
 }
+
+/// Measurements of one series in one flush from which binding the
+/// attributes (sorting and copying them once) beats a lookup per value.
+const MIN_MEASUREMENTS_TO_BIND: usize = 4;
 
 /// Attribute sets kept per histogram per service; beyond, measurements go
 /// to the SDK's overflow series (`otel.metric.overflow=true`), so memory
@@ -175,9 +180,11 @@ impl RedMetrics {
         }
     }
 
-    /// Counts a flush's measurements: per series one lookup of the
-    /// service's meters and one binding of the attributes, then a direct
-    /// write per measurement.
+    /// Counts a flush's measurements, series by series in the order they
+    /// first occurred (so which series overflow the cap is first come,
+    /// first served): per series one lookup of the service's meters, and
+    /// for a busy series one binding of its attributes, then a direct write
+    /// per measurement.
     pub fn record(&self, batch: RedBatch) {
         for (key, seconds) in batch.series {
             let n = seconds.len() as u64;
@@ -188,9 +195,16 @@ impl RedMetrics {
             let Some(instrument) = meters.histograms.get(&key.histogram) else {
                 continue;
             };
-            let bound = instrument.bind(&key.attributes);
-            for value in seconds {
-                bound.record(value);
+            if seconds.len() < MIN_MEASUREMENTS_TO_BIND {
+                // Binding allocates; a lookup of an existing series does not.
+                for value in seconds {
+                    instrument.record(value, &key.attributes);
+                }
+            } else {
+                let bound = instrument.bind(&key.attributes);
+                for value in seconds {
+                    bound.record(value);
+                }
             }
             self.recorded.add(n);
         }
@@ -398,7 +412,8 @@ struct SeriesKey {
 /// hash every measurement's attributes and take its locks per row.
 #[derive(Default)]
 pub struct RedBatch {
-    series: HashMap<SeriesKey, Vec<f64>, foldhash::fast::RandomState>,
+    /// In order of first occurrence (see [`RedMetrics::record`]).
+    series: IndexMap<SeriesKey, Vec<f64>, foldhash::fast::RandomState>,
 }
 
 impl RedBatch {
@@ -553,6 +568,40 @@ mod tests {
     }
 
     #[test]
+    fn flushes_add_up_in_one_series() {
+        let (red, stats) = red();
+        // A busy series (bound once) and then a sparse one (looked up).
+        record(&red, (0..5).map(|_| op("web", "/a", 1_000)));
+        record(&red, [op("web", "/a", 1_000)]);
+        let web = red
+            .collect()
+            .into_iter()
+            .find(|rm| {
+                rm.resource()
+                    .get(&opentelemetry::Key::from_static_str("service.name"))
+                    .is_some_and(|v| v.as_str() == "web")
+            })
+            .unwrap();
+        let counts: Vec<u64> = web
+            .scope_metrics()
+            .flat_map(|s| s.metrics())
+            .filter_map(|m| match m.data() {
+                AggregatedMetrics::F64(MetricData::Histogram(h)) => Some(h),
+                _ => None,
+            })
+            .flat_map(|h| h.data_points())
+            .map(|p| p.count())
+            .collect();
+        assert_eq!(counts, [6]);
+        let recorded = stats
+            .snapshot()
+            .into_iter()
+            .find(|c| c.name == "red_metrics_recorded")
+            .map(|c| c.value);
+        assert_eq!(recorded, Some(6));
+    }
+
+    #[test]
     fn series_and_services_are_capped() {
         let (red, stats) = red();
         record(&red, (0..300).map(|i| op("web", &format!("/r{i}"), 1_000)));
@@ -582,6 +631,28 @@ mod tests {
         }
         // The cap, plus the one overflow series (otel.metric.overflow=true).
         assert_eq!(points, MAX_SERIES_PER_HISTOGRAM + 1);
+        // First come, first served: the routes that came first have series.
+        let mut routes: Vec<String> = web
+            .scope_metrics()
+            .flat_map(|s| s.metrics())
+            .filter_map(|m| match m.data() {
+                AggregatedMetrics::F64(MetricData::Histogram(h)) => Some(h),
+                _ => None,
+            })
+            .flat_map(|h| h.data_points())
+            .flat_map(|p| p.attributes())
+            .filter(|kv| kv.key.as_str() == "http.route")
+            .map(|kv| kv.value.to_string())
+            .collect();
+        routes.sort_by_key(|r| {
+            r.trim_start_matches("/r")
+                .parse::<u32>()
+                .unwrap_or(u32::MAX)
+        });
+        let expected: Vec<String> = (0..MAX_SERIES_PER_HISTOGRAM)
+            .map(|i| format!("/r{i}"))
+            .collect();
+        assert_eq!(routes, expected);
         assert_eq!(
             total, 300,
             "overflowing measurements are kept in the overflow series"

@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 use super::loader::{Probes, process_alive};
 use crate::clock::Clock;
-use crate::export::RowTap;
+use crate::export::{ReturnedRows, RowTap};
 use crate::tracker::Tracker;
 
 /// Rows buffered before a flush even if the second has not passed.
@@ -36,6 +36,8 @@ pub struct Capture {
     pub stats: Arc<StatsRegistry>,
     /// Where protocol rows also go for OTLP export and RED metrics.
     pub tap: Option<RowTap>,
+    /// The typed rows the export pipeline has read, back to be freed here.
+    pub returned_rows: Option<ReturnedRows>,
     /// Collection period when the kernel wakes the reader in batches; None
     /// when every record may wake it.
     pub collect_every: Option<Duration>,
@@ -57,11 +59,13 @@ async fn run(capture: Capture, mut shutdown: watch::Receiver<bool>) -> anyhow::R
         store,
         stats,
         tap,
+        returned_rows,
         collect_every,
     } = capture;
     let sink = Sink {
         store: &store,
         tap: tap.as_ref(),
+        returned_rows: returned_rows.as_ref(),
     };
     let kernel_counters: Vec<Arc<Counter>> = sonde_ebpf::events::KERNEL_STATS
         .iter()
@@ -192,11 +196,12 @@ fn mirror_kernel_counters(probes: &Probes, counters: &[Arc<Counter>]) {
 struct Sink<'a> {
     store: &'a TableStore,
     tap: Option<&'a RowTap>,
+    returned_rows: Option<&'a ReturnedRows>,
 }
 
 fn flush_rows(tracker: &mut Tracker, sink: &Sink<'_>) {
-    if let Some(tap) = sink.tap {
-        tap.take_returned(|exchanges| tracker.recycle(exchanges));
+    if let Some(returned) = sink.returned_rows {
+        returned.take(|exchanges| tracker.recycle(exchanges));
     }
     for flushed in tracker.take_batches() {
         let table = flushed.table;

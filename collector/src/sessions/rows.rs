@@ -57,7 +57,7 @@ impl<B: TableBuilder> TableRows<B> {
         // The next flush likely holds as many rows: no regrowing from empty.
         let next = match self.spare.take() {
             Some(spare) => spare,
-            None if self.keep_typed => Vec::with_capacity(self.typed.len()),
+            None if self.keep_typed => Vec::with_capacity(self.typed.len().min(MAX_SPARE_ROWS)),
             None => Vec::new(),
         };
         let typed = std::mem::replace(&mut self.typed, next);

@@ -5,18 +5,16 @@
 
 use std::fmt::Write;
 
-use std::sync::Arc;
-
-use arrow::array::{
-    Array, ArrayBuilder, ArrayRef, BooleanBuilder, Int64Builder, PrimitiveBuilder, StringBuilder,
-};
-use arrow::datatypes::{ArrowPrimitiveType, DataType};
+use arrow::array::{BooleanBuilder, Int64Builder, StringBuilder};
+use arrow::datatypes::DataType;
 use sonde_protocols::Headers;
 use sonde_protocols::dns::{
     DnsHeader, DnsQuestion, DnsRecord, write_answers_json, write_questions_json,
 };
 use sonde_protocols::mysql::MysqlStatus;
 use sonde_protocols::redis::write_args_json;
+
+use super::builder_room::FinishKeepingRoom;
 
 /// A value type a protocol table column can hold after the common columns.
 pub trait ColumnValue {
@@ -27,48 +25,6 @@ pub trait ColumnValue {
     /// Appends the value; returns the bytes it adds (values and offsets),
     /// for the store's approximate accounting.
     fn append_to(&self, builder: &mut Self::Builder) -> usize;
-}
-
-/// A column builder finished once per flush. The next batch is about as
-/// large, so the builder starts it with the room this one used (bounded)
-/// instead of growing from nothing again: no chain of reallocations and
-/// fresh pages on every flush.
-pub trait FinishKeepingRoom {
-    fn finish_keeping_room(&mut self) -> ArrayRef;
-}
-
-/// Rows and value bytes a builder keeps room for after a flush, whatever
-/// the batch it finished.
-const MAX_KEPT_ROWS: usize = 16 * 1024;
-const MAX_KEPT_VALUE_BYTES: usize = 4 << 20;
-
-impl FinishKeepingRoom for StringBuilder {
-    fn finish_keeping_room(&mut self) -> ArrayRef {
-        let rows = self.len().min(MAX_KEPT_ROWS);
-        let bytes = self.values_slice().len().min(MAX_KEPT_VALUE_BYTES);
-        let array = self.finish();
-        *self = StringBuilder::with_capacity(rows, bytes);
-        Arc::new(array)
-    }
-}
-
-impl<T: ArrowPrimitiveType> FinishKeepingRoom for PrimitiveBuilder<T> {
-    fn finish_keeping_room(&mut self) -> ArrayRef {
-        let rows = self.len().min(MAX_KEPT_ROWS);
-        let array = self.finish();
-        // The data type carries what the type parameter does not (a timezone).
-        *self = PrimitiveBuilder::with_capacity(rows).with_data_type(array.data_type().clone());
-        Arc::new(array)
-    }
-}
-
-impl FinishKeepingRoom for BooleanBuilder {
-    fn finish_keeping_room(&mut self) -> ArrayRef {
-        let rows = self.len().min(MAX_KEPT_ROWS);
-        let array = self.finish();
-        *self = BooleanBuilder::with_capacity(rows);
-        Arc::new(array)
-    }
 }
 
 /// Bytes of an offset entry in a Utf8 column.

@@ -1,7 +1,7 @@
 //! The connection identity shared by every protocol table (the columns of
 //! [`crate::schema::common_fields`]) and a builder for them.
 
-use super::column::FinishKeepingRoom;
+use super::builder_room::FinishKeepingRoom;
 
 use arrow::array::{
     ArrayRef, BooleanBuilder, Int64Builder, StringBuilder, TimestampNanosecondBuilder,

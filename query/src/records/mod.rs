@@ -2,12 +2,14 @@
 //! builders that turn them into record batches for the store. The same
 //! typed rows go on to the exporter, so nothing is read back from Arrow.
 
+mod builder_room;
 pub mod column;
 mod conn;
 mod probes;
 mod table;
 mod tables;
 
+pub use builder_room::FinishKeepingRoom;
 pub use column::{ColumnValue, RedisArgs, headers_to_json};
 pub use conn::{ConnColumnsBuilder, ConnFields, K8sFields, TraceRole};
 pub use probes::{ProbeStatusRow, probe_status_batch, probe_status_schema};

@@ -122,7 +122,7 @@ macro_rules! protocol_table {
 
             /// Returns the pending rows as a batch and resets the builder.
             pub fn finish(&mut self) -> arrow::record_batch::RecordBatch {
-                use $crate::records::column::FinishKeepingRoom;
+                use $crate::records::FinishKeepingRoom;
                 let mut columns: Vec<arrow::array::ArrayRef> = self.conn.finish();
                 $(columns.push(self.$field.finish_keeping_room());)*
                 self.pending_rows = 0;
