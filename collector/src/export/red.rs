@@ -567,22 +567,18 @@ mod tests {
         );
     }
 
-    #[test]
-    fn flushes_add_up_in_one_series() {
-        let (red, stats) = red();
-        // A busy series (bound once) and then a sparse one (looked up).
-        record(&red, (0..5).map(|_| op("web", "/a", 1_000)));
-        record(&red, [op("web", "/a", 1_000)]);
-        let web = red
+    /// Each histogram point of the service: its count and `http.route`.
+    fn points_of(red: &RedMetrics, service: &str) -> Vec<(u64, Option<String>)> {
+        let resource = red
             .collect()
             .into_iter()
             .find(|rm| {
                 rm.resource()
                     .get(&opentelemetry::Key::from_static_str("service.name"))
-                    .is_some_and(|v| v.as_str() == "web")
+                    .is_some_and(|v| v.as_str() == service)
             })
             .unwrap();
-        let counts: Vec<u64> = web
+        resource
             .scope_metrics()
             .flat_map(|s| s.metrics())
             .filter_map(|m| match m.data() {
@@ -590,15 +586,32 @@ mod tests {
                 _ => None,
             })
             .flat_map(|h| h.data_points())
-            .map(|p| p.count())
-            .collect();
-        assert_eq!(counts, [6]);
-        let recorded = stats
+            .map(|p| {
+                let route = p
+                    .attributes()
+                    .find(|kv| kv.key.as_str() == "http.route")
+                    .map(|kv| kv.value.to_string());
+                (p.count(), route)
+            })
+            .collect()
+    }
+
+    fn counter(stats: &StatsRegistry, name: &str) -> Option<u64> {
+        stats
             .snapshot()
             .into_iter()
-            .find(|c| c.name == "red_metrics_recorded")
-            .map(|c| c.value);
-        assert_eq!(recorded, Some(6));
+            .find(|c| c.name == name)
+            .map(|c| c.value)
+    }
+
+    #[test]
+    fn flushes_add_up_in_one_series() {
+        let (red, stats) = red();
+        // A busy series (bound once) and then a sparse one (looked up).
+        record(&red, (0..5).map(|_| op("web", "/a", 1_000)));
+        record(&red, [op("web", "/a", 1_000)]);
+        assert_eq!(points_of(&red, "web"), [(6, Some("/a".to_string()))]);
+        assert_eq!(counter(&stats, "red_metrics_recorded"), Some(6));
     }
 
     #[test]
@@ -608,54 +621,23 @@ mod tests {
         record(&red, [op("api", "/", 1_000)]);
         record(&red, [op("third", "/", 1_000)]);
         assert_eq!(red.services(), 2);
-        let over = stats.snapshot();
-        let value = |name: &str| over.iter().find(|c| c.name == name).map(|c| c.value);
-        assert_eq!(value("red_metrics_services_over_cap"), Some(1));
-        assert_eq!(value("red_metrics_recorded"), Some(301));
-        let web = red
-            .collect()
-            .into_iter()
-            .find(|rm| {
-                rm.resource()
-                    .get(&opentelemetry::Key::from_static_str("service.name"))
-                    .is_some_and(|v| v.as_str() == "web")
-            })
-            .unwrap();
-        let mut points = 0;
-        let mut total = 0;
-        for metric in web.scope_metrics().flat_map(|s| s.metrics()) {
-            if let AggregatedMetrics::F64(MetricData::Histogram(h)) = metric.data() {
-                points += h.data_points().count();
-                total += h.data_points().map(|p| p.count()).sum::<u64>();
-            }
-        }
+        assert_eq!(counter(&stats, "red_metrics_services_over_cap"), Some(1));
+        assert_eq!(counter(&stats, "red_metrics_recorded"), Some(301));
+        let points = points_of(&red, "web");
         // The cap, plus the one overflow series (otel.metric.overflow=true).
-        assert_eq!(points, MAX_SERIES_PER_HISTOGRAM + 1);
-        // First come, first served: the routes that came first have series.
-        let mut routes: Vec<String> = web
-            .scope_metrics()
-            .flat_map(|s| s.metrics())
-            .filter_map(|m| match m.data() {
-                AggregatedMetrics::F64(MetricData::Histogram(h)) => Some(h),
-                _ => None,
-            })
-            .flat_map(|h| h.data_points())
-            .flat_map(|p| p.attributes())
-            .filter(|kv| kv.key.as_str() == "http.route")
-            .map(|kv| kv.value.to_string())
-            .collect();
-        routes.sort_by_key(|r| {
-            r.trim_start_matches("/r")
-                .parse::<u32>()
-                .unwrap_or(u32::MAX)
-        });
-        let expected: Vec<String> = (0..MAX_SERIES_PER_HISTOGRAM)
-            .map(|i| format!("/r{i}"))
-            .collect();
-        assert_eq!(routes, expected);
+        assert_eq!(points.len(), MAX_SERIES_PER_HISTOGRAM + 1);
         assert_eq!(
-            total, 300,
+            points.iter().map(|(count, _)| count).sum::<u64>(),
+            300,
             "overflowing measurements are kept in the overflow series"
         );
+        // First come, first served: the routes that came first have series.
+        let mut routes: Vec<u32> = points
+            .iter()
+            .filter_map(|(_, route)| route.as_deref()?.strip_prefix("/r")?.parse().ok())
+            .collect();
+        routes.sort_unstable();
+        let first: Vec<u32> = (0..MAX_SERIES_PER_HISTOGRAM as u32).collect();
+        assert_eq!(routes, first);
     }
 }
