@@ -71,7 +71,9 @@ pub struct Processes {
     naming: ServiceNaming,
     /// By the address of the rows' shared connection fields (kept alive
     /// here, so an address is never reused while remembered).
-    by_conn: HashMap<usize, (Arc<ConnFields>, Arc<Process>)>,
+    /// Looked up for every exported row: hashed with foldhash, not SipHash
+    /// (the keys are addresses the agent made, not input).
+    by_conn: HashMap<usize, (Arc<ConnFields>, Arc<Process>), foldhash::fast::RandomState>,
     interned: HashSet<Arc<Process>>,
 }
 
@@ -79,7 +81,7 @@ impl Processes {
     pub fn new(naming: ServiceNaming) -> Self {
         Self {
             naming,
-            by_conn: HashMap::new(),
+            by_conn: HashMap::default(),
             interned: HashSet::new(),
         }
     }
