@@ -3,6 +3,7 @@
 //! must say how many bytes they keep. Kept exact at O(1) per change, as
 //! it is read for every captured record.
 
+use compact_str::CompactString;
 use std::collections::VecDeque;
 use std::mem::size_of;
 
@@ -29,6 +30,15 @@ impl HeapSize for Vec<String> {
         size_of::<Vec<String>>()
             + (self.capacity() - self.len()) * size_of::<String>()
             + self.iter().map(HeapSize::heap_size).sum::<usize>()
+    }
+}
+
+/// Bytes a compact string keeps on the heap: none while it is inline.
+pub fn heap_bytes(text: &CompactString) -> usize {
+    if text.is_heap_allocated() {
+        text.capacity()
+    } else {
+        0
     }
 }
 

@@ -15,11 +15,12 @@ use std::fmt;
 use std::mem;
 
 use body::Body;
+use compact_str::CompactString;
 
 use crate::MessageKind;
 use detect::{is_http_request_start, is_http_response_start};
 
-use crate::held::HeapSize;
+use crate::held::{HeapSize, heap_bytes};
 use crate::{Headers, REDACTED};
 
 /// Caps and policies of the decoder.
@@ -66,18 +67,18 @@ pub struct HttpMessage {
     /// The `x` of `HTTP/1.x`; the major version is always 1.
     pub minor_version: u8,
     /// Request method; "" for responses.
-    pub method: String,
+    pub method: CompactString,
     /// Request target; "" for responses.
-    pub path: String,
+    pub path: CompactString,
     /// Response status; 0 for requests.
     pub status: u16,
     /// Response reason phrase (lossy UTF-8); "" for requests.
-    pub reason: String,
+    pub reason: CompactString,
     /// Header fields in order, names as sent, values lossy UTF-8 and redacted
     /// per [`HttpConfig::redacted_headers`].
     pub headers: Headers,
     /// Value of Content-Type, or "".
-    pub content_type: String,
+    pub content_type: CompactString,
     /// The first `body_prefix_bytes` of the decoded body (chunked framing
     /// removed). Stops at the first gap, so it is always a true prefix.
     pub body: Vec<u8>,
@@ -91,7 +92,7 @@ impl HeapSize for HttpMessage {
     fn heap_size(&self) -> usize {
         let strings = [&self.method, &self.path, &self.reason, &self.content_type];
         mem::size_of::<Self>() - mem::size_of::<Headers>()
-            + strings.iter().map(|s| s.capacity()).sum::<usize>()
+            + strings.into_iter().map(heap_bytes).sum::<usize>()
             + self.headers.heap_size()
             + self.body.capacity()
     }

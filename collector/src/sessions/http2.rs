@@ -21,6 +21,8 @@
 
 use std::sync::Arc;
 
+use compact_str::CompactString;
+
 use sonde_protocols::http::HttpMessage;
 use sonde_protocols::http2::{
     Frame, Http2Config, Http2Counters, Http2Decoder, Http2Session, Http2Stream, StreamEnd,
@@ -245,9 +247,9 @@ fn row(stream: Http2Stream, sink: &RowSink<'_>) -> HttpRow {
         None => (None, None),
     };
     let resp_message = match end {
-        StreamEnd::Complete if pushed => "server push".to_string(),
-        StreamEnd::Complete => String::new(),
-        StreamEnd::Reset { by, error_code } => format!(
+        StreamEnd::Complete if pushed => CompactString::const_new("server push"),
+        StreamEnd::Complete => CompactString::default(),
+        StreamEnd::Reset { by, error_code } => compact_str::format_compact!(
             "RST_STREAM {} by {}",
             error_code_name(error_code),
             match by {
@@ -255,7 +257,7 @@ fn row(stream: Http2Stream, sink: &RowSink<'_>) -> HttpRow {
                 MessageKind::Response => "server",
             }
         ),
-        StreamEnd::ConnectionClosed => "connection closed".to_string(),
+        StreamEnd::ConnectionClosed => CompactString::const_new("connection closed"),
     };
     let latency = end_ts.saturating_sub(start_ts);
     HttpRow {

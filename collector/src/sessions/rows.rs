@@ -227,7 +227,7 @@ mod tests {
             }),
             major_version: 1,
             minor_version: 1,
-            content_type: String::new(),
+            content_type: Default::default(),
             req_headers: Default::default(),
             req_method: "GET".into(),
             req_path: path.into(),

@@ -2,6 +2,7 @@
 //! httparse, and the choice of body framing that follows from it.
 
 use super::body::{Body, Chunked};
+use compact_str::CompactString;
 use std::mem::MaybeUninit;
 
 use super::{AnsweredMethod, HttpConfig, HttpError, HttpMessage, REDACTED};
@@ -61,10 +62,10 @@ pub(super) fn parse(
                 .map_err(map_error)?;
             let start = StartLine {
                 minor_version: req.version.unwrap_or(1),
-                method: req.method.unwrap_or_default().to_owned(),
-                path: req.path.unwrap_or_default().to_owned(),
+                method: req.method.unwrap_or_default().into(),
+                path: req.path.unwrap_or_default().into(),
                 status: 0,
-                reason: String::new(),
+                reason: CompactString::default(),
             };
             (status, start, &*req.headers)
         }
@@ -77,12 +78,12 @@ pub(super) fn parse(
                 // httparse hands out "" when the phrase has non-ASCII bytes;
                 // recover them lossily rather than losing the phrase.
                 Some("") | None => raw_reason(window),
-                Some(reason) => reason.to_owned(),
+                Some(reason) => reason.into(),
             };
             let start = StartLine {
                 minor_version: resp.version.unwrap_or(1),
-                method: String::new(),
-                path: String::new(),
+                method: CompactString::default(),
+                path: CompactString::default(),
                 status: resp.code.unwrap_or(0),
                 reason,
             };
@@ -117,7 +118,7 @@ pub(super) fn parse(
             headers.push_lossy(header.name.as_bytes(), header.value);
         }
     }
-    let content_type = headers.get("content-type").unwrap_or_default().to_owned();
+    let content_type = headers.get("content-type").unwrap_or_default().into();
     let message = HttpMessage {
         kind,
         minor_version: start.minor_version,
@@ -136,10 +137,10 @@ pub(super) fn parse(
 
 struct StartLine {
     minor_version: u8,
-    method: String,
-    path: String,
+    method: CompactString,
+    path: CompactString,
     status: u16,
-    reason: String,
+    reason: CompactString,
 }
 
 fn map_error(err: httparse::Error) -> HttpError {
@@ -251,7 +252,7 @@ fn trim_ows(bytes: &[u8]) -> &[u8] {
 /// The reason phrase read straight from the status line, lossily decoded.
 /// Only called after httparse accepted the line, but written to cope with
 /// anything.
-fn raw_reason(input: &[u8]) -> String {
+fn raw_reason(input: &[u8]) -> CompactString {
     let start = input
         .iter()
         .position(|&b| b != b'\r' && b != b'\n')
@@ -264,7 +265,7 @@ fn raw_reason(input: &[u8]) -> String {
     let after_code = trim_leading_spaces(after_version)
         .get(3..)
         .unwrap_or_default();
-    String::from_utf8_lossy(trim_leading_spaces(after_code)).into_owned()
+    CompactString::from_utf8_lossy(trim_leading_spaces(after_code))
 }
 
 fn trim_leading_spaces(bytes: &[u8]) -> &[u8] {
@@ -275,6 +276,7 @@ fn trim_leading_spaces(bytes: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::held::HeapSize;
 
     #[test]
     fn decimal() {
@@ -318,6 +320,54 @@ mod tests {
         for (headers, want) in cases {
             assert_eq!(final_transfer_coding(headers), *want, "{headers:?}");
         }
+    }
+
+    /// Methods, short targets, reason phrases and content types are kept
+    /// inline (no allocation of their own), and the held-bytes estimate
+    /// counts only what is on the heap.
+    #[test]
+    fn short_fields_stay_inline_and_long_ones_are_weighed() {
+        let config = HttpConfig::default();
+        let parse_one = |input: &[u8], kind| {
+            parse(input, kind, &config, AnsweredMethod::Other)
+                .unwrap()
+                .unwrap()
+                .message
+        };
+        let fixed = |m: &HttpMessage| {
+            std::mem::size_of::<HttpMessage>() - std::mem::size_of::<Headers>()
+                + m.headers.heap_size()
+        };
+        let request = parse_one(
+            b"GET /r HTTP/1.1\r\nContent-Type: text/plain\r\n\r\n",
+            MessageKind::Request,
+        );
+        assert_eq!(
+            (request.method.as_str(), request.path.as_str()),
+            ("GET", "/r")
+        );
+        assert_eq!(request.content_type, "text/plain");
+        assert!(!request.method.is_heap_allocated());
+        assert!(!request.path.is_heap_allocated());
+        assert!(!request.content_type.is_heap_allocated());
+        assert_eq!(request.heap_size(), fixed(&request));
+
+        let response = parse_one(b"HTTP/1.1 404 Not Found\r\n\r\n", MessageKind::Response);
+        assert_eq!(response.reason, "Not Found");
+        assert!(!response.reason.is_heap_allocated());
+        assert_eq!(response.heap_size(), fixed(&response));
+
+        let long_path = format!("/{}", "a".repeat(100));
+        let request = parse_one(
+            format!("GET {long_path} HTTP/1.1\r\n\r\n").as_bytes(),
+            MessageKind::Request,
+        );
+        assert_eq!(request.path, long_path);
+        assert!(request.path.capacity() >= 101);
+        assert_eq!(
+            request.heap_size(),
+            fixed(&request) + request.path.capacity()
+        );
     }
 
     #[test]

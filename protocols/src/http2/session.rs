@@ -13,9 +13,10 @@ use super::grpc::{self, GrpcCall, GrpcScanner};
 use super::hpack::{Field, HpackDecoder};
 use super::{DEFAULT_MAX_FRAME_SIZE, Http2Config, MAX_FRAME_SIZE_LIMIT};
 use crate::Headers;
-use crate::held::HeapSize;
+use crate::held::{HeapSize, heap_bytes};
 use crate::http::HttpMessage;
 use crate::{MessageKind, REDACTED};
+use compact_str::CompactString;
 
 /// How a stream ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +40,7 @@ pub struct Http2Message {
     /// Fields of a trailing header block, the same way.
     pub trailers: Headers,
     /// Value of content-type, or "".
-    pub content_type: String,
+    pub content_type: CompactString,
     /// The first `body_prefix_bytes` of the body: a true prefix that stops
     /// where bytes were lost or not handed out by the decoder.
     pub body: Vec<u8>,
@@ -62,10 +63,10 @@ pub struct Http2Stream {
     pub stream_id: u32,
     /// `:method`, `:scheme`, `:authority`, `:path` of the request; None when
     /// absent or not decodable.
-    pub method: Option<String>,
-    pub scheme: Option<String>,
-    pub authority: Option<String>,
-    pub path: Option<String>,
+    pub method: Option<CompactString>,
+    pub scheme: Option<CompactString>,
+    pub authority: Option<CompactString>,
+    pub path: Option<CompactString>,
     /// `:status` of the final response.
     pub status: Option<u16>,
     pub request: Http2Message,
@@ -129,14 +130,14 @@ pub struct Http2Counters {
 /// Pseudo-headers and the fields the session reads from a header block.
 #[derive(Debug, Default)]
 struct DecodedBlock {
-    method: Option<String>,
-    scheme: Option<String>,
-    authority: Option<String>,
-    path: Option<String>,
-    status: Option<String>,
-    content_type: Option<String>,
-    grpc_status: Option<String>,
-    grpc_message: Option<String>,
+    method: Option<CompactString>,
+    scheme: Option<CompactString>,
+    authority: Option<CompactString>,
+    path: Option<CompactString>,
+    status: Option<CompactString>,
+    content_type: Option<CompactString>,
+    grpc_status: Option<CompactString>,
+    grpc_message: Option<CompactString>,
     fields: Headers,
     unknown: u32,
 }
@@ -155,13 +156,13 @@ struct Half {
 #[derive(Debug)]
 struct StreamState {
     pushed: bool,
-    method: Option<String>,
-    scheme: Option<String>,
-    authority: Option<String>,
-    path: Option<String>,
+    method: Option<CompactString>,
+    scheme: Option<CompactString>,
+    authority: Option<CompactString>,
+    path: Option<CompactString>,
     status: Option<u16>,
-    grpc_status: Option<String>,
-    grpc_message: Option<String>,
+    grpc_status: Option<CompactString>,
+    grpc_message: Option<CompactString>,
     /// [client, server]
     halves: [Half; 2],
     start_ts: u64,
@@ -199,7 +200,7 @@ impl StreamState {
     }
 
     fn state_bytes(&self) -> usize {
-        let opt = |s: &Option<String>| s.as_ref().map_or(0, String::capacity);
+        let opt = |s: &Option<CompactString>| s.as_ref().map_or(0, heap_bytes);
         let halves: usize = self
             .halves
             .iter()
@@ -207,7 +208,7 @@ impl StreamState {
                 h.message.headers.heap_size()
                     + h.message.trailers.heap_size()
                     + h.message.body.capacity()
-                    + h.message.content_type.capacity()
+                    + heap_bytes(&h.message.content_type)
             })
             .sum();
         mem::size_of::<Self>()
@@ -299,7 +300,7 @@ impl Http2Session {
         stream.method = Some(request.method.clone());
         stream.path = Some(request.path.clone());
         stream.scheme = Some("http".into());
-        stream.authority = request.headers.get("host").map(str::to_owned);
+        stream.authority = request.headers.get("host").map(CompactString::from);
         let half = stream.half(MessageKind::Request);
         half.headers_seen = true;
         half.message = Http2Message {
@@ -552,7 +553,7 @@ impl Http2Session {
                 else {
                     return;
                 };
-                let value_text = || String::from_utf8_lossy(value).into_owned();
+                let value_text = || CompactString::from_utf8_lossy(value);
                 let slot = match name {
                     b":method" => &mut decoded.method,
                     b":scheme" => &mut decoded.scheme,

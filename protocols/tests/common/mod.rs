@@ -139,7 +139,7 @@ pub fn request(
         method: method.into(),
         path: path.into(),
         status: 0,
-        reason: String::new(),
+        reason: Default::default(),
         headers: headers(header_pairs),
         content_type: content_type(header_pairs),
         body: body.to_vec(),
@@ -157,8 +157,8 @@ pub fn response(
     HttpMessage {
         kind: MessageKind::Response,
         minor_version: 1,
-        method: String::new(),
-        path: String::new(),
+        method: Default::default(),
+        path: Default::default(),
         status,
         reason: reason.into(),
         headers: headers(header_pairs),
@@ -169,11 +169,11 @@ pub fn response(
     }
 }
 
-fn content_type(header_pairs: &[(&str, &str)]) -> String {
+fn content_type(header_pairs: &[(&str, &str)]) -> compact_str::CompactString {
     header_pairs
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
-        .map(|(_, v)| v.to_string())
+        .map(|&(_, v)| v.into())
         .unwrap_or_default()
 }
 

@@ -47,6 +47,15 @@ impl ColumnValue for String {
     }
 }
 
+impl ColumnValue for compact_str::CompactString {
+    type Builder = StringBuilder;
+    const DATA_TYPE: DataType = DataType::Utf8;
+    fn append_to(&self, builder: &mut StringBuilder) -> usize {
+        builder.append_value(self);
+        self.len() + OFFSET_BYTES
+    }
+}
+
 impl ColumnValue for &'static str {
     type Builder = StringBuilder;
     const DATA_TYPE: DataType = DataType::Utf8;
