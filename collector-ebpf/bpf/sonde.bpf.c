@@ -124,7 +124,9 @@ struct {
 } sonde_uncopied SEC(".maps");
 
 /* Arguments of a syscall in flight (struct sonde_active_call in the shared
- * header: userspace seeds it too). */
+ * header: userspace seeds it too). The compat object stashes every call
+ * here; the default one stashes in task storage (sonde_task_call) and only
+ * takes userspace's seeds from here. */
 #define active_call sonde_active_call
 
 struct {
@@ -133,6 +135,29 @@ struct {
 	__type(key, __u64); /* pid_tgid */
 	__type(value, struct active_call);
 } sonde_active SEC(".maps");
+
+/* Seeds userspace put in sonde_active at start and no exit has taken yet
+ * (default object: it stashes in task storage, and looks in sonde_active
+ * only while this is non-zero). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} sonde_seeds_left SEC(".maps");
+
+#ifndef SONDE_COMPAT
+/* The syscall in flight of each thread, in the thread itself: a pointer
+ * from the task, no hash update, lookup and delete per call (~150 ns of an
+ * entry and as much of an exit with the hash). The slot stays allocated
+ * while the thread lives; `syscall` 0 marks it empty. */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct active_call);
+} sonde_task_call SEC(".maps");
+#endif
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -306,8 +331,20 @@ static __always_inline void stash(__u8 syscall, int fd, __u64 buf, __u64 count, 
 		.fd = fd,
 		.syscall = syscall,
 	};
+#ifdef SONDE_COMPAT
 	if (bpf_map_update_elem(&sonde_active, &id, &call, BPF_ANY))
 		stat_add(SONDE_STAT_ACTIVE_MAP_FULL, 1);
+#else
+	(void)id;
+	/* NULL only when out of memory or when another program on this CPU
+	 * holds the task storage lock (recursion). */
+	struct active_call *slot = bpf_task_storage_get(&sonde_task_call, bpf_get_current_task_btf(), 0,
+							BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (slot)
+		*slot = call;
+	else
+		stat_add(SONDE_STAT_ACTIVE_MAP_FULL, 1);
+#endif
 }
 
 /* Pops the stashed call of this thread into *out; false unless it is the
@@ -315,12 +352,29 @@ static __always_inline void stash(__u8 syscall, int fd, __u64 buf, __u64 count, 
  * mistaken for another syscall's arguments). */
 static __always_inline bool unstash(__u8 syscall, struct active_call *out)
 {
+#ifndef SONDE_COMPAT
+	struct active_call *slot = bpf_task_storage_get(&sonde_task_call, bpf_get_current_task_btf(), 0, 0);
+	if (slot && slot->syscall) {
+		*out = *slot;
+		slot->syscall = 0;
+		return out->syscall == syscall;
+	}
+	/* Nothing stashed: a call already in flight at start may have a seed. */
+	__u32 zero = 0;
+	__u64 *seeds_left = bpf_map_lookup_elem(&sonde_seeds_left, &zero);
+	if (!seeds_left || !*seeds_left)
+		return false;
+#endif
 	__u64 id = bpf_get_current_pid_tgid();
 	struct active_call *call = bpf_map_lookup_elem(&sonde_active, &id);
 	if (!call)
 		return false;
 	*out = *call;
 	bpf_map_delete_elem(&sonde_active, &id);
+#ifndef SONDE_COMPAT
+	if (out->seeded)
+		__sync_fetch_and_add(seeds_left, -1);
+#endif
 	return out->syscall == syscall;
 }
 
@@ -842,7 +896,9 @@ static __always_inline int exit_msg(__u8 syscall, long ret, __u8 direction)
 /* Exit of sendmmsg/recvmmsg: ret is the number of messages; each has its msg_len. */
 static __always_inline int exit_mmsg(__u8 syscall, long ret, __u8 direction)
 {
-	struct active_call call;
+	/* Zeroed: left uninitialised, clang merges the early return with the
+	 * loop's exit through a register the verifier sees as unset. */
+	struct active_call call = {};
 	__u64 ts;
 	struct conn_state *c = data_exit_conn(syscall, ret, direction, &call, &ts);
 	if (!c)

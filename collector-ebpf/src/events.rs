@@ -74,7 +74,7 @@ pub const KERNEL_STATS: &[(u32, &str, &str)] = &[
     (
         h::SONDE_STAT_ACTIVE_MAP_FULL as u32,
         "kernel_active_map_full",
-        "Socket syscalls not traced because the in-flight syscall map was full",
+        "Socket syscalls not traced because their arguments could not be stashed (in-flight map full, or no per-thread slot: out of memory)",
     ),
     (
         h::SONDE_STAT_BYTES_NOT_COPIED as u32,

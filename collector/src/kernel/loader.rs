@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
+use aya::maps::{Array as BpfArray, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::TracePoint;
 use aya::{Ebpf, EbpfLoader};
 use sonde_ebpf::events::ConnId;
@@ -165,6 +165,9 @@ pub fn load_and_attach(config: &ProbeConfig) -> Result<(Probes, RingBuf<MapData>
         .override_global(names::MAX_BYTES_PER_CALL, &config.max_bytes_per_call, true)
         .override_global(names::WAKEUP_BYTES, &config.wakeup_bytes, true)
         .map_max_entries(names::EVENTS_MAP, config.ring_buffer_bytes)
+        // The per-thread stash is task storage, a map type aya creates but
+        // has no typed handle for (only the programs use it).
+        .allow_unsupported_maps()
         .load(kernel.variant.object())
         .map_err(|err| match &err {
             aya::EbpfError::MapError(aya::maps::MapError::CreateError { io_error, .. })
@@ -257,6 +260,22 @@ fn seed_calls_in_flight(
 ) -> Result<(), ProbeError> {
     let now_ns = crate::clock::Clock::monotonic_now();
     let calls = seed::blocked_socket_calls(proc_root, self_tgid, now_ns);
+    // Counted before the seeds go in: the exits look for seeds only while
+    // this is non-zero, and each seed taken counts it down.
+    let seeds_map = ebpf
+        .map_mut(names::SEEDS_LEFT_MAP)
+        .ok_or(ProbeError::MissingMap(names::SEEDS_LEFT_MAP))?;
+    let mut seeds_left: BpfArray<_, u64> =
+        BpfArray::try_from(seeds_map).map_err(|source| ProbeError::Map {
+            name: names::SEEDS_LEFT_MAP,
+            source,
+        })?;
+    seeds_left
+        .set(0, calls.len() as u64, 0)
+        .map_err(|source| ProbeError::Map {
+            name: names::SEEDS_LEFT_MAP,
+            source,
+        })?;
     let map = ebpf
         .map_mut(names::ACTIVE_MAP)
         .ok_or(ProbeError::MissingMap(names::ACTIVE_MAP))?;
