@@ -1,6 +1,7 @@
 """Live part of the Sonde benchmark harness (needs root): overhead on nginx
 under wrk with and without the agent, capture completeness at fixed rates,
-memory, traffic of no known protocol (iperf3). Writes OUT/live.json.
+memory, traffic of no known protocol (iperf3), and, opt-in, where the whole
+machine's CPU goes per request (cpu_breakdown, needs perf). Writes OUT/live.json.
 SONDE_BENCH_COMPARE="--flag value ..." (and/or SONDE_BENCH_COMPARE_BINARY=PATH,
 another build of the agent) adds a third run to every overhead
 pair: the agent with those flags (A/B of a setting in one run). Then `report` prints the whole table from OUT
@@ -382,8 +383,67 @@ def bpf_cost(cfg, sonde, workdir):
     return r
 
 
+# Frames of the syscall-tracepoint path in the traced processes' stacks.
+TRACEPOINT_FRAMES = ("syscall_trace_enter", "perf_syscall_exit")
+
+
+def perf_samples(data):
+    """(command, frames innermost first) of each sample of a perf.data file."""
+    text = subprocess.run(["perf", "script", "-i", data, "-F", "comm,ip,sym"], capture_output=True, text=True,
+                          check=True).stdout
+    comm, frames = None, []
+    for line in text.splitlines() + [""]:
+        if not line.strip():
+            if comm is not None:
+                yield comm, frames
+            comm, frames = None, []
+        elif not line[0].isspace():
+            comm = line.split()[0]
+        else:
+            parts = line.split(None, 1)
+            frames.append(re.sub(r"\+0x[0-9a-f]+$", "", parts[1].strip()) if len(parts) > 1 else "?")
+
+
+def cpu_breakdown(cfg, sonde, workdir):
+    """Where the CPU of the whole machine goes per request, untraced and
+    traced (perf record -a, cpu-clock): per command, and within the traced
+    processes the syscall-tracepoint path split into its innermost
+    functions (BPF program bodies, probe reads, maps, ring buffer, the
+    tracepoint's own wrapper). Opt-in: SONDE_BENCH_STAGES=cpu_breakdown."""
+    hz = 997
+    out = {}
+    for traced in (False, True):
+        agent = Agent(sonde, workdir, tag="cpu_breakdown") if traced else None
+        try:
+            wrk(2, cfg["conns"], "/cpu_breakdown/warm")
+            data = os.path.join(workdir, f"cpu_breakdown_{int(traced)}.data")
+            perf = subprocess.Popen(["perf", "record", "-a", "-g", "-e", "cpu-clock", "-F", str(hz), "-o", data,
+                                     "--", "sleep", str(cfg["duration"])],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            r = wrk(cfg["duration"], cfg["conns"], f"/cpu_breakdown/{int(traced)}")
+            if perf.wait() != 0:
+                raise RuntimeError("perf record failed (is linux-perf installed?)")
+        finally:
+            if agent:
+                agent.stop()
+        per_comm, tracepoint = {}, {}
+        for comm, frames in perf_samples(data):
+            per_comm[comm] = per_comm.get(comm, 0) + 1
+            if comm in ("wrk", "nginx") and frames and any(f in TRACEPOINT_FRAMES for f in frames):
+                inner = "BPF program bodies" if frames[0].startswith("bpf_prog_") else frames[0]
+                tracepoint[inner] = tracepoint.get(inner, 0) + 1
+        us = 1e6 / hz / r["requests"]
+        r["us_per_request_by_command"] = {k: v * us for k, v in per_comm.items()}
+        r["tracepoint_us_per_request"] = {k: v * us for k, v in tracepoint.items()}
+        log(f"cpu breakdown traced={traced}: {r['rps']:.0f} req/s")
+        out["traced" if traced else "untraced"] = r
+    return out
+
+
 STAGES = {"overhead": overhead, "completeness": completeness, "memory": memory, "iperf": iperf,
           "state_flood": state_flood, "bpf_cost": bpf_cost}
+# Run only when named in SONDE_BENCH_STAGES (needs perf).
+OPTIONAL_STAGES = {"cpu_breakdown": cpu_breakdown}
 # SONDE_BENCH_STAGES=overhead,iperf runs only those stages (a quick A/B).
 SELECTED_STAGES = [x for x in os.environ.get("SONDE_BENCH_STAGES", ",".join(STAGES)).split(",") if x]
 
@@ -397,7 +457,7 @@ def live(out, sonde, size):
         res = {"size": size, "config": cfg, "compare_args": COMPARE_ARGS,
                "compare_binary": COMPARE_BINARY}
         res["payload"] = payload_bytes()
-        for name, stage in STAGES.items():
+        for name, stage in {**STAGES, **OPTIONAL_STAGES}.items():
             if name in SELECTED_STAGES:
                 res[name] = stage(cfg, sonde, workdir)
     finally:
@@ -490,6 +550,17 @@ def report(out):
             add(f"BPF ns per request {total / bc['requests']:.0f} (in the traced processes' syscalls), "
                 f"agent CPU us per request {bc['agent_cpu_s'] * 1e6 / bc['requests']:.2f}; busiest programs (runs per request, ns per run): "
                 + ", ".join(f"{p['runs'] / bc['requests']:.2f}x{p['ns'] / p['runs']:.0f}" for p in bc["programs"][:8]))
+        cb = res.get("cpu_breakdown")
+        if cb:
+            add(f"== CPU of the whole machine per request (perf record -a, cpu-clock; 'swapper' is idle time)")
+            for side in ("untraced", "traced"):
+                r = cb[side]
+                top = sorted(r["us_per_request_by_command"].items(), key=lambda kv: -kv[1])[:6]
+                total = sum(r["us_per_request_by_command"].values())
+                add(f"{side} ({r['rps']:.0f} req/s): {total:.2f} us, " + ", ".join(f"{k} {v:.2f}" for k, v in top))
+            tp = sorted(cb["traced"]["tracepoint_us_per_request"].items(), key=lambda kv: -kv[1])
+            add(f"syscall-tracepoint path in wrk+nginx: {sum(v for _, v in tp):.2f} us per request; innermost: "
+                + ", ".join(f"{k} {v:.2f}" for k, v in tp[:10]))
         sf = res.get("state_flood")
         if sf:
             add(f"== Connection-state flood: {sf['conns']} connections x {sf['requests'] // sf['conns']} pipelined ~1 KiB "
