@@ -383,8 +383,9 @@ def bpf_cost(cfg, sonde, workdir):
     return r
 
 
-# Frames of the syscall-tracepoint path in the traced processes' stacks.
-TRACEPOINT_FRAMES = ("syscall_trace_enter", "perf_syscall_exit")
+# Frames of the syscall-tracepoint path in the traced processes' stacks
+# (the perf/BPF handlers of the enter and exit tracepoints).
+TRACEPOINT_FRAMES = ("perf_syscall_enter", "perf_syscall_exit")
 
 
 def perf_samples(data):
@@ -398,7 +399,7 @@ def perf_samples(data):
                 yield comm, frames
             comm, frames = None, []
         elif not line[0].isspace():
-            comm = line.split()[0]
+            comm = line.strip()  # the whole line: a thread name may hold spaces
         else:
             parts = line.split(None, 1)
             frames.append(re.sub(r"\+0x[0-9a-f]+$", "", parts[1].strip()) if len(parts) > 1 else "?")
@@ -420,8 +421,11 @@ def cpu_breakdown(cfg, sonde, workdir):
             perf = subprocess.Popen(["perf", "record", "-a", "-g", "-e", "cpu-clock", "-F", str(hz), "-o", data,
                                      "--", "sleep", str(cfg["duration"])],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            r = wrk(cfg["duration"], cfg["conns"], f"/cpu_breakdown/{int(traced)}")
-            if perf.wait() != 0:
+            try:
+                r = wrk(cfg["duration"], cfg["conns"], f"/cpu_breakdown/{int(traced)}")
+            finally:
+                perf_status = perf.wait(timeout=cfg["duration"] + 60)
+            if perf_status != 0:
                 raise RuntimeError("perf record failed (is linux-perf installed?)")
         finally:
             if agent:

@@ -124,9 +124,9 @@ struct {
 } sonde_uncopied SEC(".maps");
 
 /* Arguments of a syscall in flight (struct sonde_active_call in the shared
- * header: userspace seeds it too). The compat object stashes every call
- * here; the default one stashes in task storage (sonde_task_call) and only
- * takes userspace's seeds from here. */
+ * header), keyed by pid_tgid: userspace's seeds of calls in flight at start,
+ * and in the compat object every stashed call. The default object stashes
+ * in task storage (sonde_task_call) and takes only seeds from here. */
 #define active_call sonde_active_call
 
 struct {
@@ -136,15 +136,15 @@ struct {
 	__type(value, struct active_call);
 } sonde_active SEC(".maps");
 
-/* Seeds userspace put in sonde_active at start and no exit has taken yet
- * (default object: it stashes in task storage, and looks in sonde_active
- * only while this is non-zero). */
+/* The default object stashes in task storage and looks in sonde_active
+ * only for userspace's seeds, and only while some are left (enum
+ * sonde_seed_count: one writer per slot). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2);
 	__type(key, __u32);
 	__type(value, __u64);
-} sonde_seeds_left SEC(".maps");
+} sonde_seeds SEC(".maps");
 
 #ifndef SONDE_COMPAT
 /* The syscall in flight of each thread, in the thread itself: a pointer
@@ -336,8 +336,8 @@ static __always_inline void stash(__u8 syscall, int fd, __u64 buf, __u64 count, 
 		stat_add(SONDE_STAT_ACTIVE_MAP_FULL, 1);
 #else
 	(void)id;
-	/* NULL only when out of memory or when another program on this CPU
-	 * holds the task storage lock (recursion). */
+	/* NULL only when out of memory, or (kernels before 6.2) when another
+	 * program on this CPU is inside task storage: the call goes untraced. */
 	struct active_call *slot = bpf_task_storage_get(&sonde_task_call, bpf_get_current_task_btf(), 0,
 							BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (slot)
@@ -347,33 +347,47 @@ static __always_inline void stash(__u8 syscall, int fd, __u64 buf, __u64 count, 
 #endif
 }
 
-/* Pops the stashed call of this thread into *out; false unless it is the
- * syscall whose exit this is (an enter whose exit was never seen must not be
- * mistaken for another syscall's arguments). */
-static __always_inline bool unstash(__u8 syscall, struct active_call *out)
+/* The seed userspace wrote for this thread's call in flight at start (see
+ * seed_is_current), taken out of sonde_active. */
+static __always_inline bool take_seed(struct active_call *out)
 {
-#ifndef SONDE_COMPAT
-	struct active_call *slot = bpf_task_storage_get(&sonde_task_call, bpf_get_current_task_btf(), 0, 0);
-	if (slot && slot->syscall) {
-		*out = *slot;
-		slot->syscall = 0;
-		return out->syscall == syscall;
-	}
-	/* Nothing stashed: a call already in flight at start may have a seed. */
-	__u32 zero = 0;
-	__u64 *seeds_left = bpf_map_lookup_elem(&sonde_seeds_left, &zero);
-	if (!seeds_left || !*seeds_left)
-		return false;
-#endif
 	__u64 id = bpf_get_current_pid_tgid();
 	struct active_call *call = bpf_map_lookup_elem(&sonde_active, &id);
 	if (!call)
 		return false;
 	*out = *call;
-	bpf_map_delete_elem(&sonde_active, &id);
-#ifndef SONDE_COMPAT
-	if (out->seeded)
-		__sync_fetch_and_add(seeds_left, -1);
+	return bpf_map_delete_elem(&sonde_active, &id) == 0;
+}
+
+/* Pops the stashed call of this thread into *out; false unless it is the
+ * syscall whose exit this is (an enter whose exit was never seen must not be
+ * mistaken for another syscall's arguments). */
+static __always_inline bool unstash(__u8 syscall, struct active_call *out)
+{
+#ifdef SONDE_COMPAT
+	if (!take_seed(out))
+		return false;
+#else
+	struct active_call *slot = bpf_task_storage_get(&sonde_task_call, bpf_get_current_task_btf(), 0, 0);
+	if (slot) {
+		if (!slot->syscall)
+			return false;
+		*out = *slot;
+		slot->syscall = 0;
+		return out->syscall == syscall;
+	}
+	/* No slot: the thread has not entered a traced call since the probes
+	 * attached, so this exit may end the call it was blocked in then, which
+	 * userspace may have seeded. (Once a thread has a slot, any seed of it
+	 * is stale and never looked at.) */
+	__u32 inserted_key = SONDE_SEEDS_INSERTED, taken_key = SONDE_SEEDS_TAKEN;
+	__u64 *inserted = bpf_map_lookup_elem(&sonde_seeds, &inserted_key);
+	__u64 *taken = bpf_map_lookup_elem(&sonde_seeds, &taken_key);
+	if (!inserted || !taken || *taken >= *inserted)
+		return false;
+	if (!take_seed(out))
+		return false;
+	__sync_fetch_and_add(taken, 1);
 #endif
 	return out->syscall == syscall;
 }

@@ -31,6 +31,10 @@ pub const DATA_LAST: u16 = h::SONDE_DATA_LAST as u16;
 pub const DATA_TLS: u16 = h::SONDE_DATA_TLS as u16;
 
 /// `ActiveCall::syscall` of the data syscalls (the kernel's enum sonde_syscall).
+/// Slots of the `sonde_seeds` array (`enum sonde_seed_count`).
+pub const SEEDS_INSERTED: u32 = h::SONDE_SEEDS_INSERTED as u32;
+pub const SEEDS_TAKEN: u32 = h::SONDE_SEEDS_TAKEN as u32;
+
 pub const SYS_READ: u8 = h::SONDE_SYS_READ as u8;
 pub const SYS_WRITE: u8 = h::SONDE_SYS_WRITE as u8;
 pub const SYS_READV: u8 = h::SONDE_SYS_READV as u8;
@@ -74,7 +78,7 @@ pub const KERNEL_STATS: &[(u32, &str, &str)] = &[
     (
         h::SONDE_STAT_ACTIVE_MAP_FULL as u32,
         "kernel_active_map_full",
-        "Socket syscalls not traced because their arguments could not be stashed (in-flight map full, or no per-thread slot: out of memory)",
+        "Socket syscalls not traced because their arguments could not be stashed (in-flight map full; or no per-thread slot: out of memory, or busy on kernels before 6.2)",
     ),
     (
         h::SONDE_STAT_BYTES_NOT_COPIED as u32,
@@ -210,8 +214,9 @@ impl ExecEvent {
     }
 }
 
-/// Arguments of a socket syscall in flight (the `sonde_active` map's value,
-/// keyed by pid_tgid). Userspace writes seeded ones at start.
+/// Arguments of a socket syscall in flight (the value of the per-thread
+/// stash, and of `sonde_active`, keyed by pid_tgid, where userspace writes
+/// seeded ones at start).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ActiveCall {

@@ -29,7 +29,7 @@ pub mod names {
     pub const CONNS_MAP: &str = "sonde_conns";
     pub const UNCOPIED_MAP: &str = "sonde_uncopied";
     pub const ACTIVE_MAP: &str = "sonde_active";
-    pub const SEEDS_LEFT_MAP: &str = "sonde_seeds_left";
+    pub const SEEDS_MAP: &str = "sonde_seeds";
     pub const STATS_MAP: &str = "sonde_stats";
     pub const SELF_TGID: &str = "sonde_self_tgid";
     pub const MAX_BYTES_PER_CALL: &str = "sonde_max_bytes_per_call";

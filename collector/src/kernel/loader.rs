@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use aya::maps::{Array as BpfArray, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::TracePoint;
 use aya::{Ebpf, EbpfLoader};
-use sonde_ebpf::events::ConnId;
+use sonde_ebpf::events::{self, ConnId};
 use sonde_ebpf::{TRACEPOINTS, names};
 
 use super::features::{self, KernelPlan, PlanError};
@@ -260,22 +260,9 @@ fn seed_calls_in_flight(
 ) -> Result<(), ProbeError> {
     let now_ns = crate::clock::Clock::monotonic_now();
     let calls = seed::blocked_socket_calls(proc_root, self_tgid, now_ns);
-    // Counted before the seeds go in: the exits look for seeds only while
-    // this is non-zero, and each seed taken counts it down.
-    let seeds_map = ebpf
-        .map_mut(names::SEEDS_LEFT_MAP)
-        .ok_or(ProbeError::MissingMap(names::SEEDS_LEFT_MAP))?;
-    let mut seeds_left: BpfArray<_, u64> =
-        BpfArray::try_from(seeds_map).map_err(|source| ProbeError::Map {
-            name: names::SEEDS_LEFT_MAP,
-            source,
-        })?;
-    seeds_left
-        .set(0, calls.len() as u64, 0)
-        .map_err(|source| ProbeError::Map {
-            name: names::SEEDS_LEFT_MAP,
-            source,
-        })?;
+    // Counted before the seeds go in (exits look for seeds while fewer were
+    // taken than inserted), then lowered to those that did go in.
+    set_seeds_inserted(ebpf, calls.len())?;
     let map = ebpf
         .map_mut(names::ACTIVE_MAP)
         .ok_or(ProbeError::MissingMap(names::ACTIVE_MAP))?;
@@ -286,13 +273,30 @@ fn seed_calls_in_flight(
         })?;
     let mut seeded = 0usize;
     for (key, call) in &calls {
-        // BPF_NOEXIST: an enter that ran meanwhile has the fresher arguments.
+        // BPF_NOEXIST: in the compat object an enter that ran meanwhile
+        // has the fresher arguments.
         if active.insert(key, call.to_words(), 1).is_ok() {
             seeded += 1;
         }
     }
+    set_seeds_inserted(ebpf, seeded)?;
     tracing::info!(seeded, "socket syscalls in flight at start seeded");
     Ok(())
+}
+
+/// The `sonde_seeds` slot only userspace writes.
+fn set_seeds_inserted(ebpf: &mut Ebpf, count: usize) -> Result<(), ProbeError> {
+    let map_error = |source| ProbeError::Map {
+        name: names::SEEDS_MAP,
+        source,
+    };
+    let map = ebpf
+        .map_mut(names::SEEDS_MAP)
+        .ok_or(ProbeError::MissingMap(names::SEEDS_MAP))?;
+    let mut seeds: BpfArray<_, u64> = BpfArray::try_from(map).map_err(map_error)?;
+    seeds
+        .set(events::SEEDS_INSERTED, count as u64, 0)
+        .map_err(map_error)
 }
 
 fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, ProbeError> {

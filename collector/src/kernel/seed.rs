@@ -8,8 +8,10 @@
 //! a blocked task) and seeds the kernel's in-flight map for the ones on a
 //! socket. The exit program checks a seed against the task's saved
 //! registers before using it, so a thread that moved on meanwhile is never
-//! attributed another call's bytes. Done once, at start, off the hot path:
-//! the programs pay nothing for it.
+//! attributed another call's bytes. Done once, at start. The default
+//! object's exits look for a seed only on threads that have not stashed a
+//! call since the probes attached, and only while seeds are left (the
+//! `sonde_seeds` counts).
 
 use std::path::Path;
 
