@@ -347,8 +347,9 @@ static __always_inline void stash(__u8 syscall, int fd, __u64 buf, __u64 count, 
 #endif
 }
 
-/* The seed userspace wrote for this thread's call in flight at start (see
- * seed_is_current), taken out of sonde_active. */
+/* This thread's entry in sonde_active, taken out: the seed userspace wrote
+ * for its call in flight at start (see seed_is_current), or in the compat
+ * object also a call its enter stashed. */
 static __always_inline bool take_seed(struct active_call *out)
 {
 	__u64 id = bpf_get_current_pid_tgid();
