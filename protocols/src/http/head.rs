@@ -62,10 +62,10 @@ pub(super) fn parse(
                 .map_err(map_error)?;
             let start = StartLine {
                 minor_version: req.version.unwrap_or(1),
-                method: req.method.unwrap_or_default().into(),
-                path: req.path.unwrap_or_default().into(),
+                method: req.method.unwrap_or_default(),
+                path: req.path.unwrap_or_default(),
                 status: 0,
-                reason: CompactString::default(),
+                reason: Some(""), // requests have none
             };
             (status, start, &*req.headers)
         }
@@ -74,18 +74,14 @@ pub(super) fn parse(
             let status = parser
                 .parse_response_with_uninit_headers(&mut resp, window, slots)
                 .map_err(map_error)?;
-            let reason = match resp.reason {
-                // httparse hands out "" when the phrase has non-ASCII bytes;
-                // recover them lossily rather than losing the phrase.
-                Some("") | None => raw_reason(window),
-                Some(reason) => reason.into(),
-            };
             let start = StartLine {
                 minor_version: resp.version.unwrap_or(1),
-                method: CompactString::default(),
-                path: CompactString::default(),
+                method: "",
+                path: "",
                 status: resp.code.unwrap_or(0),
-                reason,
+                // httparse hands out "" when the phrase has non-ASCII bytes:
+                // recovered from the raw line once the head is complete.
+                reason: resp.reason.filter(|reason| !reason.is_empty()),
             };
             (status, start, &*resp.headers)
         }
@@ -107,7 +103,11 @@ pub(super) fn parse(
         .map(|h| h.name.len() + h.value.len())
         .sum();
     let mut headers = Headers::with_capacity(raw_headers.len(), text_bytes);
+    let mut content_type_field = None;
     for header in raw_headers {
+        if content_type_field.is_none() && header.name.eq_ignore_ascii_case("content-type") {
+            content_type_field = Some(headers.len());
+        }
         let secret = config
             .redacted_headers
             .iter()
@@ -118,14 +118,20 @@ pub(super) fn parse(
             headers.push_lossy(header.name.as_bytes(), header.value);
         }
     }
-    let content_type = headers.get("content-type").unwrap_or_default().into();
+    let content_type = content_type_field
+        .and_then(|index| headers.field(index))
+        .map_or_else(CompactString::default, |(_, value)| value.into());
+    let reason = match start.reason {
+        Some(reason) => reason.into(),
+        None => raw_reason(window),
+    };
     let message = HttpMessage {
         kind,
         minor_version: start.minor_version,
-        method: start.method,
-        path: start.path,
+        method: start.method.into(),
+        path: start.path.into(),
         status: start.status,
-        reason: start.reason,
+        reason,
         headers,
         content_type,
         body: Vec::new(),
@@ -135,12 +141,15 @@ pub(super) fn parse(
     Ok(Some(Head { len, message, body }))
 }
 
-struct StartLine {
+/// The start line as parsed, borrowed from the input: owned copies are
+/// made once the head is complete, not on every attempt at a partial one.
+struct StartLine<'a> {
     minor_version: u8,
-    method: CompactString,
-    path: CompactString,
+    method: &'a str,
+    path: &'a str,
     status: u16,
-    reason: CompactString,
+    /// None: httparse gave no usable phrase (recovered from the raw line).
+    reason: Option<&'a str>,
 }
 
 fn map_error(err: httparse::Error) -> HttpError {
