@@ -82,8 +82,9 @@ impl Headers {
     /// The fields, in order.
     pub fn iter(&self) -> Iter<'_> {
         Iter {
-            headers: self,
-            index: 0,
+            text: &self.text,
+            ends: self.ends.iter(),
+            start: 0,
         }
     }
 
@@ -116,22 +117,26 @@ impl Headers {
 /// The fields of [`Headers`], in order.
 #[derive(Debug, Clone)]
 pub struct Iter<'a> {
-    headers: &'a Headers,
-    index: usize,
+    text: &'a str,
+    ends: std::slice::Iter<'a, (usize, usize)>,
+    /// Where the next field's name starts.
+    start: usize,
 }
 
 impl<'a> Iterator for Iter<'a> {
     type Item = (&'a str, &'a str);
 
     fn next(&mut self) -> Option<Self::Item> {
-        let field = self.headers.field(self.index)?;
-        self.index += 1;
-        Some(field)
+        let &(name_end, value_end) = self.ends.next()?;
+        let start = mem::replace(&mut self.start, value_end);
+        Some((
+            self.text.get(start..name_end).unwrap_or_default(),
+            self.text.get(name_end..value_end).unwrap_or_default(),
+        ))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let left = self.headers.len().saturating_sub(self.index);
-        (left, Some(left))
+        self.ends.size_hint()
     }
 }
 

@@ -368,7 +368,9 @@ fn append_body(message: &mut HttpMessage, data: &[u8], cap: usize) {
     message.body_size = message.body_size.saturating_add(data.len() as u64);
     if !message.body_incomplete {
         let room = cap.saturating_sub(message.body.len());
-        message.body.extend(data.iter().take(room));
+        message
+            .body
+            .extend_from_slice(data.get(..room).unwrap_or(data));
     }
 }
 

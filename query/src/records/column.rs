@@ -163,25 +163,21 @@ fn write_headers_json(headers: &Headers, out: &mut impl Write) {
 fn write_sorted_fields_json(fields: &mut [(&str, &str)], out: &mut impl Write) {
     // Stable: fields of the same name stay in wire order.
     fields.sort_by(|a, b| a.0.cmp(b.0));
-    let _ = out.write_char('{');
+    // Each punctuation run is one write (every write is a bounds check and
+    // a copy into the column).
     let mut previous: Option<&str> = None;
     for &(name, value) in fields.iter() {
         if previous == Some(name) {
             let _ = out.write_str(", ");
         } else {
-            if previous.is_some() {
-                let _ = out.write_str("\",");
-            }
-            write_json_str(name, out);
-            let _ = out.write_str(":\"");
+            let _ = out.write_str(if previous.is_some() { "\",\"" } else { "{\"" });
+            write_json_str_content(name, out);
+            let _ = out.write_str("\":\"");
         }
         write_json_str_content(value, out);
         previous = Some(name);
     }
-    if previous.is_some() {
-        let _ = out.write_char('"');
-    }
-    let _ = out.write_char('}');
+    let _ = out.write_str(if previous.is_some() { "\"}" } else { "{}" });
 }
 
 /// A JSON string literal, escaped as serde_json does.
