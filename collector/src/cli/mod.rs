@@ -61,7 +61,7 @@ pub struct AgentArgs {
     /// Unread ring-buffer bytes at which the kernel wakes the capture thread;
     /// below, it collects every 20 ms. 0 wakes it for any record (lowest
     /// latency, most context switches). At most a quarter of the ring is used.
-    #[arg(long, env = "SONDE_RING_WAKEUP_BYTES", default_value_t = 131_072,
+    #[arg(long, env = "SONDE_RING_WAKEUP_BYTES", default_value_t = 1_048_576,
           value_parser = clap::value_parser!(u64).range(0..=(1 << 30)))]
     pub ring_wakeup_bytes: u64,
     /// Bytes of each request and response body kept in the tables.
@@ -281,6 +281,7 @@ mod tests {
         assert_eq!(args.listen.to_string(), "127.0.0.1:9700");
         assert_eq!(args.store_budget_mib, 1024);
         assert_eq!(args.ring_buffer_mib, 32);
+        assert_eq!(args.ring_wakeup_bytes, 1 << 20);
         assert_eq!(args.body_prefix_bytes, 1024);
         assert_eq!(
             args.pg_listen,
