@@ -97,21 +97,27 @@ impl Headers {
 
     /// Field `index` as (name, value).
     pub fn field(&self, index: usize) -> Option<(&str, &str)> {
-        let &(name_end, value_end) = self.ends.get(index)?;
+        let &ends = self.ends.get(index)?;
         let start = match index.checked_sub(1) {
             Some(before) => self.ends.get(before).map_or(0, |&(_, end)| end),
             None => 0,
         };
-        Some((
-            self.text.get(start..name_end).unwrap_or_default(),
-            self.text.get(name_end..value_end).unwrap_or_default(),
-        ))
+        Some(field_text(&self.text, start, ends))
     }
 
     /// Bytes of names and values together.
     pub fn text_len(&self) -> usize {
         self.text.len()
     }
+}
+
+/// The name and value of the field that starts at `start` and whose name
+/// and value end at `ends`.
+fn field_text(text: &str, start: usize, (name_end, value_end): (usize, usize)) -> (&str, &str) {
+    (
+        text.get(start..name_end).unwrap_or_default(),
+        text.get(name_end..value_end).unwrap_or_default(),
+    )
 }
 
 /// The fields of [`Headers`], in order.
@@ -127,12 +133,9 @@ impl<'a> Iterator for Iter<'a> {
     type Item = (&'a str, &'a str);
 
     fn next(&mut self) -> Option<Self::Item> {
-        let &(name_end, value_end) = self.ends.next()?;
-        let start = mem::replace(&mut self.start, value_end);
-        Some((
-            self.text.get(start..name_end).unwrap_or_default(),
-            self.text.get(name_end..value_end).unwrap_or_default(),
-        ))
+        let &ends = self.ends.next()?;
+        let start = mem::replace(&mut self.start, ends.1);
+        Some(field_text(self.text, start, ends))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
