@@ -438,6 +438,47 @@ fn blocked_in_socket_read(pid: u32) -> bool {
     })
 }
 
+/// An fd of a traced connection replaced by a pipe without a close syscall
+/// (`dup2`): what the process writes to the pipe is not the connection's,
+/// although the kernel still tracks the connection on that fd.
+#[test]
+fn a_socket_fd_replaced_without_close_is_not_traced_as_the_socket() {
+    if !ebpf_available() {
+        return;
+    }
+    let agent = Agent::start("dup2");
+    let port = free_port();
+    let _server = python_server(port);
+    let out = python_client(&["dup2", &port.to_string()]);
+    let fields: Vec<&str> = out.split_whitespace().collect();
+    // The test server answers 404 for any path it does not serve.
+    let [first_port, "404", second_port, "404"] = fields[..] else {
+        panic!("client output: {out}");
+    };
+    let sql = format!(
+        "SELECT local_port, req_path FROM http_events \
+         WHERE remote_port = {port} AND trace_role = 'client' ORDER BY req_path"
+    );
+    let rows = agent.wait_rows(&sql, 2, WAIT);
+    let got: Vec<(String, &str)> = rows.iter().map(|r| (r[0].to_string(), s(&r[1]))).collect();
+    assert_eq!(
+        got,
+        vec![
+            (second_port.to_string(), "/after"),
+            (first_port.to_string(), "/before")
+        ]
+    );
+    // The first connection's bytes end with its one request (the client
+    // exits, which closes it for the agent): the pipe write is not in them.
+    let request = "GET /before HTTP/1.1\r\nHost: localhost\r\n\r\n".len();
+    let sql = format!(
+        "SELECT bytes_sent FROM conn_stats WHERE local_port = {first_port} \
+         AND remote_port = {port} AND conn_close_ns > 0"
+    );
+    let rows = agent.wait_rows(&sql, 1, WAIT);
+    assert_eq!(i(&rows[0][0]), request as i64, "{rows:?}");
+}
+
 #[test]
 fn every_request_of_a_keepalive_burst_is_accounted_for() {
     if !ebpf_available() {

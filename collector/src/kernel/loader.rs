@@ -67,8 +67,9 @@ pub struct Probes {
     _ebpf: Arc<Mutex<Ebpf>>,
     pub stats: PerCpuArray<MapData, u64>,
     /// Key: tgid in the low 32 bits, fd in the high 32 (the C struct conn_key);
-    /// value: the C struct conn_state (64 bytes).
-    pub conns: BpfHashMap<MapData, u64, [u64; 8]>,
+    /// value: the C struct conn_state (80 bytes; only removed from here, but
+    /// aya checks the size when it opens the map).
+    pub conns: BpfHashMap<MapData, u64, [u64; 10]>,
     /// Connections the kernel accounts by size only (same key; value: the
     /// connection's generation). See `stop_copying`.
     uncopied: BpfHashMap<MapData, u64, u64>,

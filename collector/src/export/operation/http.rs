@@ -155,10 +155,16 @@ fn span_attributes(
 }
 
 /// The request's authority: HTTP/2's `:authority` (kept first in the
-/// headers), else the Host header.
+/// headers), else the Host header. HTTP/1 has no pseudo-headers (a name
+/// cannot hold a colon), so its rows skip a scan of every field for one.
 pub(super) fn authority(row: &HttpRow) -> Option<&str> {
     let headers = &row.req_headers;
-    headers.get(":authority").or_else(|| headers.get("host"))
+    let pseudo = if row.major_version >= 2 {
+        headers.get(":authority")
+    } else {
+        None
+    };
+    pseudo.or_else(|| headers.get("host"))
 }
 
 /// `Host: name[:port]` split; bracketed IPv6 literals keep their address.

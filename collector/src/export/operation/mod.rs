@@ -407,6 +407,24 @@ mod tests {
         assert_eq!(method, Some("_OTHER".into()));
     }
 
+    #[test]
+    fn server_address_is_the_authority_of_http2_and_the_host_of_http1() {
+        let headers = [(":authority", "h2.example:8443"), ("host", "h1.example:81")];
+        let h2 = HttpRow {
+            major_version: 2,
+            minor_version: 0,
+            ..http_row(TraceRole::Client, 200, &headers)
+        };
+        let op = operation(&h2, &mut processes(), true).unwrap();
+        assert_eq!(attr(&op, "server.address"), Some("h2.example".into()));
+        assert_eq!(attr(&op, "server.port"), Some(8443.into()));
+        // HTTP/1 has no pseudo-headers: only Host counts.
+        let h1 = http_row(TraceRole::Client, 200, &headers);
+        let op = operation(&h1, &mut processes(), true).unwrap();
+        assert_eq!(attr(&op, "server.address"), Some("h1.example".into()));
+        assert_eq!(attr(&op, "server.port"), Some(81.into()));
+    }
+
     fn grpc_row(role: TraceRole, status: Option<i64>) -> HttpRow {
         HttpRow {
             major_version: 2,
