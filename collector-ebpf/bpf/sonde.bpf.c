@@ -125,6 +125,10 @@ struct conn_state {
 	 * fd no longer held this sock then): what entry_inet_sock checks. */
 	__u64 file;
 	__u64 sock;
+	/* sonde_uncopied_epoch when this connection last looked in
+	 * sonde_uncopied, and whether it was there (then for good). */
+	__u64 uncopied_epoch;
+	__u64 uncopied;
 	__u64 bytes[2]; /* stream positions, by enum sonde_direction */
 	__u64 tls_bytes[2]; /* plaintext stream positions (TLS library probes) */
 };
@@ -146,6 +150,16 @@ struct {
 	__type(key, struct conn_key);
 	__type(value, __u64);
 } sonde_uncopied SEC(".maps");
+
+/* Bumped by userspace after each batch it adds to sonde_uncopied: a
+ * connection looks there only when this moved since it last looked, so a
+ * copied call pays an array read instead of a hash lookup. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} sonde_uncopied_epoch SEC(".maps");
 
 /* Arguments of a syscall in flight (struct sonde_active_call in the shared
  * header), keyed by pid_tgid: userspace's seeds of calls in flight at start,
@@ -460,6 +474,9 @@ static __always_inline struct conn_state *conn_open(int fd, struct sock *sk, __u
 	c.id.proc_start_ns = BPF_CORE_READ(task, group_leader, start_boottime);
 	c.id.generation = fetch_add(gen, 1) + 1;
 	c.sk = (__u64)sk;
+	/* A new generation is in no sonde_uncopied entry yet. */
+	__u64 *epoch = bpf_map_lookup_elem(&sonde_uncopied_epoch, &zero);
+	c.uncopied_epoch = epoch ? *epoch : 0;
 	/* Once per connection: the file and socket entry_inet_sock checks. */
 	struct file *file = fd_file(fd);
 	if (file) {
@@ -689,11 +706,18 @@ static __always_inline void emit_data(struct conn_state *c, __u8 direction, __u8
 	__u32 cap = sonde_max_bytes_per_call;
 	if (cap > MAX_BYTES_PER_CALL_LIMIT)
 		cap = MAX_BYTES_PER_CALL_LIMIT;
+	__u32 zero = 0;
 	bool uncopied = false;
 	if (!(flags & SONDE_DATA_TLS)) {
-		struct conn_key key = {.tgid = c->id.tgid, .fd = c->id.fd};
-		__u64 *gen = bpf_map_lookup_elem(&sonde_uncopied, &key);
-		if (gen && *gen == c->id.generation) {
+		__u64 *epoch = bpf_map_lookup_elem(&sonde_uncopied_epoch, &zero);
+		if (!c->uncopied && epoch && *epoch != c->uncopied_epoch) {
+			c->uncopied_epoch = *epoch;
+			struct conn_key key = {.tgid = c->id.tgid, .fd = c->id.fd};
+			__u64 *gen = bpf_map_lookup_elem(&sonde_uncopied, &key);
+			if (gen && *gen == c->id.generation)
+				c->uncopied = 1;
+		}
+		if (c->uncopied) {
 			cap = 0;
 			uncopied = true;
 		}
@@ -704,7 +728,6 @@ static __always_inline void emit_data(struct conn_state *c, __u8 direction, __u8
 	else
 		start = fetch_add(&c->bytes[direction & 1], total);
 
-	__u32 zero = 0;
 	struct copy_state *s = bpf_map_lookup_elem(&sonde_copy, &zero);
 	if (!s)
 		return;

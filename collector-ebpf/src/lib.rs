@@ -28,6 +28,7 @@ pub mod names {
     pub const EVENTS_MAP: &str = "sonde_events";
     pub const CONNS_MAP: &str = "sonde_conns";
     pub const UNCOPIED_MAP: &str = "sonde_uncopied";
+    pub const UNCOPIED_EPOCH_MAP: &str = "sonde_uncopied_epoch";
     pub const ACTIVE_MAP: &str = "sonde_active";
     pub const SEEDS_MAP: &str = "sonde_seeds";
     pub const STATS_MAP: &str = "sonde_stats";

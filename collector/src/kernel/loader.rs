@@ -67,12 +67,15 @@ pub struct Probes {
     _ebpf: Arc<Mutex<Ebpf>>,
     pub stats: PerCpuArray<MapData, u64>,
     /// Key: tgid in the low 32 bits, fd in the high 32 (the C struct conn_key);
-    /// value: the C struct conn_state (80 bytes; only removed from here, but
+    /// value: the C struct conn_state (96 bytes; only removed from here, but
     /// aya checks the size when it opens the map).
-    pub conns: BpfHashMap<MapData, u64, [u64; 10]>,
+    pub conns: BpfHashMap<MapData, u64, [u64; 12]>,
     /// Connections the kernel accounts by size only (same key; value: the
     /// connection's generation). See `stop_copying`.
     uncopied: BpfHashMap<MapData, u64, u64>,
+    /// Bumped after entries are added to `uncopied`: the kernel looks there
+    /// only when it moved.
+    uncopied_epoch: BpfArray<MapData, u64>,
     pub attached: Vec<String>,
     pub failed: Vec<(String, String)>,
     /// What the kernel offers and which object was loaded.
@@ -230,6 +233,11 @@ pub fn load_and_attach(config: &ProbeConfig) -> Result<(Probes, RingBuf<MapData>
                 source,
             }
         })?;
+    let uncopied_epoch = BpfArray::try_from(take_map(&mut ebpf, names::UNCOPIED_EPOCH_MAP)?)
+        .map_err(|source| ProbeError::Map {
+            name: names::UNCOPIED_EPOCH_MAP,
+            source,
+        })?;
     let execs = RingBuf::try_from(take_map(&mut ebpf, names::EXECS_MAP)?).map_err(|source| {
         ProbeError::Map {
             name: names::EXECS_MAP,
@@ -243,6 +251,7 @@ pub fn load_and_attach(config: &ProbeConfig) -> Result<(Probes, RingBuf<MapData>
             stats,
             conns,
             uncopied,
+            uncopied_epoch,
             attached,
             failed,
             kernel,
@@ -353,6 +362,15 @@ impl Probes {
             if let Err(err) = self.uncopied.insert(key, conn.generation, 0) {
                 failed += 1;
                 tracing::debug!(%err, tgid = conn.tgid, fd = conn.fd, "cannot stop copying a connection");
+            }
+        }
+        if failed < conns.len() as u64 {
+            // After the entries: a connection that sees the new epoch finds them.
+            let epoch = self.uncopied_epoch.get(&0, 0).unwrap_or(0);
+            if let Err(err) = self.uncopied_epoch.set(0, epoch.wrapping_add(1), 0) {
+                // Not looked at: the connections go on being copied.
+                tracing::debug!(%err, "cannot publish connections to stop copying");
+                failed = conns.len() as u64;
             }
         }
         failed
