@@ -357,10 +357,9 @@ def bpf_programs(pid):
     return out
 
 
-def bpf_cost(cfg, sonde, workdir):
-    """Time spent in the agent's BPF programs (in the traced processes'
-    syscalls, so not in the agent's own CPU time) per wrk request."""
-    agent = Agent(sonde, workdir, tag="bpf_cost")
+def bpf_cost_run(cfg, binary, extra, workdir):
+    """One agent under the wrk load: its BPF programs' run time and runs."""
+    agent = Agent(binary, workdir, tag="bpf_cost", extra_args=extra)
     stats = "/proc/sys/kernel/bpf_stats_enabled"
     previous = open(stats).read().strip()
     try:
@@ -379,7 +378,23 @@ def bpf_cost(cfg, sonde, workdir):
         if runs > runs0:
             programs.append({"prog": prog, "ns": ns - ns0, "runs": runs - runs0})
     r["programs"] = sorted(programs, key=lambda p: -p["ns"])
+    r["ns_per_request"] = sum(p["ns"] for p in programs) / max(r["requests"], 1)
     log(f"bpf cost: {r}")
+    return r
+
+
+def bpf_cost(cfg, sonde, workdir):
+    """Time spent in the agent's BPF programs (in the traced processes'
+    syscalls, so not in the agent's own CPU time) per wrk request. With a
+    compare build or flags: A, B, A, B (the B runs under "compare")."""
+    compare = [(COMPARE_BINARY or sonde, COMPARE_ARGS)] if COMPARE_ARGS or COMPARE_BINARY else []
+    r = bpf_cost_run(cfg, sonde, [], workdir)
+    if compare:
+        binary, extra = compare[0]
+        b = [bpf_cost_run(cfg, binary, extra, workdir)]
+        r["again"] = bpf_cost_run(cfg, sonde, [], workdir)
+        b.append(bpf_cost_run(cfg, binary, extra, workdir))
+        r["compare"] = b
     return r
 
 
@@ -554,6 +569,12 @@ def report(out):
             add(f"BPF ns per request {total / bc['requests']:.0f} (in the traced processes' syscalls), "
                 f"agent CPU us per request {bc['agent_cpu_s'] * 1e6 / bc['requests']:.2f}; busiest programs (runs per request, ns per run): "
                 + ", ".join(f"{p['runs'] / bc['requests']:.2f}x{p['ns'] / p['runs']:.0f}" for p in bc["programs"][:8]))
+            if bc.get("compare"):
+                def per_request(run):
+                    return f"{run['ns_per_request']:.0f} ns, agent {run['agent_cpu_s'] * 1e6 / run['requests']:.2f} us"
+                what = " ".join(res.get("compare_args", []) + [res.get("compare_binary", "")]).strip()
+                add(f"A/B/A/B per request: A {per_request(bc)}; B {per_request(bc['compare'][0])}; "
+                    f"A {per_request(bc['again'])}; B {per_request(bc['compare'][1])} (B: {what})")
         cb = res.get("cpu_breakdown")
         if cb:
             add(f"== CPU of the whole machine per request (perf record -a, cpu-clock; 'swapper' is idle time)")
