@@ -387,14 +387,12 @@ def bpf_cost(cfg, sonde, workdir):
     """Time spent in the agent's BPF programs (in the traced processes'
     syscalls, so not in the agent's own CPU time) per wrk request. With a
     compare build or flags: A, B, A, B (the B runs under "compare")."""
-    compare = [(COMPARE_BINARY or sonde, COMPARE_ARGS)] if COMPARE_ARGS or COMPARE_BINARY else []
     r = bpf_cost_run(cfg, sonde, [], workdir)
-    if compare:
-        binary, extra = compare[0]
-        b = [bpf_cost_run(cfg, binary, extra, workdir)]
+    if COMPARE_ARGS or COMPARE_BINARY:
+        binary = COMPARE_BINARY or sonde
+        first = bpf_cost_run(cfg, binary, COMPARE_ARGS, workdir)
         r["again"] = bpf_cost_run(cfg, sonde, [], workdir)
-        b.append(bpf_cost_run(cfg, binary, extra, workdir))
-        r["compare"] = b
+        r["compare"] = [first, bpf_cost_run(cfg, binary, COMPARE_ARGS, workdir)]
     return r
 
 
