@@ -709,8 +709,8 @@ static __always_inline void emit_data(struct conn_state *c, __u8 direction, __u8
 	__u32 zero = 0;
 	bool uncopied = false;
 	if (!(flags & SONDE_DATA_TLS)) {
-		__u64 *epoch = bpf_map_lookup_elem(&sonde_uncopied_epoch, &zero);
-		if (!c->uncopied && epoch && *epoch != c->uncopied_epoch) {
+		__u64 *epoch = c->uncopied ? NULL : bpf_map_lookup_elem(&sonde_uncopied_epoch, &zero);
+		if (epoch && *epoch != c->uncopied_epoch) {
 			c->uncopied_epoch = *epoch;
 			struct conn_key key = {.tgid = c->id.tgid, .fd = c->id.fd};
 			__u64 *gen = bpf_map_lookup_elem(&sonde_uncopied, &key);
