@@ -218,6 +218,42 @@ def overhead(cfg, sonde, workdir):
     return {"runs": runs, "equal": equal, "equal_delay_ms": delay}
 
 
+# The steady stage's store: small enough to be full after the warm-up, so
+# the measured run evicts as much as it stores (a node that has run for a
+# while), where the overhead stage's 1 GiB store is still filling with
+# first-touch pages.
+STEADY_BUDGET_MIB = 64
+STEADY_WARMUP_S = 3
+
+
+def steady(cfg, sonde, workdir):
+    """The overhead load against an agent whose store is already full:
+    untraced, then traced (and the compare build or flags) in each pair;
+    agent CPU counted after a warm-up that fills the store."""
+    runs = []
+    variants = [(False, None, None), (True, sonde, [])]
+    if COMPARE_ARGS or COMPARE_BINARY:
+        variants.append((True, COMPARE_BINARY or sonde, COMPARE_ARGS))
+    for pair in range(cfg["pairs"]):
+        for traced, binary, extra in variants:
+            agent = None
+            if traced:
+                agent = Agent(binary, workdir, budget_mib=STEADY_BUDGET_MIB, tag=f"steady{pair}", extra_args=extra)
+                wrk(STEADY_WARMUP_S, cfg["conns"], f"/steady/{pair}/warm")
+                evicted0 = metrics().get("sonde_evicted_rows_http_events", 0)
+                cpu0 = agent.cpu_seconds()
+            r = wrk(cfg["duration"], cfg["conns"], f"/steady/{pair}/{int(traced)}")
+            if agent:
+                r["agent_cpu_s"] = agent.cpu_seconds() - cpu0
+                r["evicted_rows"] = metrics().get("sonde_evicted_rows_http_events", 0) - evicted0
+                agent.stop()
+            r["traced"] = traced
+            r["compare"] = traced and (binary != sonde or bool(extra))
+            log(f"steady pair {pair} traced={traced} binary={binary} flags={extra}: {r}")
+            runs.append(r)
+    return {"runs": runs, "budget_mib": STEADY_BUDGET_MIB, "warmup_s": STEADY_WARMUP_S}
+
+
 def completeness(cfg, sonde, workdir):
     results = []
     for rate in cfg["rates"]:
@@ -458,7 +494,7 @@ def cpu_breakdown(cfg, sonde, workdir):
 
 
 STAGES = {"overhead": overhead, "completeness": completeness, "memory": memory, "iperf": iperf,
-          "state_flood": state_flood, "bpf_cost": bpf_cost}
+          "state_flood": state_flood, "bpf_cost": bpf_cost, "steady": steady}
 # Run only when named in SONDE_BENCH_STAGES (needs perf).
 OPTIONAL_STAGES = {"cpu_breakdown": cpu_breakdown}
 # SONDE_BENCH_STAGES=overhead,iperf runs only those stages (a quick A/B).
@@ -531,6 +567,24 @@ def report(out):
         add(f"{'achieved req/s':32}{e[0]['rps']:>12.0f}{e[1]['rps']:>12.0f}")
         for k, label in (("p50_us", "p50 latency us"), ("p99_us", "p99 latency us")):
             add(f"{label:32}{e[0][k]:>12.0f}{e[1][k]:>12.0f}{e[1][k] - e[0][k]:>+14.0f}")
+    if os.path.exists(live_path) and "steady" in res:
+        st = res["steady"]
+        a = [r for r in st["runs"] if not r["traced"]]
+        ra = med([r["rps"] for r in a])
+        add(f"== Steady state: the same load, store full (--store-budget-mib {st['budget_mib']}, "
+            f"{st['warmup_s']} s warm-up before counting), {len(a)} pairs")
+
+        def steady_line(label, runs):
+            rb = med([r["rps"] for r in runs])
+            cpu = sum(r["agent_cpu_s"] for r in runs) / sum(r["requests"] for r in runs) * 1e6
+            evicted = sum(r["evicted_rows"] for r in runs) / sum(2 * r["requests"] for r in runs)
+            add(f"{label}: {rb:.0f} req/s (ratio {rb / ra:.3f}; untraced {ra:.0f}), agent CPU us per request {cpu:.2f}, "
+                f"rows evicted per row stored {evicted:.2f}; per-pair ratios: "
+                + ", ".join("%.3f" % (y["rps"] / x["rps"]) for x, y in zip(a, runs)))
+        steady_line("traced", [r for r in st["runs"] if r["traced"] and not r.get("compare")])
+        c = [r for r in st["runs"] if r.get("compare")]
+        if c:
+            steady_line("with " + " ".join(res.get("compare_args", []) + [res.get("compare_binary", "")]).strip(), c)
     if os.path.exists(live_path) and "completeness" in res:
         add("== Completeness (exact-count Python load generator, 8 keep-alive connections)")
         add(f"{'target/s':>9}{'achieved/s':>11}{'sent':>9}{'server rows':>12}{'client rows':>12}{'captured':>9}  loss counters (deltas)")

@@ -85,7 +85,7 @@ fn feed(
                     buf.drain(..consumed);
                     if let Some(message) = message {
                         check_message(config, &message);
-                        events.push(Ok(message));
+                        events.push(Ok(*message));
                     }
                 }
                 Err(err) => {
@@ -108,7 +108,7 @@ fn feed(
     }
     if let Some(message) = decoder.finish() {
         check_message(config, &message);
-        events.push(Ok(message));
+        events.push(Ok(*message));
     }
     assert!(decoder.is_idle(), "not idle after finish");
     events

@@ -47,6 +47,15 @@ impl Headers {
         self.ends.push((name_end, self.text.len()));
     }
 
+    /// Adds a field whose name is already text (an HTTP/1 token) and whose
+    /// value is raw bytes, as lossy UTF-8: one validation, not two.
+    pub fn push_value_lossy(&mut self, name: &str, value: &[u8]) {
+        self.text.push_str(name);
+        let name_end = self.text.len();
+        self.push_text_lossy(value);
+        self.ends.push((name_end, self.text.len()));
+    }
+
     /// Adds the fields of `other` after these.
     pub fn append(&mut self, other: &Headers) {
         self.text.reserve(other.text.len());
@@ -235,11 +244,11 @@ mod tests {
         ] {
             let mut h = Headers::new();
             h.push_lossy(b"n\xff", raw);
+            h.push_value_lossy("v", raw);
             assert_eq!(h.field(0).map(|f| f.0), Some("n\u{FFFD}"));
-            assert_eq!(
-                h.field(0).map(|f| f.1),
-                Some(&*String::from_utf8_lossy(raw))
-            );
+            let lossy = String::from_utf8_lossy(raw);
+            assert_eq!(h.field(0).map(|f| f.1), Some(&*lossy));
+            assert_eq!(h.field(1), Some(("v", &*lossy)));
         }
     }
 }

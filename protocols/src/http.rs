@@ -139,7 +139,7 @@ pub enum Decoded {
     /// completed by a gap is handed out.
     Progress {
         consumed: usize,
-        message: Option<HttpMessage>,
+        message: Option<Box<HttpMessage>>,
     },
 }
 
@@ -176,9 +176,12 @@ enum State {
     /// message, so it is in progress (not idle) for start-time stamping.
     HeadStarted,
     /// Head parsed, body in progress.
-    Body { message: HttpMessage, body: Body },
+    Body {
+        message: Box<HttpMessage>,
+        body: Body,
+    },
     /// A gap consumed the rest of the body: the next `decode` hands this out.
-    Complete(HttpMessage),
+    Complete(Box<HttpMessage>),
 }
 
 /// Incremental decoder of one direction of one HTTP/1.x connection.
@@ -343,7 +346,7 @@ impl HttpDecoder {
     /// The stream ended (connection closed). Completes a close-delimited body
     /// (or hands out a message completed by a gap); a truncated message of
     /// any other kind is dropped. The decoder becomes idle.
-    pub fn finish(&mut self) -> Option<HttpMessage> {
+    pub fn finish(&mut self) -> Option<Box<HttpMessage>> {
         match mem::take(&mut self.state) {
             State::Complete(message)
             | State::Body {

@@ -64,7 +64,7 @@ impl StreamProtocol for HttpStream {
     fn on_message(
         &mut self,
         kind: MessageKind,
-        message: Timed<HttpMessage>,
+        message: Timed<Box<HttpMessage>>,
         sink: &mut RowSink<'_>,
     ) -> Outcome {
         if kind == MessageKind::Request {
@@ -93,7 +93,7 @@ impl StreamProtocol for HttpStream {
             }
             ResponseOutcome::Exchange(exchange) => {
                 let upgraded = exchange.upgraded;
-                sink.rows.http.push(row(*exchange, sink));
+                sink.rows.http.push(row(exchange, sink));
                 sink.counters.http_rows.inc();
                 if upgraded {
                     Outcome::Upgraded(None)

@@ -112,7 +112,7 @@ impl StreamDecoder for pgsql::PgDecoder {
 }
 
 impl StreamDecoder for http::HttpDecoder {
-    type Message = http::HttpMessage;
+    type Message = Box<http::HttpMessage>;
     type Context = http::AnsweredMethod;
     fn is_idle(&self) -> bool {
         http::HttpDecoder::is_idle(self)
@@ -121,7 +121,7 @@ impl StreamDecoder for http::HttpDecoder {
         &mut self,
         input: &[u8],
         answering: http::AnsweredMethod,
-    ) -> Result<Decoded<http::HttpMessage>, MalformedInput> {
+    ) -> Result<Decoded<Box<http::HttpMessage>>, MalformedInput> {
         match self.decode_answering(input, answering) {
             Ok(http::Decoded::NeedMore) => Ok(Decoded::NeedMore),
             Ok(http::Decoded::Progress { consumed, message }) => {
@@ -136,7 +136,7 @@ impl StreamDecoder for http::HttpDecoder {
     fn reset(&mut self) {
         http::HttpDecoder::reset(self);
     }
-    fn finish(&mut self) -> Option<http::HttpMessage> {
+    fn finish(&mut self) -> Option<Box<http::HttpMessage>> {
         http::HttpDecoder::finish(self)
     }
     fn find_start(input: &[u8], kind: MessageKind) -> Option<usize> {

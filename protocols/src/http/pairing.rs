@@ -8,8 +8,8 @@ use crate::held::{HeapSize, SizedQueue};
 /// A request and its final response: one `http_events` row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpExchange {
-    pub request: HttpMessage,
-    pub response: HttpMessage,
+    pub request: Box<HttpMessage>,
+    pub response: Box<HttpMessage>,
     /// Capture time of the request's first byte.
     pub req_ts: u64,
     /// Capture time of the response's last byte.
@@ -23,7 +23,7 @@ pub struct HttpExchange {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ResponseOutcome {
     /// A complete exchange.
-    Exchange(Box<HttpExchange>),
+    Exchange(HttpExchange),
     /// An interim 1xx response (not 101): the final response follows.
     Interim,
     /// No request was waiting (it was lost, or came before the capture).
@@ -32,13 +32,13 @@ pub enum ResponseOutcome {
 
 #[derive(Debug)]
 struct Pending {
-    request: HttpMessage,
+    request: Box<HttpMessage>,
     ts: u64,
 }
 
 impl HeapSize for Pending {
     fn heap_size(&self) -> usize {
-        std::mem::size_of::<u64>() + self.request.heap_size()
+        std::mem::size_of::<Self>() + self.request.heap_size()
     }
 }
 
@@ -69,7 +69,7 @@ impl HttpPairing {
     }
 
     /// A complete request whose first byte was captured at `ts`.
-    pub fn on_request(&mut self, request: HttpMessage, ts: u64) {
+    pub fn on_request(&mut self, request: Box<HttpMessage>, ts: u64) {
         if self.pending.len() >= self.max_pending {
             self.pending.pop_front();
             self.overflowed += 1;
@@ -78,7 +78,7 @@ impl HttpPairing {
     }
 
     /// A complete response whose last byte was captured at `ts`.
-    pub fn on_response(&mut self, response: HttpMessage, ts: u64) -> ResponseOutcome {
+    pub fn on_response(&mut self, response: Box<HttpMessage>, ts: u64) -> ResponseOutcome {
         if (100..200).contains(&response.status) && response.status != 101 {
             return ResponseOutcome::Interim;
         }
@@ -92,13 +92,13 @@ impl HttpPairing {
         let upgraded = response.status == 101
             || (request.method.eq_ignore_ascii_case("CONNECT")
                 && (200..300).contains(&response.status));
-        ResponseOutcome::Exchange(Box::new(HttpExchange {
+        ResponseOutcome::Exchange(HttpExchange {
             request,
             response,
             req_ts,
             resp_ts: ts,
             upgraded,
-        }))
+        })
     }
 
     /// The connection ended: the requests still waiting were never answered.
@@ -130,8 +130,8 @@ mod tests {
     use super::*;
     use crate::MessageKind;
 
-    fn message(kind: MessageKind, method: &str, status: u16) -> HttpMessage {
-        HttpMessage {
+    fn message(kind: MessageKind, method: &str, status: u16) -> Box<HttpMessage> {
+        Box::new(HttpMessage {
             kind,
             minor_version: 1,
             method: method.into(),
@@ -143,7 +143,7 @@ mod tests {
             body: Vec::new(),
             body_size: 0,
             body_incomplete: false,
-        }
+        })
     }
 
     #[test]

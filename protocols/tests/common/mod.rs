@@ -53,7 +53,7 @@ impl<'m> Caller<'m> {
                         if !(100..200).contains(&message.status) {
                             self.answered += 1;
                         }
-                        self.events.push(Ok(message));
+                        self.events.push(Ok(*message));
                     }
                 }
                 Err(err) => {
@@ -70,7 +70,7 @@ impl<'m> Caller<'m> {
         if !self.failed
             && let Some(message) = self.decoder.finish()
         {
-            self.events.push(Ok(message));
+            self.events.push(Ok(*message));
         }
         self.events
     }

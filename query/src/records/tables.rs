@@ -146,7 +146,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::records::{ConnFields, TraceRole};
+    use crate::records::{ConnFields, K8sFields, TraceRole};
 
     fn conn() -> Arc<ConnFields> {
         Arc::new(ConnFields {
@@ -347,6 +347,59 @@ mod tests {
         assert_eq!(string(&next, "req_path"), ["/c"]);
         let time = next.column(0).as_primitive::<TimestampNanosecondType>();
         assert_eq!(time.values().to_vec(), vec![3_000]);
+    }
+
+    /// Rows outside Kubernetes (all seven columns null) around rows with
+    /// pod columns: each row keeps its own values and nulls, in order, also
+    /// when the batch ends with null rows.
+    #[test]
+    fn kubernetes_columns_keep_row_order_between_null_rows() {
+        let mut builder = HttpEventsBuilder::new();
+        let in_pod = |time_ns, pod: &str| {
+            let mut row = sample_row(time_ns, "/k");
+            Arc::make_mut(&mut row.conn).k8s = K8sFields {
+                pod: Some(pod.into()),
+                namespace: Some("ns".into()),
+                remote_service: Some("ns/db".into()),
+                ..Default::default()
+            };
+            row
+        };
+        builder.append(&sample_row(1, "/a"));
+        builder.append(&sample_row(2, "/b"));
+        builder.append(&in_pod(3, "web-1"));
+        builder.append(&sample_row(4, "/c"));
+        builder.append(&in_pod(5, "web-2"));
+        builder.append(&sample_row(6, "/d"));
+        builder.append(&sample_row(7, "/e"));
+        let batch = builder.finish();
+        assert_eq!(batch.num_rows(), 7);
+        let column = |name| {
+            let array = batch.column_by_name(name).unwrap().as_string::<i32>();
+            array
+                .iter()
+                .map(|v| v.map(str::to_owned))
+                .collect::<Vec<_>>()
+        };
+        let pod = |v: &str| Some(v.to_owned());
+        assert_eq!(
+            column("pod"),
+            [None, None, pod("web-1"), None, pod("web-2"), None, None]
+        );
+        assert_eq!(
+            column("namespace"),
+            [None, None, pod("ns"), None, pod("ns"), None, None]
+        );
+        assert_eq!(
+            column("remote_service"),
+            [None, None, pod("ns/db"), None, pod("ns/db"), None, None]
+        );
+        assert_eq!(column("container"), vec![None::<String>; 7]);
+        // The next batch holds only its own rows.
+        builder.append(&sample_row(8, "/f"));
+        let next = builder.finish();
+        let pod_column = next.column_by_name("pod").unwrap();
+        assert_eq!((pod_column.len(), pod_column.null_count()), (1, 1));
     }
 
     #[test]

@@ -54,7 +54,15 @@ fn describe(row: &HttpRow, op: &mut Operation) {
         KeyValue::new("network.protocol.version", version)
     };
     let scheme = if row.conn.encrypted { "https" } else { "http" };
-    let (host, host_port) = host_header(authority(row));
+    // The authority names the server: the client histogram's series and
+    // the spans need it, the server histogram does not. Left unread for a
+    // server row without a span (the default with no OTLP endpoint): the
+    // header text is in memory the capture thread wrote last.
+    let (host, host_port) = if op.role != Role::Server || op.spans {
+        host_header(authority(row))
+    } else {
+        (None, None)
+    };
     let mut metric_attrs = Vec::with_capacity(7);
     metric_attrs.push(KeyValue::new("http.request.method", method));
     metric_attrs.push(KeyValue::new("url.scheme", scheme));
