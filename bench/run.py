@@ -179,15 +179,19 @@ def loss_deltas(before, after):
     return deltas
 
 
-def overhead(cfg, sonde, workdir):
-    runs = []
-    # (traced, extra agent flags): untraced, the defaults, and optionally
-    # the SONDE_BENCH_COMPARE flags, in turn within each pair.
+def pair_variants(sonde):
+    """(traced, binary, extra agent flags) of each run of an A/B pair:
+    untraced, the defaults, and the compare build or flags if given."""
     variants = [(False, None, None), (True, sonde, [])]
     if COMPARE_ARGS or COMPARE_BINARY:
         variants.append((True, COMPARE_BINARY or sonde, COMPARE_ARGS))
+    return variants
+
+
+def overhead(cfg, sonde, workdir):
+    runs = []
     for pair in range(cfg["pairs"]):
-        for traced, binary, extra in variants:
+        for traced, binary, extra in pair_variants(sonde):
             agent = Agent(binary, workdir, tag=f"overhead{pair}", extra_args=extra) if traced else None
             cpu0 = agent.cpu_seconds() if agent else 0
             r = wrk(cfg["duration"], cfg["conns"], f"/overhead/{pair}/{int(traced)}")
@@ -231,11 +235,8 @@ def steady(cfg, sonde, workdir):
     untraced, then traced (and the compare build or flags) in each pair;
     agent CPU counted after a warm-up that fills the store."""
     runs = []
-    variants = [(False, None, None), (True, sonde, [])]
-    if COMPARE_ARGS or COMPARE_BINARY:
-        variants.append((True, COMPARE_BINARY or sonde, COMPARE_ARGS))
     for pair in range(cfg["pairs"]):
-        for traced, binary, extra in variants:
+        for traced, binary, extra in pair_variants(sonde):
             agent = None
             if traced:
                 agent = Agent(binary, workdir, budget_mib=STEADY_BUDGET_MIB, tag=f"steady{pair}", extra_args=extra)
