@@ -527,6 +527,11 @@ def med(xs):
     return xs[len(xs) // 2] if xs else float("nan")
 
 
+def compare_label(res):
+    """The compare build and flags of a run, as the report names them."""
+    return " ".join(res.get("compare_args", []) + [res.get("compare_binary", "")]).strip()
+
+
 def report(out):
     lines = []
     add = lines.append
@@ -559,7 +564,7 @@ def report(out):
         if c:
             rc = med([r["rps"] for r in c])
             cpu_c = sum(r["agent_cpu_s"] for r in c) / sum(r["requests"] for r in c) * 1e6
-            what = " ".join(res.get("compare_args", []) + [res.get("compare_binary", "")]).strip()
+            what = compare_label(res)
             add(f"with {what}: throughput {rc:.0f} req/s (ratio {rc / ra:.3f}), "
                 f"agent CPU s per 1M requests {cpu_c:.2f}; per-pair ratios: "
                 + ", ".join("%.3f" % (y["rps"] / x["rps"]) for x, y in zip(a, c)))
@@ -585,7 +590,7 @@ def report(out):
         steady_line("traced", [r for r in st["runs"] if r["traced"] and not r.get("compare")])
         c = [r for r in st["runs"] if r.get("compare")]
         if c:
-            steady_line("with " + " ".join(res.get("compare_args", []) + [res.get("compare_binary", "")]).strip(), c)
+            steady_line("with " + compare_label(res), c)
     if os.path.exists(live_path) and "completeness" in res:
         add("== Completeness (exact-count Python load generator, 8 keep-alive connections)")
         add(f"{'target/s':>9}{'achieved/s':>11}{'sent':>9}{'server rows':>12}{'client rows':>12}{'captured':>9}  loss counters (deltas)")
@@ -625,7 +630,7 @@ def report(out):
             if bc.get("compare"):
                 def per_request(run):
                     return f"{run['ns_per_request']:.0f} ns, agent {run['agent_cpu_s'] * 1e6 / run['requests']:.2f} us"
-                what = " ".join(res.get("compare_args", []) + [res.get("compare_binary", "")]).strip()
+                what = compare_label(res)
                 add(f"A/B/A/B per request: A {per_request(bc)}; B {per_request(bc['compare'][0])}; "
                     f"A {per_request(bc['again'])}; B {per_request(bc['compare'][1])} (B: {what})")
         cb = res.get("cpu_breakdown")
