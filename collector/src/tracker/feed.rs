@@ -5,7 +5,7 @@
 use super::Context;
 use super::connection::{Connection, ProtocolState};
 use super::identify::identify;
-use super::reassembly::{Piece, PushStats};
+use super::reassembly::{Piece, Pieces, PushStats};
 use crate::counters::CaptureCounters;
 use crate::sessions::{Dir, Outcome};
 
@@ -16,7 +16,7 @@ pub(super) fn record_push_stats(counters: &CaptureCounters, stats: PushStats) {
 }
 
 /// Hands reassembled pieces of one direction to the protocol layer.
-pub(super) fn feed(conn: &mut Connection, dir: Dir, pieces: Vec<Piece<'_>>, ctx: &mut Context) {
+pub(super) fn feed(conn: &mut Connection, dir: Dir, pieces: Pieces<'_>, ctx: &mut Context) {
     for piece in pieces {
         match piece {
             Piece::Data { ts, bytes } => conn.dirs[dir.index()].buffer.append(ts, &bytes),

@@ -23,6 +23,7 @@ mod tls_mode;
 mod tests;
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::sync::Arc;
 
 use sonde_ebpf::events::{self, CloseEvent, ConnId, DataEventHeader, Event, OpenEvent};
@@ -35,7 +36,7 @@ use connection::{Connection, ProtocolState, Transport};
 use feed::{feed, record_push_stats};
 use k8s_fields::K8sEnricher;
 use process_names::ProcessNames;
-use reassembly::{Chunk, Reassembler};
+use reassembly::{Chunk, Pieces, Reassembler};
 
 /// Open connections with new traffic get a conn_stats row this often.
 const CONN_STATS_INTERVAL_NS: u64 = 10_000_000_000;
@@ -192,24 +193,13 @@ impl Tracker {
         std::mem::take(&mut self.ctx.stop_copying)
     }
 
-    /// Room for one more connection? (Counted when there is none.)
-    fn admit_connection(&self) -> bool {
-        let counters = &self.ctx.counters;
-        if self.conns.len() >= self.ctx.config.max_connections {
-            counters.conns_table_full.inc();
-            return false;
-        }
-        counters.conns_tracked.inc();
-        true
-    }
-
     fn on_open(&mut self, open: &OpenEvent) {
         let id = open.hdr.conn;
         // A new generation on the same fd replaces whatever was there.
         if let Some(previous) = self.find_same_fd(&id) {
             self.finish_connection(&previous);
         }
-        if !self.admit_connection() {
+        if !admit_connection(self.conns.len(), &self.ctx) {
             return;
         }
         let mut fields = connection::fields_from_open(open);
@@ -252,27 +242,30 @@ impl Tracker {
 
     fn on_data(&mut self, header: &DataEventHeader, payload: &[u8]) {
         let id = header.hdr.conn;
-        if !self.conns.contains_key(&id) {
-            // The open event was lost (ring buffer full): track with what we know.
-            self.ctx.counters.events_unknown_conn.inc();
-            if !self.admit_connection() {
-                return;
-            }
-            let mut fields = connection::fields_without_open(&id, self.names.comm(&id));
-            fields.k8s.node.clone_from(&self.ctx.config.node_name);
-            self.conns.insert(
-                id,
-                Connection::new(fields, Transport::Tcp, header.hdr.timestamp_ns),
-            );
-        }
         let over_budget = self.buffered_bytes > self.ctx.config.max_buffered_bytes;
         let dir = if header.direction == events::DIR_EGRESS {
             Dir::Egress
         } else {
             Dir::Ingress
         };
-        let Some(conn) = self.conns.get_mut(&id) else {
-            return;
+        // One map lookup for a known connection (every record but a few).
+        let tracked = self.conns.len();
+        let conn = match self.conns.entry(id) {
+            Entry::Occupied(known) => known.into_mut(),
+            Entry::Vacant(unknown) => {
+                // The open event was lost (ring buffer full): track with what we know.
+                self.ctx.counters.events_unknown_conn.inc();
+                if !admit_connection(tracked, &self.ctx) {
+                    return;
+                }
+                let mut fields = connection::fields_without_open(&id, self.names.comm(&id));
+                fields.k8s.node.clone_from(&self.ctx.config.node_name);
+                unknown.insert(Connection::new(
+                    fields,
+                    Transport::Tcp,
+                    header.hdr.timestamp_ns,
+                ))
+            }
         };
         let ctx = &mut self.ctx;
         let before = conn.buffered();
@@ -302,7 +295,7 @@ impl Tracker {
                     last: header.flags & events::DATA_LAST != 0 || over_budget,
                 };
                 let max_held = ctx.config.max_held_bytes_per_direction;
-                let mut pieces = Vec::new();
+                let mut pieces = Pieces::new();
                 let stats = conn.dirs[dir.index()]
                     .reassembler
                     .get_or_insert_with(|| Reassembler::new(max_held))
@@ -364,7 +357,7 @@ impl Tracker {
         let ctx = &mut self.ctx;
         // Whatever was waiting for missing bytes will not get them now.
         for dir in [Dir::Egress, Dir::Ingress] {
-            let mut pieces = Vec::new();
+            let mut pieces = Pieces::new();
             if let Some(r) = conn.dirs[dir.index()].reassembler.as_mut() {
                 record_push_stats(&ctx.counters, r.expire(u64::MAX, 0, &mut pieces));
             }
@@ -398,7 +391,7 @@ impl Tracker {
             }
             let before = conn.buffered();
             for dir in [Dir::Egress, Dir::Ingress] {
-                let mut pieces = Vec::new();
+                let mut pieces = Pieces::new();
                 if let Some(r) = conn.dirs[dir.index()].reassembler.as_mut() {
                     let stats = r.expire(now_ns, ctx.config.reorder_wait_ns, &mut pieces);
                     record_push_stats(&ctx.counters, stats);
@@ -450,4 +443,15 @@ impl Tracker {
             self.finish_connection(&id);
         }
     }
+}
+
+/// Room for one more connection beside `tracked`? (Counted when there is none.)
+fn admit_connection(tracked: usize, ctx: &Context) -> bool {
+    let counters = &ctx.counters;
+    if tracked >= ctx.config.max_connections {
+        counters.conns_table_full.inc();
+        return false;
+    }
+    counters.conns_tracked.inc();
+    true
 }

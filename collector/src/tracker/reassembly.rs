@@ -10,6 +10,8 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+use smallvec::SmallVec;
+
 /// What the parser side receives, in stream order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Piece<'a> {
@@ -23,6 +25,10 @@ pub enum Piece<'a> {
         ts: u64,
     },
 }
+
+/// What one chunk makes deliverable: nearly always one piece (its data),
+/// sometimes a gap beside it; inline, so a record costs no allocation.
+pub type Pieces<'a> = SmallVec<[Piece<'a>; 2]>;
 
 /// One chunk as the kernel sent it.
 #[derive(Debug, Clone, Copy)]
@@ -106,7 +112,7 @@ impl Reassembler {
     }
 
     /// Adds a chunk, appending what became deliverable to `out`.
-    pub fn push<'a>(&mut self, chunk: Chunk<'a>, out: &mut Vec<Piece<'a>>) -> PushStats {
+    pub fn push<'a>(&mut self, chunk: Chunk<'a>, out: &mut Pieces<'a>) -> PushStats {
         let mut stats = PushStats::default();
         let data_end = chunk.position + chunk.bytes.len() as u64;
         self.accept_data(chunk.position, chunk.ts, chunk.bytes, out, &mut stats);
@@ -128,12 +134,7 @@ impl Reassembler {
 
     /// Gives up waiting for missing bytes once the oldest waiting chunk is older
     /// than `max_wait_ns`: the missing range becomes a gap.
-    pub fn expire<'a>(
-        &mut self,
-        now_ns: u64,
-        max_wait_ns: u64,
-        out: &mut Vec<Piece<'a>>,
-    ) -> PushStats {
+    pub fn expire<'a>(&mut self, now_ns: u64, max_wait_ns: u64, out: &mut Pieces<'a>) -> PushStats {
         let mut stats = PushStats::default();
         if let Some(since) = self.waiting_since
             && now_ns.saturating_sub(since) >= max_wait_ns
@@ -148,7 +149,7 @@ impl Reassembler {
         position: u64,
         ts: u64,
         bytes: &'a [u8],
-        out: &mut Vec<Piece<'a>>,
+        out: &mut Pieces<'a>,
         stats: &mut PushStats,
     ) {
         if bytes.is_empty() {
@@ -189,7 +190,7 @@ impl Reassembler {
         position: u64,
         len: u64,
         ts: u64,
-        out: &mut Vec<Piece<'a>>,
+        out: &mut Pieces<'a>,
         stats: &mut PushStats,
     ) {
         let end = position + len;
@@ -229,7 +230,7 @@ impl Reassembler {
     }
 
     /// Delivers held pieces that are now contiguous with `next`.
-    fn drain<'a>(&mut self, out: &mut Vec<Piece<'a>>, stats: &mut PushStats) {
+    fn drain<'a>(&mut self, out: &mut Pieces<'a>, stats: &mut PushStats) {
         while let Some(entry) = self.held.first_entry() {
             if *entry.key() > self.next {
                 break;
@@ -267,7 +268,7 @@ impl Reassembler {
     }
 
     /// Declares the bytes before the first held piece lost and delivers onward.
-    fn force_gap<'a>(&mut self, out: &mut Vec<Piece<'a>>, stats: &mut PushStats) {
+    fn force_gap<'a>(&mut self, out: &mut Pieces<'a>, stats: &mut PushStats) {
         while let Some((&first, _)) = self.held.first_key_value() {
             if first > self.next {
                 out.push(Piece::Gap {
@@ -318,7 +319,7 @@ mod tests {
     #[test]
     fn in_order_chunks_pass_through_borrowed() {
         let mut r = Reassembler::new(1024);
-        let mut out = Vec::new();
+        let mut out = Pieces::new();
         r.push(chunk(0, b"GET "), &mut out);
         r.push(chunk(4, b"/ HTTP/1.1"), &mut out);
         assert_eq!(flatten(&out), "GET / HTTP/1.1");
@@ -335,7 +336,7 @@ mod tests {
     #[test]
     fn out_of_order_chunks_are_reordered() {
         let mut r = Reassembler::new(1024);
-        let mut out = Vec::new();
+        let mut out = Pieces::new();
         r.push(chunk(5, b"world"), &mut out);
         assert!(out.is_empty());
         assert_eq!(r.held_bytes(), 5 + HELD_ENTRY_BYTES);
@@ -348,7 +349,7 @@ mod tests {
     fn held_gaps_count_toward_the_bound() {
         // Out-of-order calls whose bytes were all uncopied: gaps only.
         let mut r = Reassembler::new(10 * HELD_ENTRY_BYTES);
-        let mut out = Vec::new();
+        let mut out = Pieces::new();
         for i in 1..=10u64 {
             let gap = Chunk {
                 position: i * 100,
@@ -379,7 +380,7 @@ mod tests {
     #[test]
     fn uncopied_tail_is_an_immediate_gap() {
         let mut r = Reassembler::new(1024);
-        let mut out = Vec::new();
+        let mut out = Pieces::new();
         let c = Chunk {
             position: 0,
             ts: 1,
@@ -405,7 +406,7 @@ mod tests {
     #[test]
     fn missing_bytes_become_a_gap_after_the_wait() {
         let mut r = Reassembler::new(1024);
-        let mut out = Vec::new();
+        let mut out = Pieces::new();
         r.push(
             Chunk {
                 position: 10,
@@ -425,7 +426,7 @@ mod tests {
     #[test]
     fn overflowing_the_wait_buffer_forces_a_gap() {
         let mut r = Reassembler::new(8);
-        let mut out = Vec::new();
+        let mut out = Pieces::new();
         let stats = r.push(chunk(4, b"0123456789"), &mut out);
         assert_eq!(stats.forced_gaps, 1);
         assert_eq!(flatten(&out), "<gap 4>0123456789");
@@ -434,7 +435,7 @@ mod tests {
     #[test]
     fn duplicates_and_overlaps_are_trimmed() {
         let mut r = Reassembler::new(1024);
-        let mut out = Vec::new();
+        let mut out = Pieces::new();
         r.push(chunk(0, b"abcdef"), &mut out);
         let stats = r.push(chunk(3, b"defgh"), &mut out);
         assert_eq!(stats.duplicate_bytes, 3);
@@ -446,7 +447,7 @@ mod tests {
     #[test]
     fn held_gap_then_data_in_order() {
         let mut r = Reassembler::new(1024);
-        let mut out = Vec::new();
+        let mut out = Pieces::new();
         // A call at 3..10 copied only 3..5; it arrives before 0..3.
         r.push(
             Chunk {

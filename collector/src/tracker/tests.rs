@@ -166,6 +166,29 @@ fn server_request_and_response_make_one_row() {
 }
 
 #[test]
+fn data_of_a_connection_whose_open_was_lost_is_tracked_within_the_table_bound() {
+    let stats = Arc::new(StatsRegistry::new());
+    let config = TrackerConfig {
+        max_connections: 1,
+        ..TrackerConfig::default()
+    };
+    let mut t = Tracker::new(config, CaptureCounters::register(&stats));
+    let (first, second) = (conn(5, 1), conn(6, 1));
+    t.handle_record(&data(first, IN, 1_000, 0, REQ, REQ.len() as u64));
+    t.handle_record(&data(second, IN, 2_000, 0, REQ, REQ.len() as u64));
+    t.handle_record(&data(first, OUT, 4_000, 0, RESP, RESP.len() as u64));
+    assert_eq!(
+        t.conns.keys().copied().collect::<Vec<_>>(),
+        vec![first],
+        "only the first fits the table"
+    );
+    assert_eq!(counter(&stats, "events_unknown_conn"), 2);
+    assert_eq!(counter(&stats, "conns_tracked"), 1);
+    assert_eq!(counter(&stats, "conns_table_full"), 1);
+    assert_eq!(counter(&stats, "http_rows"), 1);
+}
+
+#[test]
 fn unknown_role_is_inferred_from_the_request_direction() {
     let (mut t, _) = tracker();
     let id = conn(6, 2);

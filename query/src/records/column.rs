@@ -5,6 +5,7 @@
 
 use std::fmt::Write;
 
+use arrayvec::ArrayVec;
 use arrow::array::{BooleanBuilder, Int64Builder, StringBuilder};
 use arrow::datatypes::DataType;
 use sonde_protocols::Headers;
@@ -147,13 +148,12 @@ pub fn headers_to_json(headers: &Headers) -> String {
 const HEADERS_SORTED_ON_STACK: usize = 32;
 
 fn write_headers_json(headers: &Headers, out: &mut impl Write) {
-    let count = headers.len();
-    if count <= HEADERS_SORTED_ON_STACK {
-        let mut fields = [("", ""); HEADERS_SORTED_ON_STACK];
-        for (slot, field) in fields.iter_mut().zip(headers.iter()) {
-            *slot = field;
-        }
-        write_sorted_fields_json(&mut fields[..count], out);
+    if headers.len() <= HEADERS_SORTED_ON_STACK {
+        // Only the slots in use are written (a zeroed 32-slot array cost
+        // more than the sort).
+        let mut fields: ArrayVec<(&str, &str), HEADERS_SORTED_ON_STACK> =
+            headers.iter().take(HEADERS_SORTED_ON_STACK).collect();
+        write_sorted_fields_json(&mut fields, out);
     } else {
         let mut fields: Vec<(&str, &str)> = headers.iter().collect();
         write_sorted_fields_json(&mut fields, out);
