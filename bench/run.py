@@ -247,6 +247,7 @@ def steady(cfg, sonde, workdir):
             if agent:
                 r["agent_cpu_s"] = agent.cpu_seconds() - cpu0
                 r["evicted_rows"] = metrics().get("sonde_evicted_rows_http_events", 0) - evicted0
+                r["agent_hwm_kib"] = agent.status_kib("VmHWM")
                 agent.stop()
             r["traced"] = traced
             r["compare"] = traced and (binary != sonde or bool(extra))
@@ -566,7 +567,8 @@ def report(out):
             cpu_c = sum(r["agent_cpu_s"] for r in c) / sum(r["requests"] for r in c) * 1e6
             what = compare_label(res)
             add(f"with {what}: throughput {rc:.0f} req/s (ratio {rc / ra:.3f}), "
-                f"agent CPU s per 1M requests {cpu_c:.2f}; per-pair ratios: "
+                f"agent CPU s per 1M requests {cpu_c:.2f}, "
+                f"peak RSS {max(r['agent_hwm_kib'] for r in c) / 1024:.1f} MiB; per-pair ratios: "
                 + ", ".join("%.3f" % (y["rps"] / x["rps"]) for x, y in zip(a, c)))
         e = o["equal"]
         add(f"== Equal load (wrk + rate.lua, {o['equal_delay_ms']} ms wait per connection)")
@@ -584,8 +586,11 @@ def report(out):
             rb = med([r["rps"] for r in runs])
             cpu = sum(r["agent_cpu_s"] for r in runs) / sum(r["requests"] for r in runs) * 1e6
             evicted = sum(r["evicted_rows"] for r in runs) / sum(2 * r["requests"] for r in runs)
+            # Runs recorded before the peak RSS was kept have none.
+            hwm = [r["agent_hwm_kib"] for r in runs if "agent_hwm_kib" in r]
+            peak = f", peak RSS {max(hwm) / 1024:.1f} MiB" if hwm else ""
             add(f"{label}: {rb:.0f} req/s (ratio {rb / ra:.3f}; untraced {ra:.0f}), agent CPU us per request {cpu:.2f}, "
-                f"rows evicted per row stored {evicted:.2f}; per-pair ratios: "
+                f"rows evicted per row stored {evicted:.2f}{peak}; per-pair ratios: "
                 + ", ".join("%.3f" % (y["rps"] / x["rps"]) for x, y in zip(a, runs)))
         steady_line("traced", [r for r in st["runs"] if r["traced"] and not r.get("compare")])
         c = [r for r in st["runs"] if r.get("compare")]

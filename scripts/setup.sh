@@ -11,10 +11,11 @@ as_root() {
 # real servers and clients of the end-to-end tests: nginx, curl, python3 (HTTP),
 # redis-server/redis-cli, mariadb-server/client, dnsmasq + dig (DNS), iproute2
 # (a network namespace for the libc-resolver test).
-packages=(clang llvm libbpf-dev curl python3 ca-certificates redis-server redis-tools
+# gcc + make: jemalloc, the agent's allocator, is C built by its -sys crate.
+packages=(clang llvm libbpf-dev gcc make curl python3 ca-certificates redis-server redis-tools
     mariadb-server mariadb-client dnsmasq-base bind9-dnsutils iproute2)
-# TLS tests: openssl (certificates, s_server), gcc + libssl-dev (a client with OpenSSL linked statically).
-packages+=(openssl gcc libssl-dev)
+# TLS tests: openssl (certificates, s_server), gcc (above) + libssl-dev (a client with OpenSSL linked statically).
+packages+=(openssl libssl-dev)
 # PostgreSQL tests: the server (with pgbench) and psql; libpq for psycopg;
 # Node.js + npm for node-postgres (unless a Node.js with npm is there).
 packages+=(postgresql postgresql-client libpq5)

@@ -122,7 +122,7 @@ HOST_PATHS = {
 }
 RBAC_RESOURCES = {("", "pods"), ("", "services"), ("", "namespaces"), ("", "nodes"),
                   ("discovery.k8s.io", "endpointslices")}
-HEADROOM = 1.4  # memory >= store budget x 1.4 (deploy/kubernetes/base/daemonset.yaml)
+HEADROOM = 1.5  # memory >= store budget x 1.5 (deploy/kubernetes/base/daemonset.yaml)
 
 
 def check(condition, message):
