@@ -12,7 +12,7 @@ const MAX_SEGMENT_LEN: usize = 40;
 /// replaced by `{id}`. An absolute-form target (`http://host/p`, sent to
 /// proxies) is reduced to its path.
 pub fn route_template(target: &str) -> String {
-    let path = strip_query(strip_origin(target));
+    let path = request_path(target);
     if path == "*" {
         return "*".to_string();
     }
@@ -35,7 +35,18 @@ pub fn route_template(target: &str) -> String {
     route
 }
 
+/// The path of a request target: without query string or fragment, and
+/// without the scheme and authority of an absolute-form target.
+pub fn request_path(target: &str) -> &str {
+    strip_query(strip_origin(target))
+}
+
 fn strip_origin(target: &str) -> &str {
+    // Origin form, nearly every request: a "://" further on is in the
+    // query or the path (`/login?next=http://a/b`), not an origin.
+    if target.starts_with('/') {
+        return target;
+    }
     let Some(scheme_end) = target.find("://") else {
         return target;
     };
@@ -105,6 +116,8 @@ mod tests {
             ("/static/app-v2.js", "/static/app-v2.js"),
             ("http://example.com/a/1?q", "/a/{id}"),
             ("http://example.com", "/"),
+            ("/login?next=http://example.com/home", "/login"),
+            ("/go/http://example.com/x", "/go/http://example.com/x"),
             ("/a//b/", "/a//b/"),
             (
                 "/1/2/3/4/5/6/7/8/9/10/11/12/13/14",
@@ -113,6 +126,21 @@ mod tests {
         ];
         for (input, want) in cases {
             assert_eq!(route_template(input), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn request_paths() {
+        let cases = [
+            ("/users/42?x=1", "/users/42"),
+            ("/a#top", "/a"),
+            ("http://example.com/a/1?q", "/a/1"),
+            ("http://example.com", "/"),
+            ("/login?next=http://example.com/home", "/login"),
+            ("*", "*"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(request_path(input), want, "{input}");
         }
     }
 

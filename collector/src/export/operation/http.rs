@@ -6,7 +6,7 @@
 use opentelemetry::KeyValue;
 use sonde_query::records::HttpRow;
 
-use super::super::route::route_template;
+use super::super::route::{request_path, route_template};
 use super::super::trace_context::remote_parent;
 use super::{Exchange, Histogram, Operation, Role, grpc};
 
@@ -112,8 +112,7 @@ fn span_attributes(
     (server_address, server_port): (&str, i64),
 ) {
     let raw_method = row.req_method.as_str();
-    let target = row.req_path.as_str();
-    let path = target.split(['?', '#']).next().unwrap_or(target);
+    let path = request_path(row.req_path.as_str());
     let status = row.resp_status;
     op.parent = remote_parent(&row.req_headers);
     op.name = if method == "_OTHER" {
