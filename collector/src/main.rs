@@ -10,10 +10,10 @@ use sonde::{agent, coordinator};
 
 // jemalloc, chosen by measurement (BENCHMARKS.md, 2026-11-30): the capture
 // thread allocates each message's head and row while the store frees old
-// rows on other threads; glibc's malloc spent a quarter of the agent's CPU
-// consolidating and unlinking those chunks, jemalloc's per-thread caches and
-// size classes about a third of that. mimalloc was measured slower. Its
-// settings are in .cargo/config.toml.
+// rows on other threads. glibc's malloc spent 26 % of the agent's CPU
+// consolidating and unlinking those chunks, jemalloc spends about 7 %.
+// mimalloc was measured slower. jemalloc's settings are built in from
+// .cargo/config.toml.
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
