@@ -21,7 +21,7 @@ use crate::MessageKind;
 use detect::{is_http_request_start, is_http_response_start};
 
 use crate::held::{HeapSize, heap_bytes};
-use crate::{Headers, REDACTED};
+use crate::{Headers, REDACTED, RedactedNames};
 
 /// Caps and policies of the decoder.
 #[derive(Debug, Clone)]
@@ -35,7 +35,7 @@ pub struct HttpConfig {
     pub body_prefix_bytes: usize,
     /// Header names (compared case-insensitively) whose values are replaced
     /// by `<redacted>` before they leave the decoder.
-    pub redacted_headers: Vec<String>,
+    pub redacted_headers: RedactedNames,
 }
 
 impl Default for HttpConfig {
@@ -54,7 +54,6 @@ impl Default for HttpConfig {
                 "x-auth-token",
             ]
             .into_iter()
-            .map(String::from)
             .collect(),
         }
     }

@@ -40,6 +40,7 @@ pub use session::{
     Http2Counters, Http2Message, Http2Session, Http2Stream, PeerSettings, StreamEnd,
 };
 
+use crate::RedactedNames;
 use crate::http::HttpConfig;
 
 /// The client connection preface (RFC 9113 section 3.4).
@@ -71,7 +72,7 @@ pub struct Http2Config {
     pub body_prefix_bytes: usize,
     /// Header names (compared case-insensitively) whose values are replaced
     /// by `<redacted>`. Default: HTTP/1's list.
-    pub redacted_headers: Vec<String>,
+    pub redacted_headers: RedactedNames,
     /// Streams followed at once per connection; beyond, the least recently
     /// active is dropped ([`Http2Counters::streams_evicted`]). Default 256.
     pub max_streams: usize,

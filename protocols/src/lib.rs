@@ -26,6 +26,7 @@ pub mod http;
 pub mod http2;
 pub mod mysql;
 pub mod pgsql;
+mod redaction;
 pub mod redis;
 mod text;
 
@@ -33,3 +34,4 @@ pub(crate) use common::Verdict;
 pub use common::{Decoded, Detection, GapOutcome, MessageKind, Protocol, REDACTED};
 pub use detect::{detect, detect_datagram, detect_with_hint};
 pub use headers::Headers;
+pub use redaction::RedactedNames;

@@ -556,7 +556,7 @@ fn config_defaults() {
     assert_eq!(config.max_headers, 64);
     assert_eq!(config.body_prefix_bytes, 1024);
     assert_eq!(
-        config.redacted_headers,
+        config.redacted_headers.iter().collect::<Vec<_>>(),
         [
             "authorization",
             "proxy-authorization",

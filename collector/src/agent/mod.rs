@@ -40,9 +40,8 @@ fn http_config(args: &AgentArgs) -> HttpConfig {
     if args.no_default_redaction {
         config.redacted_headers.clear();
     }
-    config
-        .redacted_headers
-        .extend(args.redact_headers.iter().map(|h| h.to_ascii_lowercase()));
+    // Stored lowercase by `RedactedNames`.
+    config.redacted_headers.extend(&args.redact_headers);
     config
 }
 

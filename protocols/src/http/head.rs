@@ -110,11 +110,7 @@ pub(super) fn parse(
         if content_type_field.is_none() && header.name.eq_ignore_ascii_case("content-type") {
             content_type_field = Some(headers.len());
         }
-        let secret = config
-            .redacted_headers
-            .iter()
-            .any(|name| name.eq_ignore_ascii_case(header.name));
-        if secret {
+        if config.redacted_headers.contains(header.name.as_bytes()) {
             headers.push(header.name, REDACTED);
         } else {
             headers.push_value_lossy(header.name, header.value);

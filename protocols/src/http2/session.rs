@@ -572,10 +572,7 @@ impl Http2Session {
                             dropped += 1;
                             return;
                         }
-                        let secret = never_indexed
-                            || redacted
-                                .iter()
-                                .any(|r| r.as_bytes().eq_ignore_ascii_case(name));
+                        let secret = never_indexed || redacted.contains(name);
                         let value = if secret { REDACTED.as_bytes() } else { value };
                         decoded.fields.push_lossy(name, value);
                         return;

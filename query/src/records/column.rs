@@ -150,9 +150,12 @@ const HEADERS_SORTED_ON_STACK: usize = 32;
 fn write_headers_json(headers: &Headers, out: &mut impl Write) {
     if headers.len() <= HEADERS_SORTED_ON_STACK {
         // Only the slots in use are written (a zeroed 32-slot array cost
-        // more than the sort).
-        let mut fields: ArrayVec<(&str, &str), HEADERS_SORTED_ON_STACK> =
-            headers.iter().take(HEADERS_SORTED_ON_STACK).collect();
+        // more than the sort), and in place: `collect()` builds the 1 KiB
+        // array and then moves it, a copy per row that showed in profiles.
+        let mut fields: ArrayVec<(&str, &str), HEADERS_SORTED_ON_STACK> = ArrayVec::new();
+        for field in headers.iter() {
+            let _ = fields.try_push(field);
+        }
         write_sorted_fields_json(&mut fields, out);
     } else {
         let mut fields: Vec<(&str, &str)> = headers.iter().collect();

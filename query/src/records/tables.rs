@@ -402,6 +402,50 @@ mod tests {
         assert_eq!((pod_column.len(), pod_column.null_count()), (1, 1));
     }
 
+    /// As the agent appends them: `node` on every row, pod columns on some.
+    /// Each column defers its own nulls; one that never had a null gets no
+    /// validity bitmap.
+    #[test]
+    fn kubernetes_columns_defer_nulls_per_column() {
+        let mut builder = HttpEventsBuilder::new();
+        let row = |time_ns, pod: Option<&str>| {
+            let mut row = sample_row(time_ns, "/k");
+            Arc::make_mut(&mut row.conn).k8s = K8sFields {
+                node: Some("node-1".into()),
+                pod: pod.map(str::to_owned),
+                ..Default::default()
+            };
+            row
+        };
+        for (time_ns, pod) in [
+            (1, None),
+            (2, Some("a")),
+            (3, None),
+            (4, None),
+            (5, Some("b")),
+        ] {
+            builder.append(&row(time_ns, pod));
+        }
+        builder.append(&row(6, None));
+        let batch = builder.finish();
+        let column = |name| {
+            batch
+                .column_by_name(name)
+                .unwrap()
+                .as_string::<i32>()
+                .clone()
+        };
+        let node = column("node");
+        assert_eq!(node.len(), 6);
+        assert!(node.nulls().is_none());
+        assert!(node.iter().all(|v| v == Some("node-1")));
+        let pod = column("pod");
+        let pod: Vec<_> = pod.iter().collect();
+        assert_eq!(pod, [None, Some("a"), None, None, Some("b"), None]);
+        let service = column("service");
+        assert_eq!((service.len(), service.null_count()), (6, 6));
+    }
+
     #[test]
     fn pgsql_events_has_nullable_sqlstate_and_rows() {
         let schema = pgsql_events_schema();
