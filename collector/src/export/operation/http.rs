@@ -35,8 +35,8 @@ fn describe(row: &HttpRow, op: &mut Operation) {
         .find(|&&m| m == raw_method)
         .copied()
         .unwrap_or("_OTHER");
-    let target = row.req_path.as_str();
-    let route = route_template(target);
+    let path = request_path(row.req_path.as_str());
+    let route = route_template(path);
     let status = row.resp_status;
     // "1.1", "1.0"; HTTP/2 is "2".
     let version = match (row.major_version, row.minor_version) {
@@ -96,7 +96,7 @@ fn describe(row: &HttpRow, op: &mut Operation) {
     };
     op.addressed = true;
     if op.spans {
-        span_attributes(row, op, method, &route, version, server);
+        span_attributes(row, op, method, path, &route, version, server);
     }
     op.metric = histogram.map(|h| (h, metric_attrs));
 }
@@ -107,12 +107,12 @@ fn span_attributes(
     row: &HttpRow,
     op: &mut Operation,
     method: &'static str,
+    path: &str,
     route: &str,
     version: KeyValue,
     (server_address, server_port): (&str, i64),
 ) {
     let raw_method = row.req_method.as_str();
-    let path = request_path(row.req_path.as_str());
     let status = row.resp_status;
     op.parent = remote_parent(&row.req_headers);
     op.name = if method == "_OTHER" {
