@@ -395,6 +395,17 @@ def bpf_programs(pid):
     return out
 
 
+def bpf_program_names():
+    """id -> name of every loaded BPF program ({} without bpftool: the
+    report then names programs by id)."""
+    try:
+        out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True, timeout=60,
+                             check=True).stdout
+        return {str(p["id"]): p.get("name", "") for p in json.loads(out)}
+    except (OSError, ValueError, KeyError, subprocess.SubprocessError):
+        return {}
+
+
 def bpf_cost_run(cfg, binary, extra, workdir):
     """One agent under the wrk load: its BPF programs' run time and runs."""
     agent = Agent(binary, workdir, tag="bpf_cost", extra_args=extra)
@@ -407,6 +418,7 @@ def bpf_cost_run(cfg, binary, extra, workdir):
         r = wrk(cfg["duration"], cfg["conns"], "/bpf_cost")
         after = bpf_programs(agent.proc.pid)
         r["agent_cpu_s"] = agent.cpu_seconds() - cpu0
+        names = bpf_program_names()
     finally:
         open(stats, "w").write(previous)
         agent.stop()
@@ -414,7 +426,8 @@ def bpf_cost_run(cfg, binary, extra, workdir):
     for prog, (ns, runs) in after.items():
         ns0, runs0 = before.get(prog, (0, 0))
         if runs > runs0:
-            programs.append({"prog": prog, "ns": ns - ns0, "runs": runs - runs0})
+            programs.append({"prog": prog, "name": names.get(prog) or f"id {prog}", "ns": ns - ns0,
+                             "runs": runs - runs0})
     r["programs"] = sorted(programs, key=lambda p: -p["ns"])
     r["ns_per_request"] = sum(p["ns"] for p in programs) / max(r["requests"], 1)
     log(f"bpf cost: {r}")
@@ -630,8 +643,9 @@ def report(out):
             total = sum(p["ns"] for p in bc["programs"])
             add(f"== Kernel side: BPF program run time (kernel.bpf_stats_enabled) under wrk -t1 -c{res['config']['conns']}, {bc['rps']:.0f} req/s")
             add(f"BPF ns per request {total / bc['requests']:.0f} (in the traced processes' syscalls), "
-                f"agent CPU us per request {bc['agent_cpu_s'] * 1e6 / bc['requests']:.2f}; busiest programs (runs per request, ns per run): "
-                + ", ".join(f"{p['runs'] / bc['requests']:.2f}x{p['ns'] / p['runs']:.0f}" for p in bc["programs"][:8]))
+                f"agent CPU us per request {bc['agent_cpu_s'] * 1e6 / bc['requests']:.2f}; busiest programs (runs per request x ns per run): "
+                + ", ".join(f"{p.get('name', p['prog'])} {p['runs'] / bc['requests']:.2f}x{p['ns'] / p['runs']:.0f}"
+                            for p in bc["programs"][:8]))
             if bc.get("compare"):
                 def per_request(run):
                     return f"{run['ns_per_request']:.0f} ns, agent {run['agent_cpu_s'] * 1e6 / run['requests']:.2f} us"

@@ -44,7 +44,10 @@ as_root() {
 echo "== setup"
 bash scripts/setup.sh
 missing=()
-for pkg in wrk nginx iperf3; do command -v "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+# bpftool names the BPF programs in the kernel-side figures.
+for pkg in wrk nginx iperf3 bpftool; do
+    command -v "$pkg" >/dev/null 2>&1 || [ -x "/usr/sbin/$pkg" ] || missing+=("$pkg")
+done
 if [ "${#missing[@]}" -gt 0 ]; then
     as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

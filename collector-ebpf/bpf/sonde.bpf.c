@@ -253,6 +253,33 @@ struct {
 	__type(value, struct tls_call);
 } sonde_tls_active SEC(".maps");
 
+/* How many entries sonde_tls_active holds. While none, no thread is inside
+ * a TLS call and the entry of a data syscall skips the lookup (a hash lookup
+ * on every traced call of every process, TLS or not). Counted where an entry
+ * is created or deleted; one a missed return probe leaves behind only keeps
+ * the lookups on. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} sonde_tls_calls SEC(".maps");
+
+static __always_inline bool tls_calls_active(void)
+{
+	__u32 zero = 0;
+	__u64 *calls = bpf_map_lookup_elem(&sonde_tls_calls, &zero);
+	return !calls || *calls != 0;
+}
+
+static __always_inline void tls_calls_add(__s64 n)
+{
+	__u32 zero = 0;
+	__u64 *calls = bpf_map_lookup_elem(&sonde_tls_calls, &zero);
+	if (calls)
+		__sync_fetch_and_add(calls, (__u64)n);
+}
+
 struct tls_ssl_key {
 	__u64 ssl;
 	__u32 tgid;
@@ -864,6 +891,8 @@ int sys_exit_close(struct trace_event_raw_sys_exit *ctx)
  * instead of tracing the syscall. */
 static __always_inline bool tls_claims(int fd, struct sock *sk)
 {
+	if (!tls_calls_active())
+		return false;
 	__u64 id = bpf_get_current_pid_tgid();
 	struct tls_call *t = bpf_map_lookup_elem(&sonde_tls_active, &id);
 	if (!t || bpf_ktime_get_ns() - t->ts_enter > TLS_CALL_CLAIM_NS)
@@ -1079,7 +1108,8 @@ int sched_process_exit(void *ctx)
 	__u64 id = bpf_get_current_pid_tgid();
 	/* A thread that dies inside a TLS call must not leave it claiming the
 	 * syscalls of a later thread with the same id. */
-	bpf_map_delete_elem(&sonde_tls_active, &id);
+	if (bpf_map_delete_elem(&sonde_tls_active, &id) == 0)
+		tls_calls_add(-1);
 	if ((__u32)id != (__u32)(id >> 32))
 		return 0; /* a thread, not the process */
 	struct sonde_conn_id conn = {.tgid = id >> 32, .fd = -1};
@@ -1127,8 +1157,11 @@ static __always_inline int tls_enter(struct pt_regs *ctx, __u64 len_ptr, bool ha
 		.fd = -1,
 		.handshake = handshake,
 	};
+	/* Replacing a stale entry of this thread (a missed return) adds none. */
 	if (bpf_map_update_elem(&sonde_tls_active, &id, &call, BPF_ANY))
 		stat_add(SONDE_STAT_TLS_ACTIVE_MAP_FULL, 1);
+	else if (!outer)
+		tls_calls_add(1);
 	return 0;
 }
 
@@ -1143,7 +1176,8 @@ static __always_inline int tls_exit(struct pt_regs *ctx, __u8 direction, __u8 sy
 		return 0;
 	}
 	struct tls_call call = *active;
-	bpf_map_delete_elem(&sonde_tls_active, &id);
+	if (bpf_map_delete_elem(&sonde_tls_active, &id) == 0)
+		tls_calls_add(-1);
 	if (call.handshake)
 		return 0;
 

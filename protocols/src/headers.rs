@@ -119,6 +119,12 @@ impl Headers {
     pub fn text_len(&self) -> usize {
         self.text.len()
     }
+
+    /// Every name and value back to back, in order (one scan over all of
+    /// them costs less than one per field).
+    pub fn text(&self) -> &str {
+        &self.text
+    }
 }
 
 /// The name and value of the field that starts at `start` and whose name
