@@ -180,12 +180,21 @@ struct SortedField<'a> {
 
 impl<'a> SortedField<'a> {
     fn new((name, value): (&'a str, &'a str)) -> Self {
-        let mut head = [0u8; 8];
-        for (slot, byte) in head.iter_mut().zip(name.bytes()) {
-            *slot = byte;
-        }
+        // One load for a long name; shifts for a short one (copying it into
+        // a zeroed array became a `memcpy` call whose byte stores the 8-byte
+        // load then stalled on: half of this function's time).
+        let bytes = name.as_bytes();
+        let prefix = match bytes.first_chunk::<8>() {
+            Some(head) => u64::from_be_bytes(*head),
+            None => bytes
+                .iter()
+                .zip((0..8).rev())
+                .fold(0, |prefix, (&byte, place)| {
+                    prefix | u64::from(byte) << (8 * place)
+                }),
+        };
         Self {
-            prefix: u64::from_be_bytes(head),
+            prefix,
             name,
             value,
         }
