@@ -26,8 +26,11 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::config::{ExportArgs, OtlpProtocol, Signal};
-use super::operation::{Exchange, Operation, Process, Processes, ServiceNaming, operation};
-use super::red::{RedBatch, RedMetrics};
+use super::operation::{
+    Exchange, Operation, Process, Processes, SeriesInputs, ServiceNaming, exchange_bounds,
+    operation,
+};
+use super::red::{RedBatch, RedMetrics, SeriesIndex};
 use super::spans::{ResourceDefaults, scope, span};
 use crate::sessions::Exchanges;
 
@@ -342,16 +345,40 @@ impl Intake {
             Selection::Nothing
         };
         let mut red = RedBatch::default();
+        // The series of each distinct set of inputs met in this batch (None:
+        // no histogram): a row for the metrics only, whose inputs were met
+        // before, is counted there without being described again (building
+        // and hashing its attributes was most of the export's time).
+        let mut described: HashMap<
+            SeriesInputs<'_>,
+            Option<SeriesIndex>,
+            foldhash::fast::RandomState,
+        > = HashMap::default();
         for (index, row) in rows.iter().enumerate() {
             let (for_metrics, for_traces) = (metrics.selects(index), traces.selects(index));
             if !for_metrics && !for_traces {
+                continue;
+            }
+            let inputs = if for_traces {
+                None
+            } else {
+                row.series_inputs()
+            };
+            if let Some(known) = inputs.and_then(|inputs| described.get(&inputs)) {
+                if let Some(series) = *known {
+                    let (start_ns, end_ns) = exchange_bounds(row);
+                    red.add_to(series, start_ns, end_ns);
+                }
                 continue;
             }
             let Some(mut op) = operation(row, &mut self.processes, for_traces) else {
                 continue;
             };
             if for_metrics {
-                red.add(&mut op);
+                let series = red.add(&mut op);
+                if let Some(inputs) = inputs {
+                    described.insert(inputs, series);
+                }
             }
             if for_traces {
                 self.enqueue(op);

@@ -418,19 +418,36 @@ pub struct RedBatch {
 
 impl RedBatch {
     /// Adds the operation's measurement (if it has a histogram), taking its
-    /// metric attributes.
-    pub fn add(&mut self, op: &mut Operation) {
-        let Some((histogram, attributes)) = op.metric.take() else {
-            return;
-        };
-        let seconds = (op.end_ns.saturating_sub(op.start_ns)).max(0) as f64 / 1e9;
+    /// metric attributes; returns its series, for [`RedBatch::add_to`].
+    pub fn add(&mut self, op: &mut Operation) -> Option<SeriesIndex> {
+        let (histogram, attributes) = op.metric.take()?;
         let key = SeriesKey {
             process: SameProcess(Arc::clone(&op.process)),
             histogram,
             attributes,
         };
-        self.series.entry(key).or_default().push(seconds);
+        let entry = self.series.entry(key);
+        let index = SeriesIndex(entry.index());
+        entry
+            .or_default()
+            .push(duration_seconds(op.start_ns, op.end_ns));
+        Some(index)
     }
+
+    /// Adds a measurement to a series `add` returned for this batch.
+    pub fn add_to(&mut self, series: SeriesIndex, start_ns: i64, end_ns: i64) {
+        if let Some((_, seconds)) = self.series.get_index_mut(series.0) {
+            seconds.push(duration_seconds(start_ns, end_ns));
+        }
+    }
+}
+
+/// A series of one [`RedBatch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeriesIndex(usize);
+
+fn duration_seconds(start_ns: i64, end_ns: i64) -> f64 {
+    end_ns.saturating_sub(start_ns).max(0) as f64 / 1e9
 }
 
 /// A hash of what names a service: every field of the process but its pid.

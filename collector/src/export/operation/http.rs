@@ -3,12 +3,14 @@
 //! calls (HTTP/2 rows with a gRPC content type or status) follow the RPC
 //! conventions instead (`grpc.rs`).
 
+use std::sync::Arc;
+
 use opentelemetry::KeyValue;
-use sonde_query::records::HttpRow;
+use sonde_query::records::{HttpRow, TraceRole};
 
 use super::super::route::{request_path, route_template};
 use super::super::trace_context::remote_parent;
-use super::{Exchange, Histogram, Operation, Role, grpc};
+use super::{Exchange, Histogram, Operation, Role, SeriesInputs, grpc};
 
 const KNOWN_METHODS: [&str; 9] = [
     "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
@@ -24,6 +26,35 @@ impl Exchange for HttpRow {
             describe(self, op);
         }
         Some(())
+    }
+
+    /// The connection (role, addresses, scheme, process), version, method,
+    /// path (route, gRPC service and method), status, content type and
+    /// gRPC status (gRPC or not), and the authority where a metric reads
+    /// it: not on server rows (HTTP and gRPC server histograms have no
+    /// `server.address`), which skip the header scan.
+    fn series_inputs(&self) -> Option<SeriesInputs<'_>> {
+        let authority = if self.conn.trace_role == TraceRole::Server {
+            None
+        } else {
+            authority(self)
+        };
+        Some(SeriesInputs {
+            conn: Arc::as_ptr(&self.conn) as usize,
+            texts: [
+                Some(self.req_method.as_str()),
+                Some(self.req_path.as_str()),
+                Some(self.content_type.as_str()),
+                authority,
+            ],
+            numbers: [
+                self.major_version,
+                self.minor_version,
+                self.resp_status,
+                self.grpc_status.unwrap_or_default(),
+                i64::from(self.grpc_status.is_some()),
+            ],
+        })
     }
 }
 

@@ -115,6 +115,31 @@ pub trait Exchange: TableRow {
     /// Names the operation and adds the protocol's attributes, metric and
     /// error; None for rows that are not exchanges (Redis pushes).
     fn describe(&self, op: &mut Operation) -> Option<()>;
+    /// Every field `describe` reads for the metric (not the span): two rows
+    /// of a batch with equal inputs count in the same RED series, so the
+    /// batch describes only the first (see `Intake::take_rows`). None: each
+    /// row is described.
+    fn series_inputs(&self) -> Option<SeriesInputs<'_>> {
+        None
+    }
+}
+
+/// What decides an exchange's RED histogram and attributes (see
+/// [`Exchange::series_inputs`]). `conn` is the address of the row's shared
+/// connection fields, which stands for its process, role, addresses and
+/// encryption: within a batch the rows keep them alive, so equal addresses
+/// are the same connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SeriesInputs<'a> {
+    pub conn: usize,
+    pub texts: [Option<&'a str>; 4],
+    pub numbers: [i64; 5],
+}
+
+/// Start and end of the row's exchange, in ns (its time is the end).
+pub fn exchange_bounds<R: Exchange>(row: &R) -> (i64, i64) {
+    let end_ns = row.time_ns();
+    (end_ns.saturating_sub(row.latency_ns().max(0)), end_ns)
 }
 
 /// The operation of one exchange row.
@@ -129,8 +154,7 @@ pub fn operation<R: Exchange>(
         TraceRole::Server => Role::Server,
         TraceRole::Unknown => Role::Unknown,
     };
-    let end_ns = row.time_ns();
-    let start_ns = end_ns.saturating_sub(row.latency_ns().max(0));
+    let (start_ns, end_ns) = exchange_bounds(row);
     let process = processes.of(conn);
     let mut op = Operation {
         role,
@@ -279,6 +303,85 @@ mod tests {
         Processes::new(ServiceNaming {
             by_comm: vec![("redis-server".into(), "cache".into())],
         })
+    }
+
+    /// What makes `Intake::take_rows` count a row in the series of an
+    /// earlier row with equal inputs, without describing it, exact: rows of
+    /// a batch whose inputs are equal have the same metric (histogram,
+    /// attributes, process); and rows that differ only in what no metric
+    /// reads have equal inputs, so the shortcut is taken.
+    #[test]
+    fn equal_series_inputs_mean_the_same_metric() {
+        let conns = [
+            conn(TraceRole::Server, "nginx"),
+            conn(TraceRole::Client, "nginx"),
+            conn(TraceRole::Unknown, "nginx"),
+            Arc::new(ConnFields {
+                encrypted: true,
+                ..(*conn(TraceRole::Client, "curl")).clone()
+            }),
+        ];
+        let mut rows = Vec::new();
+        for conn in &conns {
+            for (major, minor) in [(1, 1), (1, 0), (2, 0)] {
+                for method in ["GET", "POST", "BREW"] {
+                    for path in ["/users/42?x=1", "/users/7", "/a.B/Call", "*"] {
+                        for status in [0, 200, 404, 503] {
+                            for content_type in ["", "application/grpc"] {
+                                for grpc_status in [None, Some(0), Some(14)] {
+                                    for host in [None, Some("api:8443"), Some("[::1]:80")] {
+                                        let mut headers = vec![("user-agent", "t/1")];
+                                        headers.extend(host.map(|h| ("host", h)));
+                                        let mut row = http_row(TraceRole::Server, status, &headers);
+                                        row.conn = conn.clone();
+                                        (row.major_version, row.minor_version) = (major, minor);
+                                        row.req_method = method.into();
+                                        row.req_path = path.into();
+                                        row.content_type = content_type.into();
+                                        row.grpc_status = grpc_status;
+                                        rows.push(row);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let mut processes = processes();
+        let mut first: std::collections::HashMap<SeriesInputs<'_>, (usize, Option<_>)> =
+            std::collections::HashMap::new();
+        let mut distinct_metrics = std::collections::HashSet::new();
+        for (index, row) in rows.iter().enumerate() {
+            let op = operation(row, &mut processes, false).unwrap();
+            let metric = op
+                .metric
+                .clone()
+                .map(|(h, attrs)| (h, format!("{attrs:?}"), Arc::as_ptr(&op.process)));
+            distinct_metrics.insert(format!("{metric:?}"));
+            let inputs = row.series_inputs().unwrap();
+            let (at, seen) = first.entry(inputs).or_insert((index, metric.clone()));
+            assert_eq!(*seen, metric, "row {index} vs row {at}: {inputs:?}");
+        }
+        assert!(distinct_metrics.len() > 100, "{}", distinct_metrics.len());
+
+        // Only the body, other headers, latency and time differ: one series.
+        let mut a = http_row(TraceRole::Client, 200, &[("host", "api"), ("x-a", "1")]);
+        let mut b = http_row(
+            TraceRole::Client,
+            200,
+            &[("accept", "*/*"), ("host", "api")],
+        );
+        a.conn = conns[1].clone();
+        b.conn = conns[1].clone();
+        (b.req_body, b.resp_body_size, b.latency, b.time_ns) = (b"x".to_vec(), 99, 7, 1);
+        assert_eq!(a.series_inputs(), b.series_inputs());
+        // A server row's HTTP/1 metric reads no Host: not part of its inputs.
+        let mut c = http_row(TraceRole::Server, 200, &[("host", "a")]);
+        let mut d = http_row(TraceRole::Server, 200, &[("host", "b")]);
+        c.conn = conns[0].clone();
+        d.conn = conns[0].clone();
+        assert_eq!(c.series_inputs(), d.series_inputs());
     }
 
     #[test]
