@@ -4,7 +4,7 @@ use opentelemetry::KeyValue;
 use sonde_protocols::dns::type_label;
 use sonde_query::records::DnsRow;
 
-use super::{Exchange, Histogram, Operation, Role};
+use super::{Exchange, Histogram, Operation, Role, SeriesInputs};
 
 impl Exchange for DnsRow {
     fn latency_ns(&self) -> i64 {
@@ -14,6 +14,20 @@ impl Exchange for DnsRow {
     fn describe(&self, op: &mut Operation) -> Option<()> {
         describe(self, op);
         Some(())
+    }
+
+    /// The first question's name and the response code (the error type).
+    fn series_inputs(&self) -> Option<SeriesInputs<'_>> {
+        Some(SeriesInputs::new(
+            &self.conn,
+            [
+                self.req_body.first().map(|q| q.name.as_str()),
+                None,
+                None,
+                None,
+            ],
+            [i64::from(self.resp_header.rcode), 0, 0, 0, 0],
+        ))
     }
 }
 

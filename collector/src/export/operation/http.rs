@@ -3,8 +3,6 @@
 //! calls (HTTP/2 rows with a gRPC content type or status) follow the RPC
 //! conventions instead (`grpc.rs`).
 
-use std::sync::Arc;
-
 use opentelemetry::KeyValue;
 use sonde_query::records::{HttpRow, TraceRole};
 
@@ -39,22 +37,22 @@ impl Exchange for HttpRow {
         } else {
             authority(self)
         };
-        Some(SeriesInputs {
-            conn: Arc::as_ptr(&self.conn) as usize,
-            texts: [
+        Some(SeriesInputs::new(
+            &self.conn,
+            [
                 Some(self.req_method.as_str()),
                 Some(self.req_path.as_str()),
                 Some(self.content_type.as_str()),
                 authority,
             ],
-            numbers: [
+            [
                 self.major_version,
                 self.minor_version,
                 self.resp_status,
                 self.grpc_status.unwrap_or_default(),
                 i64::from(self.grpc_status.is_some()),
             ],
-        })
+        ))
     }
 }
 

@@ -136,6 +136,16 @@ pub struct SeriesInputs<'a> {
     pub numbers: [i64; 5],
 }
 
+impl<'a> SeriesInputs<'a> {
+    pub fn new(conn: &Arc<ConnFields>, texts: [Option<&'a str>; 4], numbers: [i64; 5]) -> Self {
+        Self {
+            conn: Arc::as_ptr(conn) as usize,
+            texts,
+            numbers,
+        }
+    }
+}
+
 /// Start and end of the row's exchange, in ns (its time is the end).
 pub fn exchange_bounds<R: Exchange>(row: &R) -> (i64, i64) {
     let end_ns = row.time_ns();
@@ -305,6 +315,148 @@ mod tests {
         })
     }
 
+    /// Asserts that rows with equal series inputs have the same metric
+    /// (histogram, attributes, process; or equally none); returns how many
+    /// distinct metrics the rows have, so a caller can check that its rows
+    /// vary what matters.
+    fn inputs_decide_the_metric<R: Exchange>(rows: &[R]) -> usize {
+        let mut processes = processes();
+        let mut first = std::collections::HashMap::new();
+        let mut distinct = std::collections::HashSet::new();
+        for (index, row) in rows.iter().enumerate() {
+            let metric = operation(row, &mut processes, false).map(|op| {
+                op.metric
+                    .map(|(h, attrs)| (h, format!("{attrs:?}"), Arc::as_ptr(&op.process)))
+            });
+            distinct.insert(format!("{metric:?}"));
+            let Some(inputs) = row.series_inputs() else {
+                continue;
+            };
+            let (at, seen) = first.entry(inputs).or_insert((index, metric.clone()));
+            assert_eq!(*seen, metric, "row {index} vs row {at}: {inputs:?}");
+        }
+        distinct.len()
+    }
+
+    #[test]
+    fn database_and_dns_series_inputs_decide_the_metric() {
+        let conns = [
+            conn(TraceRole::Client, "app"),
+            conn(TraceRole::Server, "db"),
+            conn(TraceRole::Client, "worker"),
+        ];
+        let statements = [
+            "select * from users where id = 1",
+            "select * from users where id = 2",
+            "SELECT 1",
+            "update users set a = 1",
+            "",
+        ];
+        let replies = [
+            "1146: no table",
+            "1064: syntax",
+            "ERR",
+            "",
+            "WRONGTYPE x",
+            "ok",
+        ];
+        let mut mysql = Vec::new();
+        let mut pgsql = Vec::new();
+        let mut redis = Vec::new();
+        let mut dns = Vec::new();
+        for conn in &conns {
+            for (command, pg_command, redis_command) in [
+                ("COM_QUERY", "Query", "GET"),
+                ("COM_STMT_EXECUTE", "Execute", "SET"),
+                ("COM_PING", "Sync", "PING"),
+            ] {
+                for statement in statements {
+                    for reply in replies {
+                        for failed in [false, true] {
+                            mysql.push(MysqlRow {
+                                time_ns: 10,
+                                conn: conn.clone(),
+                                req_cmd: command.into(),
+                                req_body: statement.into(),
+                                resp_status: if failed {
+                                    MysqlStatus::Err
+                                } else {
+                                    MysqlStatus::Ok
+                                },
+                                resp_body: reply.into(),
+                                latency: 4,
+                            });
+                            pgsql.push(PgsqlRow {
+                                time_ns: 10,
+                                conn: conn.clone(),
+                                req_cmd: pg_command.into(),
+                                req: format!("{statement} -- params: ['{reply}']"),
+                                resp: reply.into(),
+                                sqlstate: failed.then(|| reply.to_string()),
+                                rows: None,
+                                db_user: "app".into(),
+                                db_name: reply.into(),
+                                latency: 4,
+                            });
+                            redis.push(RedisRow {
+                                time_ns: 10,
+                                conn: conn.clone(),
+                                req_cmd: redis_command.into(),
+                                req_args: if statement.is_empty() {
+                                    RedisArgs::Push {
+                                        kind: "message".into(),
+                                        channel: None,
+                                    }
+                                } else {
+                                    RedisArgs::Command {
+                                        args: vec![statement.into()],
+                                        omitted: 0,
+                                    }
+                                },
+                                resp: reply.into(),
+                                resp_error: failed,
+                                latency: 4,
+                            });
+                            dns.push(DnsRow {
+                                time_ns: 10,
+                                conn: conn.clone(),
+                                req_header: DnsHeader::default(),
+                                req_body: vec![DnsQuestion {
+                                    name: statement.into(),
+                                    qtype: if failed { 28 } else { 1 },
+                                    qclass: 1,
+                                }],
+                                resp_header: DnsHeader {
+                                    rcode: (reply.len() % 4) as u8,
+                                    ..DnsHeader::default()
+                                },
+                                resp_body: vec![],
+                                latency: 4,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        assert!(inputs_decide_the_metric(&mysql) > 20);
+        assert!(inputs_decide_the_metric(&pgsql) > 20);
+        assert!(inputs_decide_the_metric(&redis) > 10);
+        assert!(inputs_decide_the_metric(&dns) > 10);
+        // What only a span reads does not split the inputs: the bound
+        // parameters and database of PostgreSQL, a DNS question's type.
+        let a = &pgsql[0];
+        let b = PgsqlRow {
+            req: a.req.replace("-- params: [", "-- params: ['other', "),
+            db_name: "other".into(),
+            ..a.clone()
+        };
+        assert_eq!(a.series_inputs(), b.series_inputs());
+        let a = &dns[0];
+        let mut b = a.clone();
+        b.req_body[0].qtype = 16;
+        assert_eq!(a.series_inputs(), b.series_inputs());
+    }
+
     /// What makes `Intake::take_rows` count a row in the series of an
     /// earlier row with equal inputs, without describing it, exact: rows of
     /// a batch whose inputs are equal have the same metric (histogram,
@@ -348,22 +500,7 @@ mod tests {
                 }
             }
         }
-        let mut processes = processes();
-        let mut first: std::collections::HashMap<SeriesInputs<'_>, (usize, Option<_>)> =
-            std::collections::HashMap::new();
-        let mut distinct_metrics = std::collections::HashSet::new();
-        for (index, row) in rows.iter().enumerate() {
-            let op = operation(row, &mut processes, false).unwrap();
-            let metric = op
-                .metric
-                .clone()
-                .map(|(h, attrs)| (h, format!("{attrs:?}"), Arc::as_ptr(&op.process)));
-            distinct_metrics.insert(format!("{metric:?}"));
-            let inputs = row.series_inputs().unwrap();
-            let (at, seen) = first.entry(inputs).or_insert((index, metric.clone()));
-            assert_eq!(*seen, metric, "row {index} vs row {at}: {inputs:?}");
-        }
-        assert!(distinct_metrics.len() > 100, "{}", distinct_metrics.len());
+        assert!(inputs_decide_the_metric(&rows) > 100);
 
         // Only the body, other headers, latency and time differ: one series.
         let mut a = http_row(TraceRole::Client, 200, &[("host", "api"), ("x-a", "1")]);

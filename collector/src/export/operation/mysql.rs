@@ -6,7 +6,7 @@ use sonde_protocols::mysql::MysqlStatus;
 use sonde_query::records::MysqlRow;
 
 use super::super::query_text::{sanitize_sql, sql_operation};
-use super::{Exchange, Operation, database};
+use super::{Exchange, Operation, SeriesInputs, database};
 
 impl Exchange for MysqlRow {
     fn latency_ns(&self) -> i64 {
@@ -16,6 +16,22 @@ impl Exchange for MysqlRow {
     fn describe(&self, op: &mut Operation) -> Option<()> {
         describe(self, op);
         Some(())
+    }
+
+    /// The command and statement (the operation's name), and an ERR's body
+    /// (its code is the error type).
+    fn series_inputs(&self) -> Option<SeriesInputs<'_>> {
+        let failed = self.resp_status == MysqlStatus::Err;
+        Some(SeriesInputs::new(
+            &self.conn,
+            [
+                Some(self.req_cmd.as_str()),
+                Some(self.req_body.as_str()),
+                failed.then_some(self.resp_body.as_str()),
+                None,
+            ],
+            [i64::from(failed), 0, 0, 0, 0],
+        ))
     }
 }
 

@@ -5,7 +5,7 @@ use opentelemetry::KeyValue;
 use sonde_query::records::PgsqlRow;
 
 use super::super::query_text::{sanitize_sql, sql_operation};
-use super::{Exchange, Operation, database};
+use super::{Exchange, Operation, SeriesInputs, database};
 
 impl Exchange for PgsqlRow {
     fn latency_ns(&self) -> i64 {
@@ -16,16 +16,34 @@ impl Exchange for PgsqlRow {
         describe(self, op);
         Some(())
     }
+
+    /// The command and the statement without its bound parameters (the
+    /// operation's name), and the SQLSTATE (the error type).
+    fn series_inputs(&self) -> Option<SeriesInputs<'_>> {
+        Some(SeriesInputs::new(
+            &self.conn,
+            [
+                Some(self.req_cmd.as_str()),
+                Some(statement(&self.req)),
+                self.sqlstate.as_deref(),
+                None,
+            ],
+            [0; 5],
+        ))
+    }
+}
+
+/// The statement of a request: Execute's text ends with its bound
+/// parameters, which are never exported.
+fn statement(req: &str) -> &str {
+    req.split_once(" -- params: ")
+        .map_or(req, |(statement, _)| statement)
 }
 
 fn describe(row: &PgsqlRow, op: &mut Operation) {
     let command = row.req_cmd.as_str();
     let has_text = matches!(command, "Query" | "Execute" | "Parse");
-    // Execute's text ends with its bound parameters: never exported.
-    let text = row
-        .req
-        .split_once(" -- params: ")
-        .map_or(row.req.as_str(), |(statement, _)| statement);
+    let text = statement(&row.req);
     let operation =
         if has_text { sql_operation(text) } else { None }.unwrap_or_else(|| command.to_string());
     database(op, "postgresql", &operation);

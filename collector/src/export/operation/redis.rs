@@ -5,7 +5,7 @@ use opentelemetry::KeyValue;
 use sonde_query::records::{RedisArgs, RedisRow};
 
 use super::super::query_text::redis_query_text;
-use super::{Exchange, Operation, database};
+use super::{Exchange, Operation, SeriesInputs, database};
 
 impl Exchange for RedisRow {
     fn latency_ns(&self) -> i64 {
@@ -14,6 +14,24 @@ impl Exchange for RedisRow {
 
     fn describe(&self, op: &mut Operation) -> Option<()> {
         describe(self, op)
+    }
+
+    /// The command (the operation's name) and an error reply (its prefix
+    /// is the error type); none for a push, which is no exchange.
+    fn series_inputs(&self) -> Option<SeriesInputs<'_>> {
+        let RedisArgs::Command { .. } = &self.req_args else {
+            return None;
+        };
+        Some(SeriesInputs::new(
+            &self.conn,
+            [
+                Some(self.req_cmd.as_str()),
+                self.resp_error.then_some(self.resp.as_str()),
+                None,
+                None,
+            ],
+            [i64::from(self.resp_error), 0, 0, 0, 0],
+        ))
     }
 }
 
