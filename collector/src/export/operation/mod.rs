@@ -131,9 +131,9 @@ pub trait Exchange: TableRow {
 /// are the same connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SeriesInputs<'a> {
-    pub conn: usize,
-    pub texts: [Option<&'a str>; 4],
-    pub numbers: [i64; 5],
+    conn: usize,
+    texts: [Option<&'a str>; 4],
+    numbers: [i64; 5],
 }
 
 impl<'a> SeriesInputs<'a> {

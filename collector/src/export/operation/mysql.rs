@@ -30,7 +30,7 @@ impl Exchange for MysqlRow {
                 failed.then_some(self.resp_body.as_str()),
                 None,
             ],
-            [i64::from(failed), 0, 0, 0, 0],
+            [0; 5],
         ))
     }
 }

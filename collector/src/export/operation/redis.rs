@@ -30,7 +30,7 @@ impl Exchange for RedisRow {
                 None,
                 None,
             ],
-            [i64::from(self.resp_error), 0, 0, 0, 0],
+            [0; 5],
         ))
     }
 }
