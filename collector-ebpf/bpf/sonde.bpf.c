@@ -204,12 +204,20 @@ struct {
 	__type(value, __u64);
 } sonde_stats SEC(".maps");
 
-/* Scratch space for building a data event (too large for the BPF stack). */
+/* Scratch space for building a data event (too large for the BPF stack). The
+ * slack after the payload lets the verifier accept a copy of up to
+ * SONDE_CHUNK_MAX bytes at any offset within the payload: the copy loop
+ * never fills past the payload itself. */
+struct data_scratch {
+	struct sonde_data_event ev;
+	__u8 slack[SONDE_CHUNK_MAX];
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct sonde_data_event);
+	__type(value, struct data_scratch);
 } sonde_scratch SEC(".maps");
 
 /* One global counter: connection generations. */
@@ -563,6 +571,7 @@ struct copy_state {
 	__u64 single_base; /* single buffer */
 	__u64 remaining;   /* bytes still to copy under the cap */
 	__u64 copied;
+	__u64 pending;     /* bytes copied into the scratch event, not yet sent */
 	struct sonde_peer peer;
 	__u16 flags; /* SONDE_DATA_* carried by every event of the call (besides LAST) */
 	__u8 direction;
@@ -580,12 +589,39 @@ struct {
 	__type(value, struct copy_state);
 } sonde_copy SEC(".maps");
 
-static long copy_one_chunk(__u32 index, void *ctx)
+/* Sends the bytes gathered in the scratch event as one record: they are the
+ * stream's bytes from position - pending on. */
+static __always_inline void flush_pending(struct copy_state *s)
 {
 	__u32 zero = 0;
-	struct copy_state *s = bpf_map_lookup_elem(&sonde_copy, &zero);
-	if (!s)
-		return 1;
+	struct data_scratch *scratch = bpf_map_lookup_elem(&sonde_scratch, &zero);
+	if (!scratch)
+		return;
+	struct sonde_data_event *ev = &scratch->ev;
+	/* The mask restates the bound for the verifier: pending <= SONDE_CHUNK_MAX. */
+	__u32 len = s->pending & (2 * SONDE_CHUNK_MAX - 1);
+	if (len == 0 || len > SONDE_CHUNK_MAX)
+		return;
+	s->pending = 0;
+	fill_header(&ev->hdr, SONDE_EV_DATA, s->ts, &s->conn);
+	ev->position = s->position - len;
+	ev->call_end = s->call_end;
+	ev->copied = len;
+	ev->direction = s->direction;
+	ev->syscall = s->syscall;
+	ev->peer = s->peer;
+	/* LAST only when the call is complete; otherwise emit_tail sends the
+	 * header-only event that ends the call (and declares the uncopied rest). */
+	ev->flags = (s->position == s->call_end ? SONDE_DATA_LAST : 0) | s->flags;
+	if (!ring_output(ev, SONDE_DATA_HEADER_SIZE + len))
+		stat_add(SONDE_STAT_RING_FULL_BYTES, len);
+}
+
+/* Copies the next piece of the call (up to the end of the current buffer or
+ * iovec, of the cap, or of the scratch event's room) after the bytes already
+ * gathered. Returns 1 once nothing more is to be copied. */
+static __always_inline long copy_step(struct copy_state *s)
+{
 	if (s->remaining == 0 || s->failed)
 		return 1;
 
@@ -613,24 +649,21 @@ static long copy_one_chunk(__u32 index, void *ctx)
 	__u64 n = seg_len - s->iov_offset;
 	if (n > s->remaining)
 		n = s->remaining;
-	if (n > SONDE_CHUNK_MAX)
-		n = SONDE_CHUNK_MAX;
+	if (n > SONDE_CHUNK_MAX - s->pending)
+		n = SONDE_CHUNK_MAX - s->pending;
 
-	struct sonde_data_event *ev = bpf_map_lookup_elem(&sonde_scratch, &zero);
-	if (!ev)
+	__u32 zero = 0;
+	struct data_scratch *scratch = bpf_map_lookup_elem(&sonde_scratch, &zero);
+	if (!scratch)
 		return 1;
-	fill_header(&ev->hdr, SONDE_EV_DATA, s->ts, &s->conn);
-	ev->position = s->position;
-	ev->call_end = s->call_end;
-	ev->direction = s->direction;
-	ev->syscall = s->syscall;
-	ev->peer = s->peer;
-
-	/* The masks restate the bound for the verifier: n <= SONDE_CHUNK_MAX. */
+	/* The masks restate the bounds for the verifier: the piece starts within
+	 * the payload and is at most SONDE_CHUNK_MAX long, so with the slack
+	 * after the payload it stays inside the scratch value. */
+	__u32 offset = s->pending & (SONDE_CHUNK_MAX - 1);
 	__u32 len = n & (2 * SONDE_CHUNK_MAX - 1);
 	if (len > SONDE_CHUNK_MAX)
 		return 1;
-	if (bpf_probe_read_user(ev->payload, len, (void *)(base + s->iov_offset))) {
+	if (bpf_probe_read_user(scratch->ev.payload + offset, len, (void *)(base + s->iov_offset))) {
 		s->failed = true;
 		return 1;
 	}
@@ -638,13 +671,28 @@ static long copy_one_chunk(__u32 index, void *ctx)
 	s->iov_offset += len;
 	s->position += len;
 	s->copied += len;
-	ev->copied = len;
-	/* LAST only when the call is complete; otherwise emit_tail sends the
-	 * header-only event that ends the call (and declares the uncopied rest). */
-	ev->flags = (s->position == s->call_end ? SONDE_DATA_LAST : 0) | s->flags;
-	if (!ring_output(ev, SONDE_DATA_HEADER_SIZE + len))
-		stat_add(SONDE_STAT_RING_FULL_BYTES, len);
+	s->pending += len;
+	if (s->iov && s->iov_offset >= seg_len) {
+		/* Past this iovec: the next iteration reads the next one. */
+		s->iov_index++;
+		s->iov_offset = 0;
+	}
 	return 0;
+}
+
+/* One iteration of the copy loop: a step, and a record whenever the scratch
+ * event is full or the call's copy ends. So all the iovecs of a writev (a
+ * response head and its body) go out as one record, not one each. */
+static long copy_one_chunk(__u32 index, void *ctx)
+{
+	__u32 zero = 0;
+	struct copy_state *s = bpf_map_lookup_elem(&sonde_copy, &zero);
+	if (!s)
+		return 1;
+	long done = copy_step(s);
+	if (s->pending >= SONDE_CHUNK_MAX || (done && s->pending))
+		flush_pending(s);
+	return done;
 }
 
 #ifdef SONDE_COMPAT
@@ -683,9 +731,10 @@ static __always_inline void copy_loop(__u32 iterations)
 static __always_inline void emit_tail(struct copy_state *s)
 {
 	__u32 zero = 0;
-	struct sonde_data_event *ev = bpf_map_lookup_elem(&sonde_scratch, &zero);
-	if (!ev)
+	struct data_scratch *scratch = bpf_map_lookup_elem(&sonde_scratch, &zero);
+	if (!scratch)
 		return;
+	struct sonde_data_event *ev = &scratch->ev;
 	fill_header(&ev->hdr, SONDE_EV_DATA, s->ts, &s->conn);
 	ev->position = s->position;
 	ev->call_end = s->call_end;
@@ -769,6 +818,7 @@ static __always_inline void emit_data(struct conn_state *c, __u8 direction, __u8
 	s->single_base = buf;
 	s->remaining = total < cap ? total : cap;
 	s->copied = 0;
+	s->pending = 0;
 	s->direction = direction;
 	s->syscall = syscall;
 	s->flags = flags;
@@ -776,13 +826,17 @@ static __always_inline void emit_data(struct conn_state *c, __u8 direction, __u8
 	read_peer(peer_addr, &s->peer);
 
 	if (s->remaining > 0) {
-		/* One iteration per chunk, plus the iovec steps below. */
+		/* One iteration per record's worth of bytes, plus one per iovec:
+		 * a piece ends at a record's end or at an iovec's, and an empty
+		 * iovec takes an iteration to step past. */
 		__u32 loops = s->remaining / SONDE_CHUNK_MAX + 2;
 		if (iov)
-			/* An iovec takes one iteration per chunk it holds plus one to
-			 * step past it, so many small iovecs (gRPC writev) need two each. */
-			loops += 2 * (iov_count < 1024 ? iov_count : 1024);
+			loops += iov_count < 1024 ? iov_count : 1024;
 		copy_loop(loops);
+		/* Bytes gathered when the iterations ran out (thousands of tiny
+		 * iovecs): sent, and the rest declared by emit_tail below. */
+		if (s->pending)
+			flush_pending(s);
 	}
 	if (s->failed)
 		stat_add(SONDE_STAT_READ_FAILURES, 1);
