@@ -24,9 +24,9 @@ API = "127.0.0.1:19700"
 SIZES = {
     # duration s, A/B pairs, wrk connections, completeness rates, requests per rate, flood s
     "tiny": dict(duration=3, pairs=1, conns=16, rates=[500, 2000], per_rate_seconds=2, flood=3, equal_rate=2000,
-                 iperf=2, state_flood=(200, 20)),
+                 iperf=2, state_flood=(200, 20), file_io_calls=200_000),
     "full": dict(duration=15, pairs=3, conns=16, rates=[1000, 5000, 10000, 20000], per_rate_seconds=10, flood=20,
-                 equal_rate=10000, iperf=5, state_flood=(2000, 100)),
+                 equal_rate=10000, iperf=5, state_flood=(2000, 100), file_io_calls=2_000_000),
 }
 
 
@@ -334,6 +334,33 @@ def iperf(cfg, sonde, workdir):
         server.wait(timeout=10)
 
 
+def file_io(cfg, sonde, workdir):
+    """What the syscall tracepoints cost I/O on no socket: `dd bs=1` from
+    /dev/zero to /dev/null (one read and one write per byte) with and
+    without the agent (and the compare build or flags), per pair. Every
+    process's file and pipe reads and writes run the agent's programs."""
+    def dd_seconds():
+        start = time.perf_counter()
+        subprocess.run(["dd", "if=/dev/zero", "of=/dev/null", "bs=1", f"count={cfg['file_io_calls']}"],
+                       check=True, capture_output=True)
+        return time.perf_counter() - start
+
+    runs = []
+    for pair in range(cfg["pairs"]):
+        for traced, binary, extra in pair_variants(sonde):
+            agent = Agent(binary, workdir, tag=f"file_io{pair}", extra_args=extra) if traced else None
+            try:
+                r = {"seconds": dd_seconds()}
+            finally:
+                if agent:
+                    agent.stop()
+            r["traced"] = traced
+            r["compare"] = traced and (binary != sonde or bool(extra))
+            log(f"file io pair {pair} traced={traced} binary={binary} flags={extra}: {r}")
+            runs.append(r)
+    return {"calls": 2 * cfg["file_io_calls"], "runs": runs}
+
+
 def state_flood(cfg, sonde, workdir):
     """Connections that pile up requests no one answers: the agent's memory
     must stay within the store budget + --max-connection-state-mib + a fixed
@@ -508,7 +535,7 @@ def cpu_breakdown(cfg, sonde, workdir):
     return out
 
 
-STAGES = {"overhead": overhead, "completeness": completeness, "memory": memory, "iperf": iperf,
+STAGES = {"overhead": overhead, "completeness": completeness, "memory": memory, "iperf": iperf, "file_io": file_io,
           "state_flood": state_flood, "bpf_cost": bpf_cost, "steady": steady}
 # Run only when named in SONDE_BENCH_STAGES (needs perf).
 OPTIONAL_STAGES = {"cpu_breakdown": cpu_breakdown}
@@ -638,6 +665,20 @@ def report(out):
                 f"(ratio {t['bits_per_second'] / u['bits_per_second']:.3f})")
             add(f"bytes copied to the agent {t['bytes_captured']:.0f} of {moved} moved ({100 * t['bytes_captured'] / moved:.4f} %), "
                 f"accounted uncopied {t['kernel_uncopied_bytes']:.0f}; agent CPU {100 * t['agent_cpu_s'] / ip['seconds']:.1f} % of a core")
+        fio = res.get("file_io")
+        if fio:
+            def added_us(runs):
+                # Per call, against the untraced run of the same pair.
+                return [(t["seconds"] - u["seconds"]) * 1e6 / fio["calls"] for u, t in zip(untraced, runs)]
+            untraced = [r for r in fio["runs"] if not r["traced"]]
+            traced = [r for r in fio["runs"] if r["traced"] and not r.get("compare")]
+            add(f"== Non-socket I/O: dd bs=1 from /dev/zero to /dev/null, {fio['calls']} calls (reads and writes)")
+            add(f"untraced {med([r['seconds'] for r in untraced]):.2f} s, traced {med([r['seconds'] for r in traced]):.2f} s; "
+                "µs added per call: " + ", ".join(f"{x:.3f}" for x in added_us(traced)))
+            compared = [r for r in fio["runs"] if r.get("compare")]
+            if compared:
+                add(f"with {compare_label(res)}: {med([r['seconds'] for r in compared]):.2f} s; µs added per call: "
+                    + ", ".join(f"{x:.3f}" for x in added_us(compared)))
         bc = res.get("bpf_cost")
         if bc:
             total = sum(p["ns"] for p in bc["programs"])
