@@ -180,18 +180,19 @@ def loss_deltas(before, after):
 
 
 def pair_variants(sonde):
-    """(traced, binary, extra agent flags) of each run of an A/B pair:
-    untraced, the defaults, and the compare build or flags if given."""
-    variants = [(False, None, None), (True, sonde, [])]
+    """(traced, binary, extra agent flags, compare) of each run of an A/B
+    pair: untraced, the defaults, and the compare build or flags if given
+    (the one run with compare true)."""
+    variants = [(False, None, None, False), (True, sonde, [], False)]
     if COMPARE_ARGS or COMPARE_BINARY:
-        variants.append((True, COMPARE_BINARY or sonde, COMPARE_ARGS))
+        variants.append((True, COMPARE_BINARY or sonde, COMPARE_ARGS, True))
     return variants
 
 
 def overhead(cfg, sonde, workdir):
     runs = []
     for pair in range(cfg["pairs"]):
-        for traced, binary, extra in pair_variants(sonde):
+        for traced, binary, extra, compare in pair_variants(sonde):
             agent = Agent(binary, workdir, tag=f"overhead{pair}", extra_args=extra) if traced else None
             cpu0 = agent.cpu_seconds() if agent else 0
             r = wrk(cfg["duration"], cfg["conns"], f"/overhead/{pair}/{int(traced)}")
@@ -205,7 +206,7 @@ def overhead(cfg, sonde, workdir):
                 r["loss_counters"] = loss_deltas({}, m)
                 agent.stop()
             r["traced"] = traced
-            r["compare"] = traced and (binary != sonde or bool(extra))
+            r["compare"] = compare
             log(f"overhead pair {pair} traced={traced} binary={binary} flags={extra}: {r}")
             runs.append(r)
     # Equal load: same offered rate with and without the agent.
@@ -236,7 +237,7 @@ def steady(cfg, sonde, workdir):
     agent CPU counted after a warm-up that fills the store."""
     runs = []
     for pair in range(cfg["pairs"]):
-        for traced, binary, extra in pair_variants(sonde):
+        for traced, binary, extra, compare in pair_variants(sonde):
             agent = None
             if traced:
                 agent = Agent(binary, workdir, budget_mib=STEADY_BUDGET_MIB, tag=f"steady{pair}", extra_args=extra)
@@ -250,7 +251,7 @@ def steady(cfg, sonde, workdir):
                 r["agent_hwm_kib"] = agent.status_kib("VmHWM")
                 agent.stop()
             r["traced"] = traced
-            r["compare"] = traced and (binary != sonde or bool(extra))
+            r["compare"] = compare
             log(f"steady pair {pair} traced={traced} binary={binary} flags={extra}: {r}")
             runs.append(r)
     return {"runs": runs, "budget_mib": STEADY_BUDGET_MIB, "warmup_s": STEADY_WARMUP_S}
@@ -347,7 +348,7 @@ def file_io(cfg, sonde, workdir):
 
     runs = []
     for pair in range(cfg["pairs"]):
-        for traced, binary, extra in pair_variants(sonde):
+        for traced, binary, extra, compare in pair_variants(sonde):
             agent = Agent(binary, workdir, tag=f"file_io{pair}", extra_args=extra) if traced else None
             try:
                 r = {"seconds": dd_seconds()}
@@ -355,7 +356,7 @@ def file_io(cfg, sonde, workdir):
                 if agent:
                     agent.stop()
             r["traced"] = traced
-            r["compare"] = traced and (binary != sonde or bool(extra))
+            r["compare"] = compare
             log(f"file io pair {pair} traced={traced} binary={binary} flags={extra}: {r}")
             runs.append(r)
     return {"calls": 2 * cfg["file_io_calls"], "runs": runs}
