@@ -46,23 +46,24 @@ pub fn time_type() -> DataType {
 /// response's time, or the event's for one-sided rows) and the connection's
 /// identity. DNS/MySQL/Redis tables reuse these.
 pub fn common_fields() -> Vec<Field> {
+    let string = crate::records::conn_string_type;
     vec![
         Field::new(TIME_COLUMN, time_type(), false),
-        Field::new("upid", DataType::Utf8, false),
+        Field::new("upid", string(), false),
         Field::new("pid", DataType::UInt32, false),
-        Field::new("comm", DataType::Utf8, false),
-        Field::new("remote_addr", DataType::Utf8, false),
+        Field::new("comm", string(), false),
+        Field::new("remote_addr", string(), false),
         Field::new("remote_port", DataType::Int64, false),
-        Field::new("local_addr", DataType::Utf8, false),
+        Field::new("local_addr", string(), false),
         Field::new("local_port", DataType::Int64, false),
-        Field::new("trace_role", DataType::Utf8, false),
+        Field::new("trace_role", string(), false),
         Field::new("encrypted", DataType::Boolean, false),
     ]
     .into_iter()
     .chain(
         K8S_COLUMNS
             .iter()
-            .map(|name| Field::new(*name, DataType::Utf8, true)),
+            .map(|name| Field::new(*name, string(), true)),
     )
     .collect()
 }

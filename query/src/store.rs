@@ -11,10 +11,11 @@
 //! batch larger than the whole budget is therefore refused (and counted as
 //! evicted) rather than stored; keeping it would make the bound a lie.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use arrow::array::AsArray;
+use arrow::array::{Array, ArrayData, AsArray};
+use arrow::buffer::Buffer;
 use arrow::compute;
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit, TimestampNanosecondType};
 use arrow::record_batch::RecordBatch;
@@ -323,7 +324,7 @@ impl TableStore {
             })?;
         let batch = conform(table, &state.schema, batch)?;
 
-        let bytes = batch.get_array_memory_size();
+        let bytes = memory_bytes(&batch);
         if bytes > state.budget {
             tracing::debug!(
                 table,
@@ -412,6 +413,40 @@ fn snapshot_of(name: &str, state: &Table) -> TableSnapshot {
 /// through `RecordBatch::try_new` — nulls in non-nullable columns) and
 /// rebinds it to the table's `SchemaRef`, so every stored batch carries
 /// exactly the schema DataFusion is told about.
+/// The bytes a batch holds, each buffer counted once: the connection
+/// columns of a protocol table share one keys buffer (`records/conn.rs`),
+/// which `RecordBatch::get_array_memory_size` would count once per column.
+/// Otherwise the same sum: every buffer's capacity and the arrays' own size.
+fn memory_bytes(batch: &RecordBatch) -> usize {
+    let mut seen = HashSet::new();
+    batch
+        .columns()
+        .iter()
+        .map(|column| data_bytes(&column.to_data(), &mut seen))
+        .sum()
+}
+
+fn data_bytes(data: &ArrayData, seen: &mut HashSet<usize>) -> usize {
+    let mut once = |buffer: &Buffer| {
+        if seen.insert(buffer.data_ptr().as_ptr() as usize) {
+            buffer.capacity()
+        } else {
+            0
+        }
+    };
+    let mut bytes = std::mem::size_of_val(data);
+    for buffer in data.buffers() {
+        bytes += std::mem::size_of::<Buffer>() + once(buffer);
+    }
+    if let Some(nulls) = data.nulls() {
+        bytes += once(nulls.buffer());
+    }
+    for child in data.child_data() {
+        bytes += data_bytes(child, seen);
+    }
+    bytes
+}
+
 fn conform(table: &str, schema: &SchemaRef, batch: RecordBatch) -> Result<RecordBatch, StoreError> {
     let mismatch = |reason: String| StoreError::SchemaMismatch {
         table: table.to_owned(),
@@ -504,9 +539,36 @@ mod tests {
             .unwrap()
     }
 
+    /// Two dictionary columns with one keys buffer (as the connection
+    /// columns are built): the keys count once, as nothing else differs.
+    #[test]
+    fn a_buffer_shared_by_columns_is_counted_once() {
+        use arrow::array::{ArrayRef, DictionaryArray, Int32Array, StringArray};
+        let keys = Int32Array::from(vec![0, 1, 0, 0]);
+        let column = |values: [&str; 2]| -> ArrayRef {
+            Arc::new(DictionaryArray::new(
+                keys.clone(),
+                Arc::new(StringArray::from(values.to_vec())),
+            ))
+        };
+        let batch = RecordBatch::try_from_iter([
+            ("comm", column(["curl", "nginx"])),
+            ("upid", column(["1:7", "2:7"])),
+        ])
+        .unwrap();
+        let counted_twice: usize = batch
+            .columns()
+            .iter()
+            .map(|c| c.to_data().get_array_memory_size())
+            .sum();
+        let keys_bytes = keys.values().inner().capacity();
+        assert!(keys_bytes >= 16);
+        assert_eq!(memory_bytes(&batch), counted_twice - keys_bytes);
+    }
+
     #[test]
     fn evicts_oldest_whole_batches_and_counts() {
-        let one = batch(&[1, 2, 3]).get_array_memory_size();
+        let one = memory_bytes(&batch(&[1, 2, 3]));
         // Room for exactly two three-row batches.
         let (store, stats) = store(2 * one, vec![]);
         store.register("t", schema()).unwrap();
@@ -534,7 +596,7 @@ mod tests {
 
     #[test]
     fn batch_larger_than_budget_is_refused_and_counted() {
-        let small = batch(&[1]).get_array_memory_size();
+        let small = memory_bytes(&batch(&[1]));
         let (store, stats) = store(small, vec![]);
         store.register("t", schema()).unwrap();
         store.append("t", batch(&[1])).unwrap();
@@ -568,7 +630,7 @@ mod tests {
 
     #[test]
     fn snapshot_is_unaffected_by_later_appends_and_evictions() {
-        let one = batch(&[1]).get_array_memory_size();
+        let one = memory_bytes(&batch(&[1]));
         let (store, _) = store(one, vec![]);
         store.register("t", schema()).unwrap();
         store.append("t", batch(&[1])).unwrap();

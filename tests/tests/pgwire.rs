@@ -269,7 +269,7 @@ fn grafana_catalog_queries() {
         "req_path|Utf8",
         "resp_status|Int64",
         "latency|Int64",
-        "node|Utf8",
+        "node|Dictionary(Int32, Utf8)",
     ] {
         assert!(columns.contains(&column), "{column} not in {columns:?}");
     }

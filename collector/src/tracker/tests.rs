@@ -76,10 +76,11 @@ impl Taken {
     fn len(&self) -> usize {
         self.batch.as_ref().map_or(0, |b| b.num_rows())
     }
+    /// A string cell (a connection column is a dictionary).
     fn text(&self, column: &str, row: usize) -> String {
         let batch = self.batch.as_ref().unwrap();
-        batch
-            .column_by_name(column)
+        let column = batch.column_by_name(column).unwrap();
+        arrow::compute::cast(column, &arrow::datatypes::DataType::Utf8)
             .unwrap()
             .as_string::<i32>()
             .value(row)

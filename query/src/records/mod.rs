@@ -11,7 +11,7 @@ mod tables;
 
 pub use builder_room::FinishKeepingRoom;
 pub use column::{ColumnValue, RedisArgs, headers_to_json};
-pub use conn::{ConnColumnsBuilder, ConnFields, K8sFields, TraceRole};
+pub use conn::{ConnColumnsBuilder, ConnFields, K8sFields, TraceRole, conn_string_type};
 pub use probes::{ProbeStatusRow, probe_status_batch, probe_status_schema};
 pub use table::{TableBuilder, TableRow};
 pub use tables::{
