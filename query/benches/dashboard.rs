@@ -14,6 +14,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arrow::datatypes::{DataType, Schema};
+use arrow::record_batch::RecordBatch;
 use sonde_query::schema::{HTTP_EVENTS, http_events_schema};
 use sonde_query::{QueryEngine, TableStore};
 
@@ -22,9 +24,31 @@ mod synthetic;
 const QUERIES: &str = include_str!("../../bench/queries.sql");
 fn export(store: &TableStore, path: &std::path::Path) {
     let file = std::fs::File::create(path).expect("create export file");
-    let schema = http_events_schema();
+    let schema = Arc::new(Schema::new(
+        http_events_schema()
+            .fields()
+            .iter()
+            .map(|field| match field.data_type() {
+                DataType::Dictionary(_, values) => field
+                    .as_ref()
+                    .clone()
+                    .with_data_type(values.as_ref().clone()),
+                _ => field.as_ref().clone(),
+            })
+            .collect::<Vec<_>>(),
+    ));
     let mut writer = arrow::ipc::writer::FileWriter::try_new(file, &schema).expect("ipc writer");
     for batch in store.scan(HTTP_EVENTS, None, None) {
+        // An IPC file holds one dictionary per field, and every stored
+        // batch has its own (the connection columns): written as strings.
+        let columns = batch
+            .columns()
+            .iter()
+            .zip(schema.fields())
+            .map(|(column, field)| arrow::compute::cast(column, field.data_type()))
+            .collect::<Result<Vec<_>, _>>()
+            .expect("cast to plain columns");
+        let batch = RecordBatch::try_new(schema.clone(), columns).expect("plain batch");
         writer.write(&batch).expect("write batch");
     }
     writer.finish().expect("finish ipc");
