@@ -409,10 +409,6 @@ fn snapshot_of(name: &str, state: &Table) -> TableSnapshot {
     }
 }
 
-/// Checks `batch` against the table's schema (names, types, order, and —
-/// through `RecordBatch::try_new` — nulls in non-nullable columns) and
-/// rebinds it to the table's `SchemaRef`, so every stored batch carries
-/// exactly the schema DataFusion is told about.
 /// The bytes a batch holds, each buffer counted once: the connection
 /// columns of a protocol table share one keys buffer (`records/conn.rs`),
 /// which `RecordBatch::get_array_memory_size` would count once per column.
@@ -447,6 +443,10 @@ fn data_bytes(data: &ArrayData, seen: &mut HashSet<usize>) -> usize {
     bytes
 }
 
+/// Checks `batch` against the table's schema (names, types, order, and —
+/// through `RecordBatch::try_new` — nulls in non-nullable columns) and
+/// rebinds it to the table's `SchemaRef`, so every stored batch carries
+/// exactly the schema DataFusion is told about.
 fn conform(table: &str, schema: &SchemaRef, batch: RecordBatch) -> Result<RecordBatch, StoreError> {
     let mismatch = |reason: String| StoreError::SchemaMismatch {
         table: table.to_owned(),
