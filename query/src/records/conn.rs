@@ -47,6 +47,21 @@ pub struct K8sFields {
     pub remote_service: Option<String>,
 }
 
+impl K8sFields {
+    /// The values in `K8S_COLUMNS` order.
+    pub fn values(&self) -> [Option<&str>; K8S_COLUMN_COUNT] {
+        [
+            self.pod.as_deref(),
+            self.namespace.as_deref(),
+            self.container.as_deref(),
+            self.node.as_deref(),
+            self.service.as_deref(),
+            self.remote_pod.as_deref(),
+            self.remote_service.as_deref(),
+        ]
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConnFields {
     /// `pid:start_time`, unique across pid reuse.
@@ -69,19 +84,7 @@ const ROW_BYTES: usize = 8 + 4;
 /// Bytes of one connection's entry in the batch: its strings, pid 4, two
 /// ports 16, encrypted 1, and a 4-byte offset per string column (12).
 fn conn_entry_bytes(conn: &ConnFields) -> usize {
-    let k = &conn.k8s;
-    let k8s: usize = [
-        &k.pod,
-        &k.namespace,
-        &k.container,
-        &k.node,
-        &k.service,
-        &k.remote_pod,
-        &k.remote_service,
-    ]
-    .into_iter()
-    .map(|value| value.as_ref().map_or(0, String::len))
-    .sum();
+    let k8s: usize = conn.k8s.values().iter().flatten().map(|v| v.len()).sum();
     4 + 16
         + 1
         + 12 * 4
@@ -176,7 +179,7 @@ impl ConnColumnsBuilder {
         self.index.clear();
         self.last = None;
         let conn_of = |key: &i32| &conns[*key as usize];
-        let strings = |value: fn(&ConnFields) -> Option<&str>| -> ArrayRef {
+        let strings = |value: &dyn Fn(&ConnFields) -> Option<&str>| -> ArrayRef {
             let values = StringArray::from_iter(conns.iter().map(|conn| value(conn)));
             let nulls = match values.null_count() {
                 0 => None,
@@ -191,37 +194,35 @@ impl ConnColumnsBuilder {
                     .expect("every key indexes the batch's connections"),
             )
         };
-        let columns: Vec<ArrayRef> = vec![
+        let mut columns: Vec<ArrayRef> = vec![
             self.time.finish_keeping_room(),
-            strings(|c| Some(&c.upid)),
+            strings(&|c| Some(&c.upid)),
             Arc::new(UInt32Array::from_iter_values(
                 keys.iter().map(|k| conn_of(k).pid),
             )),
-            strings(|c| Some(&c.comm)),
-            strings(|c| Some(&c.remote_addr)),
+            strings(&|c| Some(&c.comm)),
+            strings(&|c| Some(&c.remote_addr)),
             Arc::new(Int64Array::from_iter_values(
                 keys.iter().map(|k| conn_of(k).remote_port),
             )),
-            strings(|c| Some(&c.local_addr)),
+            strings(&|c| Some(&c.local_addr)),
             Arc::new(Int64Array::from_iter_values(
                 keys.iter().map(|k| conn_of(k).local_port),
             )),
-            strings(|c| Some(c.trace_role.as_str())),
+            strings(&|c| Some(c.trace_role.as_str())),
             Arc::new(BooleanArray::new(
                 BooleanBuffer::collect_bool(rows, |row| conn_of(&keys[row]).encrypted),
                 None,
             )),
-            strings(|c| c.k8s.pod.as_deref()),
-            strings(|c| c.k8s.namespace.as_deref()),
-            strings(|c| c.k8s.container.as_deref()),
-            strings(|c| c.k8s.node.as_deref()),
-            strings(|c| c.k8s.service.as_deref()),
-            strings(|c| c.k8s.remote_pod.as_deref()),
-            strings(|c| c.k8s.remote_service.as_deref()),
         ];
+        // In K8S_COLUMNS order.
+        columns.extend((0..K8S_COLUMN_COUNT).map(|i| strings(&|c| c.k8s.values()[i])));
         columns
     }
 }
+
+/// How many Kubernetes columns follow the connection's identity.
+const K8S_COLUMN_COUNT: usize = crate::schema::K8S_COLUMNS.len();
 
 #[cfg(test)]
 mod tests {

@@ -275,9 +275,7 @@ mod tests {
 
     /// A string column's values (a connection column is a dictionary).
     fn string(batch: &RecordBatch, name: &str) -> Vec<String> {
-        let column = batch.column_by_name(name).unwrap();
-        let column = arrow::compute::cast(column, &arrow::datatypes::DataType::Utf8).unwrap();
-        let array = column.as_any().downcast_ref::<StringArray>().unwrap();
+        let array = strings(batch, name);
         array.iter().map(|v| v.unwrap().to_owned()).collect()
     }
 
