@@ -22,6 +22,8 @@ use sonde_query::schema::{HTTP_EVENTS, http_events_schema};
 
 mod synthetic;
 
+use synthetic::Connections;
+
 /// The per-endpoint p99 of bench/queries.sql, over the whole hour.
 const QUERIES: [(&str, &str); 2] = [
     (
@@ -87,8 +89,8 @@ fn main() {
         .expect("tokio runtime");
 
     // One node.
-    let single =
-        QueryEngine::new(synthetic::build(rows, Some("n1"))).with_timeout(Duration::from_secs(600));
+    let single = QueryEngine::new(synthetic::build(rows, Some("n1"), Connections::KeepAlive))
+        .with_timeout(Duration::from_secs(600));
     for (name, sql) in QUERIES {
         let (times, result_rows) = time_query(&runtime, &single, sql, repeat);
         report("one_node", rows, name, &times, result_rows);
@@ -100,7 +102,7 @@ fn main() {
     let mut workers = Vec::new();
     let mut peers = Vec::new();
     for node in ["n1", "n2", "n3"] {
-        let engine = QueryEngine::new(synthetic::build(rows, Some(node)));
+        let engine = QueryEngine::new(synthetic::build(rows, Some(node), Connections::KeepAlive));
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .expect("bind a worker port");

@@ -1,12 +1,16 @@
 //! Dashboard-style queries over synthetic http_events rows held in the real
 //! `TableStore` and run by the real `QueryEngine` (DataFusion).
 //!
-//! Not a criterion bench: it builds the table once per size, times each query
-//! (median of `SONDE_BENCH_REPEAT` runs after one warm-up) and prints CSV
-//! lines `engine,rows,query,median_ms,result_rows`. With
-//! `SONDE_BENCH_EXPORT_DIR` set it also writes the table as an Arrow IPC file
-//! `http_events_<rows>.arrow` there, so `bench/duckdb_queries.py` can run
-//! the same SQL in DuckDB over the same rows (converted to Parquet).
+//! Not a criterion bench: it builds the table once per size and connection
+//! case, times each query (median of `SONDE_BENCH_REPEAT` runs after one
+//! warm-up) and prints CSV lines `engine,rows,query,median_ms,result_rows`.
+//! The engine is `sonde` for rows on keep-alive connections and
+//! `sonde_conn_per_row` for the same rows on a connection each (the worst
+//! case of the connection columns' dictionaries). With
+//! `SONDE_BENCH_EXPORT_DIR` set it also writes the keep-alive table as an
+//! Arrow IPC file `http_events_<rows>.arrow` there, so
+//! `bench/duckdb_queries.py` can run the same SQL in DuckDB over the same
+//! rows (converted to Parquet).
 //! The queries are in `bench/queries.sql` (shared with the DuckDB side).
 //!
 //! Sizes: `SONDE_BENCH_ROWS` (comma-separated, default 1000000).
@@ -20,6 +24,8 @@ use sonde_query::schema::{HTTP_EVENTS, http_events_schema};
 use sonde_query::{QueryEngine, TableStore};
 
 mod synthetic;
+
+use synthetic::Connections;
 
 const QUERIES: &str = include_str!("../../bench/queries.sql");
 fn export(store: &TableStore, path: &std::path::Path) {
@@ -87,38 +93,63 @@ fn main() {
         .build()
         .expect("tokio runtime");
     for rows in sizes {
-        let started = Instant::now();
-        let store = synthetic::build(rows, None);
-        let bytes: usize = store.table_stats().iter().map(|t| t.bytes).sum();
-        eprintln!(
-            "built {rows} rows ({} MiB in the store) in {:.1?}",
-            bytes >> 20,
-            started.elapsed()
-        );
-        if let Some(dir) = &export_dir {
-            export(&store, &dir.join(format!("http_events_{rows}.arrow")));
-        }
-        let engine = QueryEngine::new(Arc::clone(&store)).with_timeout(Duration::from_secs(600));
-        for (name, sql) in queries() {
-            let sql = sql.replace("{p99}", "approx_percentile_cont(latency, 0.99)");
-            let mut times = Vec::with_capacity(repeat);
-            let mut result_rows = 0;
-            for run in 0..=repeat {
-                let t = Instant::now();
-                let result = runtime
-                    .block_on(engine.query(&sql))
-                    .unwrap_or_else(|e| panic!("{name}: {e}"));
-                if run > 0 {
-                    times.push(t.elapsed());
-                }
-                result_rows = result.num_rows();
+        for connections in [Connections::KeepAlive, Connections::PerRow] {
+            let store = build(rows, connections);
+            if let Some(dir) = &export_dir
+                && connections == Connections::KeepAlive
+            {
+                export(&store, &dir.join(format!("http_events_{rows}.arrow")));
             }
-            times.sort();
-            let median = times[times.len() / 2];
-            println!(
-                "sonde,{rows},{name},{:.2},{result_rows}",
-                median.as_secs_f64() * 1e3
-            );
+            let engine = match connections {
+                Connections::KeepAlive => "sonde",
+                Connections::PerRow => "sonde_conn_per_row",
+            };
+            run_queries(&runtime, store, engine, rows, repeat);
         }
+    }
+}
+
+/// The store of `rows` rows, its size reported on stderr.
+fn build(rows: usize, connections: Connections) -> Arc<TableStore> {
+    let started = Instant::now();
+    let store = synthetic::build(rows, None, connections);
+    let bytes: usize = store.table_stats().iter().map(|t| t.bytes).sum();
+    eprintln!(
+        "built {rows} rows, {connections:?} ({} MiB in the store) in {:.1?}",
+        bytes >> 20,
+        started.elapsed()
+    );
+    store
+}
+
+/// Times every query over `store`, printing a CSV line each.
+fn run_queries(
+    runtime: &tokio::runtime::Runtime,
+    store: Arc<TableStore>,
+    engine_name: &str,
+    rows: usize,
+    repeat: usize,
+) {
+    let engine = QueryEngine::new(store).with_timeout(Duration::from_secs(600));
+    for (name, sql) in queries() {
+        let sql = sql.replace("{p99}", "approx_percentile_cont(latency, 0.99)");
+        let mut times = Vec::with_capacity(repeat);
+        let mut result_rows = 0;
+        for run in 0..=repeat {
+            let t = Instant::now();
+            let result = runtime
+                .block_on(engine.query(&sql))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            if run > 0 {
+                times.push(t.elapsed());
+            }
+            result_rows = result.num_rows();
+        }
+        times.sort();
+        let median = times[times.len() / 2];
+        println!(
+            "{engine_name},{rows},{name},{:.2},{result_rows}",
+            median.as_secs_f64() * 1e3
+        );
     }
 }

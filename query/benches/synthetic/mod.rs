@@ -1,5 +1,6 @@
 //! Synthetic `http_events` rows for the query benchmarks: the same
-//! deterministic rows (xorshift seed 42, 20 paths, one hour) in every run.
+//! deterministic rows (xorshift seed 42, 20 paths, one hour) in every run,
+//! on keep-alive connections or on a connection each ([`Connections`]).
 
 use std::sync::Arc;
 
@@ -11,6 +12,45 @@ use sonde_query::{StatsRegistry, StoreConfig, TableStore};
 const T0_NS: i64 = 1_795_219_200_000_000_000;
 const SPAN_NS: i64 = 3_600_000_000_000;
 const BATCH_ROWS: usize = 8_192;
+
+/// Connections the keep-alive rows come from (clients of one server).
+const KEEP_ALIVE_CONNECTIONS: usize = 256;
+
+/// How the rows share connections: what the connection columns'
+/// dictionaries hold per stored batch (`records/conn.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Connections {
+    /// Rows spread over [`KEEP_ALIVE_CONNECTIONS`] connections: a batch's
+    /// dictionaries hold up to that many values, however many rows.
+    KeepAlive,
+    /// A connection per row (HTTP/1.0, `Connection: close`): as many
+    /// dictionary values as rows, the dictionaries' worst case.
+    PerRow,
+}
+
+/// Hands each row its connection. Both cases draw the same random values
+/// per row, so every other column is the same in both.
+struct ConnSource<'a> {
+    connections: Connections,
+    node: Option<&'a str>,
+    pool: Vec<Option<Arc<ConnFields>>>,
+}
+
+impl ConnSource<'_> {
+    fn next(&mut self, rng: &mut Rng) -> Arc<ConnFields> {
+        let fields = conn(rng, self.node);
+        if self.connections == Connections::PerRow {
+            return Arc::new(fields);
+        }
+        // The row's client port picks its connection: the first row to
+        // land on a connection sets its fields.
+        let slot = fields.remote_port as usize % KEEP_ALIVE_CONNECTIONS;
+        match self.pool.get_mut(slot) {
+            Some(entry) => Arc::clone(entry.get_or_insert_with(|| Arc::new(fields))),
+            None => Arc::new(fields),
+        }
+    }
+}
 
 const PATHS: [&str; 20] = [
     "/",
@@ -69,7 +109,7 @@ fn conn(rng: &mut Rng, node: Option<&str>) -> ConnFields {
     }
 }
 
-fn row(i: usize, rows: usize, rng: &mut Rng, node: Option<&str>) -> HttpRow {
+fn row(i: usize, rows: usize, rng: &mut Rng, conns: &mut ConnSource<'_>) -> HttpRow {
     let path = PATHS[rng.below(PATHS.len() as u64) as usize];
     let status = match rng.below(100) {
         0..=89 => 200,
@@ -83,7 +123,7 @@ fn row(i: usize, rows: usize, rng: &mut Rng, node: Option<&str>) -> HttpRow {
     let body = b"{\"ok\":true,\"items\":[1,2,3]}".to_vec();
     HttpRow {
         time_ns: T0_NS + (i as i64) * (SPAN_NS / rows as i64),
-        conn: Arc::new(conn(rng, node)),
+        conn: conns.next(rng),
         major_version: 1,
         minor_version: 1,
         content_type: "application/json".into(),
@@ -115,8 +155,8 @@ fn row(i: usize, rows: usize, rng: &mut Rng, node: Option<&str>) -> HttpRow {
 }
 
 /// A store holding `rows` synthetic `http_events` rows, their `node`
-/// column set to `node`.
-pub fn build(rows: usize, node: Option<&str>) -> Arc<TableStore> {
+/// column set to `node`, sharing connections as `connections` says.
+pub fn build(rows: usize, node: Option<&str>, connections: Connections) -> Arc<TableStore> {
     let stats = Arc::new(StatsRegistry::new());
     let config = StoreConfig {
         budget_bytes: 64 << 30,
@@ -125,9 +165,14 @@ pub fn build(rows: usize, node: Option<&str>) -> Arc<TableStore> {
     let store = Arc::new(TableStore::new(config, stats));
     store.register(HTTP_EVENTS, http_events_schema()).unwrap();
     let mut rng = Rng(42);
+    let mut conns = ConnSource {
+        connections,
+        node,
+        pool: vec![None; KEEP_ALIVE_CONNECTIONS],
+    };
     let mut builder = HttpEventsBuilder::new();
     for i in 0..rows {
-        builder.append(&row(i, rows, &mut rng, node));
+        builder.append(&row(i, rows, &mut rng, &mut conns));
         if builder.len() == BATCH_ROWS {
             store.append(HTTP_EVENTS, builder.finish()).unwrap();
         }
