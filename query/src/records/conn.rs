@@ -179,8 +179,9 @@ impl ConnColumnsBuilder {
         self.index.clear();
         self.last = None;
         let conn_of = |key: &i32| &conns[*key as usize];
-        let strings = |value: &dyn Fn(&ConnFields) -> Option<&str>| -> ArrayRef {
-            let values = StringArray::from_iter(conns.iter().map(|conn| value(conn)));
+        // A string column from its value per connection: the dictionary
+        // over those values, keyed by the rows' shared keys.
+        let dictionary = |values: StringArray| -> ArrayRef {
             let nulls = match values.null_count() {
                 0 => None,
                 n if n == values.len() => Some(NullBuffer::new_null(rows)),
@@ -196,27 +197,32 @@ impl ConnColumnsBuilder {
         };
         let mut columns: Vec<ArrayRef> = vec![
             self.time.finish_keeping_room(),
-            strings(&|c| Some(&c.upid)),
+            dictionary(conns.iter().map(|c| Some(c.upid.as_str())).collect()),
             Arc::new(UInt32Array::from_iter_values(
                 keys.iter().map(|k| conn_of(k).pid),
             )),
-            strings(&|c| Some(&c.comm)),
-            strings(&|c| Some(&c.remote_addr)),
+            dictionary(conns.iter().map(|c| Some(c.comm.as_str())).collect()),
+            dictionary(conns.iter().map(|c| Some(c.remote_addr.as_str())).collect()),
             Arc::new(Int64Array::from_iter_values(
                 keys.iter().map(|k| conn_of(k).remote_port),
             )),
-            strings(&|c| Some(&c.local_addr)),
+            dictionary(conns.iter().map(|c| Some(c.local_addr.as_str())).collect()),
             Arc::new(Int64Array::from_iter_values(
                 keys.iter().map(|k| conn_of(k).local_port),
             )),
-            strings(&|c| Some(c.trace_role.as_str())),
+            dictionary(conns.iter().map(|c| Some(c.trace_role.as_str())).collect()),
             Arc::new(BooleanArray::new(
                 BooleanBuffer::collect_bool(rows, |row| conn_of(&keys[row]).encrypted),
                 None,
             )),
         ];
-        // In K8S_COLUMNS order.
-        columns.extend((0..K8S_COLUMN_COUNT).map(|i| strings(&|c| c.k8s.values()[i])));
+        // In K8S_COLUMNS order; each connection's values listed once.
+        let k8s: Vec<[Option<&str>; K8S_COLUMN_COUNT]> =
+            conns.iter().map(|c| c.k8s.values()).collect();
+        columns.extend(
+            (0..K8S_COLUMN_COUNT)
+                .map(|column| dictionary(k8s.iter().map(|values| values[column]).collect())),
+        );
         columns
     }
 }
