@@ -6,8 +6,11 @@
  * Each traced syscall has an enter program that stashes its arguments per
  * thread (only when the fd is an AF_INET/AF_INET6 stream socket, decided from
  * the fd's file) and an exit program that reads the return value and emits
- * events to the ring buffer. Connections are tracked per (tgid, fd) and checked
- * against the socket pointer, so a reused fd starts a new connection.
+ * events to the ring buffer. In the default object, the calls that receive
+ * have only the exit program, which reads the arguments from the registers
+ * the syscall saved (ingress_exit_conn). Connections are tracked per
+ * (tgid, fd) and checked against the socket pointer, so a reused fd starts
+ * a new connection.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
@@ -937,19 +940,28 @@ int sys_exit_close(struct trace_event_raw_sys_exit *ctx)
 /* A TLS call this old no longer claims syscalls: should its return probe
  * have been missed (a stack switch, longjmp), the thread's socket syscalls
  * are traced again (as ciphertext, counted, not parsed) instead of being
- * suppressed for good. A blocking call's first syscall comes long before. */
+ * suppressed for good. A blocking call's first syscall comes long before.
+ * A receive is looked at only when it returns (tls_claims' at_exit), maybe
+ * after blocking for longer: there the age is waived while the call has
+ * made no other syscall or only ones on that fd, so a missed return keeps
+ * claiming at most the one socket it was reading, which carried TLS. */
 #define TLS_CALL_CLAIM_NS (10ULL * 1000 * 1000 * 1000)
 
 /* True if this thread is inside a TLS library call: the syscall moves its
  * ciphertext. Ties the call to this socket (sk: an inet socket Sonde traces)
- * instead of tracing the syscall. */
-static __always_inline bool tls_claims(int fd, struct sock *sk)
+ * instead of tracing the syscall. `at_exit`: asked when the syscall returns
+ * (the receives of the default object), when a blocking read inside the
+ * call may have waited longer than TLS_CALL_CLAIM_NS: the call still claims
+ * it if it has made no other syscall or only ones on this fd. */
+static __always_inline bool tls_claims(int fd, struct sock *sk, bool at_exit)
 {
 	if (!tls_calls_active())
 		return false;
 	__u64 id = bpf_get_current_pid_tgid();
 	struct tls_call *t = bpf_map_lookup_elem(&sonde_tls_active, &id);
-	if (!t || bpf_ktime_get_ns() - t->ts_enter > TLS_CALL_CLAIM_NS)
+	if (!t)
+		return false;
+	if (bpf_ktime_get_ns() - t->ts_enter > TLS_CALL_CLAIM_NS && !(at_exit && (t->fd == -1 || t->fd == fd)))
 		return false;
 	struct tls_ssl_key key = {.ssl = t->ssl, .tgid = id >> 32};
 	if (!sk) {
@@ -975,16 +987,25 @@ static __always_inline bool tls_claims(int fd, struct sock *sk)
  * file at the same address fails the second check, since no other kind of
  * file points at a struct socket). Two loads instead of seven on the busiest
  * path; other fds pay one hash lookup more. */
-static __always_inline struct sock *entry_inet_sock(int fd)
+static __always_inline struct sock *tracked_inet_sock(int fd, struct conn_state **tracked)
 {
+	*tracked = NULL;
 	struct file *file = fd_file(fd);
 	if (!file)
 		return NULL;
 	struct conn_key key = {.tgid = bpf_get_current_pid_tgid() >> 32, .fd = fd};
 	struct conn_state *c = bpf_map_lookup_elem(&sonde_conns, &key);
-	if (c && c->file == (__u64)file && (__u64)BPF_CORE_READ(file, private_data) == c->sock)
+	if (c && c->file == (__u64)file && (__u64)BPF_CORE_READ(file, private_data) == c->sock) {
+		*tracked = c;
 		return (struct sock *)c->sk;
+	}
 	return file_inet_sock(file);
+}
+
+static __always_inline struct sock *entry_inet_sock(int fd)
+{
+	struct conn_state *tracked;
+	return tracked_inet_sock(fd, &tracked);
 }
 
 static __always_inline int enter_data(__u8 syscall, __u8 direction, int fd, __u64 buf, __u64 count,
@@ -993,7 +1014,7 @@ static __always_inline int enter_data(__u8 syscall, __u8 direction, int fd, __u6
 	if (is_self())
 		return 0;
 	struct sock *sk = entry_inet_sock(fd);
-	if (!tls_claims(fd, sk) && sk)
+	if (!tls_claims(fd, sk, false) && sk)
 		stash(syscall, fd, buf, count, addr, sk, direction == SONDE_DIR_EGRESS);
 	return 0;
 }
@@ -1020,9 +1041,49 @@ static __always_inline bool seed_is_current(const struct active_call *call)
 	return (__s32)di == call->fd && si == call->buf;
 }
 
+#ifndef SONDE_COMPAT
+/* The start of an ingress data exit in the default object, which has no
+ * enter program for what a process receives: the exit reads the call's
+ * arguments from the registers the syscall saved on entry (x86-64: rdi,
+ * rsi, rdx; recvfrom's peer address in r8), which the kernel keeps until
+ * the return to user space. An ingress call's event time is its exit
+ * anyway, so the enter program only stashed arguments: without it each
+ * received message costs one program run, one task storage write and read
+ * and one connection lookup less, and a call that moved nothing (EAGAIN)
+ * or a file or pipe read costs one run instead of two. A call already in
+ * flight at start needs no seed either. */
+static __always_inline struct conn_state *ingress_exit_conn(__u8 syscall, long ret, struct active_call *call,
+							    __u64 *ts)
+{
+	/* A call inside a TLS library call may move no bytes and still tie
+	 * the SSL object to its socket (tls_claims), as its enter did. */
+	if ((ret <= 0 && !tls_calls_active()) || is_self())
+		return NULL;
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	if (!regs)
+		return NULL;
+	int fd = regs->di;
+	call->fd = fd;
+	call->buf = regs->si;
+	call->count = regs->dx;
+	call->addr = syscall == SONDE_SYS_RECVFROM ? regs->r8 : 0;
+	call->syscall = syscall;
+	struct conn_state *tracked;
+	struct sock *sk = tracked_inet_sock(fd, &tracked);
+	if (tls_claims(fd, sk, true) || ret <= 0 || !sk)
+		return NULL;
+	*ts = bpf_ktime_get_ns();
+	return tracked ? tracked : conn_get(fd, sk);
+}
+#endif
+
 static __always_inline struct conn_state *data_exit_conn(__u8 syscall, long ret, __u8 direction,
 							 struct active_call *call, __u64 *ts)
 {
+#ifndef SONDE_COMPAT
+	if (direction == SONDE_DIR_INGRESS)
+		return ingress_exit_conn(syscall, ret, call, ts);
+#endif
 	if (!unstash(syscall, call) || ret <= 0)
 		return NULL;
 	if (call->seeded) {
@@ -1111,15 +1172,30 @@ static __always_inline int exit_mmsg(__u8 syscall, long ret, __u8 direction)
 		return exit_fn(sys, ctx->ret, dir, ##__VA_ARGS__);                                    \
 	}
 
-DATA_PROBES(read, SONDE_SYS_READ, 0, exit_data, SONDE_DIR_INGRESS, false)
+/* What a process receives: the compat object stashes the arguments on
+ * entry; the default object has only the exit (ingress_exit_conn), and
+ * sonde_ebpf::COMPAT_ONLY_TRACEPOINTS lists the enter programs it lacks. */
+#ifdef SONDE_COMPAT
+#define INGRESS_PROBES(name, sys, addr_arg, exit_fn, ...) \
+	DATA_PROBES(name, sys, addr_arg, exit_fn, SONDE_DIR_INGRESS, ##__VA_ARGS__)
+#else
+#define INGRESS_PROBES(name, sys, addr_arg, exit_fn, ...)                                            \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                                                    \
+	int sys_exit_##name(struct trace_event_raw_sys_exit *ctx)                                     \
+	{                                                                                             \
+		return exit_fn(sys, ctx->ret, SONDE_DIR_INGRESS, ##__VA_ARGS__);                      \
+	}
+#endif
+
+INGRESS_PROBES(read, SONDE_SYS_READ, 0, exit_data, false)
 DATA_PROBES(write, SONDE_SYS_WRITE, 0, exit_data, SONDE_DIR_EGRESS, false)
-DATA_PROBES(recvfrom, SONDE_SYS_RECVFROM, ctx->args[4], exit_data, SONDE_DIR_INGRESS, false)
+INGRESS_PROBES(recvfrom, SONDE_SYS_RECVFROM, ctx->args[4], exit_data, false)
 DATA_PROBES(sendto, SONDE_SYS_SENDTO, ctx->args[4], exit_data, SONDE_DIR_EGRESS, false)
-DATA_PROBES(readv, SONDE_SYS_READV, 0, exit_data, SONDE_DIR_INGRESS, true)
+INGRESS_PROBES(readv, SONDE_SYS_READV, 0, exit_data, true)
 DATA_PROBES(writev, SONDE_SYS_WRITEV, 0, exit_data, SONDE_DIR_EGRESS, true)
-DATA_PROBES(recvmsg, SONDE_SYS_RECVMSG, 0, exit_msg, SONDE_DIR_INGRESS)
+INGRESS_PROBES(recvmsg, SONDE_SYS_RECVMSG, 0, exit_msg)
 DATA_PROBES(sendmsg, SONDE_SYS_SENDMSG, 0, exit_msg, SONDE_DIR_EGRESS)
-DATA_PROBES(recvmmsg, SONDE_SYS_RECVMMSG, 0, exit_mmsg, SONDE_DIR_INGRESS)
+INGRESS_PROBES(recvmmsg, SONDE_SYS_RECVMMSG, 0, exit_mmsg)
 DATA_PROBES(sendmmsg, SONDE_SYS_SENDMMSG, 0, exit_mmsg, SONDE_DIR_EGRESS)
 
 /* sendfile(out_fd, in_fd, offset, count): the bytes come from a file, not user

@@ -68,7 +68,19 @@ pub const TLS_UPROBES: &[(&str, &str, &str)] = &[
     ("ssl_read_ex_enter", "ssl_read_ex_exit", BIO_SSL_READ),
 ];
 
-/// Every tracepoint program in the object: (program name, category, tracepoint).
+/// The enter programs of the calls that receive, which only the compat
+/// object has: the default object's exits read those calls' arguments from
+/// the registers the syscall saved (`ingress_exit_conn` in `sonde.bpf.c`).
+pub const COMPAT_ONLY_TRACEPOINTS: &[&str] = &[
+    "sys_enter_read",
+    "sys_enter_recvfrom",
+    "sys_enter_readv",
+    "sys_enter_recvmsg",
+    "sys_enter_recvmmsg",
+];
+
+/// Every tracepoint program in the compat object: (program name, category,
+/// tracepoint). The default object has all but [`COMPAT_ONLY_TRACEPOINTS`].
 /// The program name is the C function name.
 pub const TRACEPOINTS: &[(&str, &str, &str)] = &[
     ("sys_enter_connect", "syscalls", "sys_enter_connect"),

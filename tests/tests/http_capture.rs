@@ -367,8 +367,11 @@ fn connection_opened_before_the_agent_is_traced() {
 
 /// A server thread already blocked in `recv` on a keep-alive connection when
 /// the agent starts (its syscall entered before the probes existed): the
-/// next request on that connection is captured on the server side too, from
-/// the arguments the agent seeds at start.
+/// next request on that connection is captured on the server side too. The
+/// default BPF object's exit of a call that receives reads its arguments
+/// from the registers the syscall saved, so no seed is used (the compat
+/// object, for kernels before 5.17, takes them from the seed the agent
+/// writes at start).
 #[test]
 fn a_server_blocked_in_read_when_the_agent_starts_is_traced() {
     if !ebpf_available() {
@@ -415,7 +418,8 @@ fn a_server_blocked_in_read_when_the_agent_starts_is_traced() {
         assert_eq!(s(&row[2]), "/hello");
         assert_eq!(i(&row[3]), 404);
     }
-    assert_eq!(agent.counter("kernel_seeded_calls_used"), 1);
+    assert_eq!(agent.counter("kernel_seeded_calls_used"), 0);
+    assert_eq!(agent.counter("kernel_seeded_calls_stale"), 0);
 }
 
 /// True when a thread of `pid` is blocked in read/recvfrom on a socket.
@@ -525,7 +529,9 @@ fn capture_stats_counts_events_and_shutdown_logs_them() {
     assert!(get("events_data").unwrap_or(0) >= 4, "{stats:?}");
     assert!(get("events_open").unwrap_or(0) >= 2, "{stats:?}");
     assert!(get("http_rows").unwrap_or(0) >= 2, "{stats:?}");
-    assert_eq!(get("probes_attached"), Some(32), "{stats:?}");
+    // The default object's 32 tracepoints but the five enters of the calls
+    // that receive, which only the compat object has.
+    assert_eq!(get("probes_attached"), Some(27), "{stats:?}");
     for name in [
         "kernel_ring_full_events",
         "stream_gaps",

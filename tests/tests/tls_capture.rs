@@ -734,3 +734,98 @@ fn openssl_s_server_www_behind_the_ssl_bio_is_captured() {
         "{status:?}"
     );
 }
+
+/// A blocking TLS server whose `SSL_read` waits longer than the kernel's
+/// claim window (10 s) in one `recv` for the next request on a keep-alive
+/// connection. The default BPF object looks at a receive only when it
+/// returns: the call must still claim that ciphertext read, so the
+/// plaintext comes from the TLS probes with the socket the call itself
+/// read from (no fallback to the SSL object's last socket, no ciphertext
+/// traced).
+#[test]
+fn a_tls_read_that_blocks_past_the_claim_window_is_still_plaintext() {
+    if !ebpf_available() {
+        return;
+    }
+    let agent = Agent::start("tls-long-read");
+    let dir = scratch_dir("tls-long-read");
+    let (cert, key) = self_signed_cert(&dir);
+    let port = tls_port();
+    let server_script = format!(
+        "import socket, ssl\n\
+         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n\
+         ctx.load_cert_chain({cert:?}, {key:?})\n\
+         listener = socket.create_server(('127.0.0.1', {port}))\n\
+         while True:\n\
+         \x20   conn, _ = listener.accept()\n\
+         \x20   try:\n\
+         \x20       s = ctx.wrap_socket(conn, server_side=True)\n\
+         \x20   except OSError:\n\
+         \x20       continue  # the readiness check's connection\n\
+         \x20   f = s.makefile('rb')\n\
+         \x20   for _ in range(2):\n\
+         \x20       f.readline()\n\
+         \x20       while f.readline() not in (b'\\r\\n', b''):\n\
+         \x20           pass\n\
+         \x20       s.sendall(b'HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\n\\r\\nok')\n\
+         \x20   s.close()\n\
+         \x20   break\n",
+        cert = cert.display().to_string(),
+        key = key.display().to_string(),
+    );
+    let mut cmd = Command::new("python3");
+    cmd.arg("-c").arg(&server_script);
+    let _server = Server::spawn(cmd, port);
+    let client_script = format!(
+        "import socket, ssl, time\n\
+         ctx = ssl.create_default_context(cafile={cert:?})\n\
+         with ctx.wrap_socket(socket.create_connection(('127.0.0.1', {port})), server_hostname='localhost') as s:\n\
+         \x20   for path in (b'/before', b'/after'):\n\
+         \x20       if path == b'/after':\n\
+         \x20           time.sleep(11)\n\
+         \x20       s.sendall(b'GET ' + path + b' HTTP/1.1\\r\\nHost: localhost\\r\\n\\r\\n')\n\
+         \x20       reply = b''\n\
+         \x20       while not reply.endswith(b'ok'):\n\
+         \x20           reply += s.recv(65536)\n\
+         print('done')\n",
+        cert = cert.display().to_string(),
+    );
+    let out = run(Command::new("python3").arg("-c").arg(&client_script));
+    assert_eq!(out.trim(), "done");
+
+    let rows = agent.wait_rows(
+        &format!(
+            "SELECT trace_role, req_path, resp_status, encrypted, resp_body FROM http_events \
+             WHERE local_port = {port} OR remote_port = {port} ORDER BY req_path, trace_role"
+        ),
+        4,
+        WAIT,
+    );
+    let got: Vec<(String, String, i64, bool, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                s(&r[0]),
+                s(&r[1]),
+                i(&r[2]),
+                r[3].as_bool().unwrap_or(false),
+                s(&r[4]),
+            )
+        })
+        .collect();
+    let row = |role: &str, path: &str| (role.into(), path.into(), 200, true, "ok".into());
+    assert_eq!(
+        got,
+        [
+            row("client", "/after"),
+            row("server", "/after"),
+            row("client", "/before"),
+            row("server", "/before"),
+        ],
+        "{:?}",
+        agent.capture_stats()
+    );
+    assert_eq!(agent.counter("kernel_tls_fd_fallback"), 0);
+    assert_eq!(agent.counter("kernel_tls_no_socket"), 0);
+    assert_eq!(agent.counter("tls_ciphertext_bytes"), 0);
+}

@@ -106,6 +106,24 @@ impl Variant {
         }
     }
 
+    /// Whether the object stashes the arguments of the calls that receive
+    /// on entry (and so takes seeds for them); the default object's exits
+    /// read them from the saved registers instead.
+    pub fn has_ingress_enters(self) -> bool {
+        self == Variant::Compat
+    }
+
+    /// The object's tracepoint programs: (program name, category, tracepoint).
+    pub fn tracepoints(
+        self,
+    ) -> impl Iterator<Item = &'static (&'static str, &'static str, &'static str)> {
+        sonde_ebpf::TRACEPOINTS
+            .iter()
+            .filter(move |(program, _, _)| {
+                self.has_ingress_enters() || !sonde_ebpf::COMPAT_ONLY_TRACEPOINTS.contains(program)
+            })
+    }
+
     pub fn file_name(self) -> &'static str {
         match self {
             Variant::Full => "sonde.bpf.o",
@@ -484,6 +502,24 @@ mod tests {
              CONFIG_DEBUG_INFO_BTF=y) and the bpf_probe_read_user helper (Linux 5.5); \
              Sonde supports Linux >= 5.10 with BTF (CONFIG_DEBUG_INFO_BTF=y)"
         );
+    }
+
+    #[test]
+    fn only_the_compat_object_stashes_what_is_received_on_entry() {
+        let names = |variant: Variant| variant.tracepoints().map(|t| t.0).collect::<Vec<_>>();
+        let full = names(Variant::Full);
+        let compat = names(Variant::Compat);
+        assert_eq!(compat.len(), sonde_ebpf::TRACEPOINTS.len());
+        assert_eq!(full.len(), compat.len() - 5);
+        for program in ["sys_exit_read", "sys_enter_write", "sys_exit_recvmmsg"] {
+            assert!(full.contains(&program), "{program}");
+        }
+        for program in sonde_ebpf::COMPAT_ONLY_TRACEPOINTS {
+            assert!(
+                !full.contains(program) && compat.contains(program),
+                "{program}"
+            );
+        }
     }
 
     #[test]

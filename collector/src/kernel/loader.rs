@@ -12,7 +12,7 @@ use aya::maps::{Array as BpfArray, HashMap as BpfHashMap, MapData, PerCpuArray, 
 use aya::programs::TracePoint;
 use aya::{Ebpf, EbpfLoader};
 use sonde_ebpf::events::{self, ConnId};
-use sonde_ebpf::{TRACEPOINTS, names};
+use sonde_ebpf::names;
 
 use super::features::{self, KernelPlan, PlanError};
 use super::seed;
@@ -188,7 +188,7 @@ pub fn load_and_attach(config: &ProbeConfig) -> Result<(Probes, RingBuf<MapData>
 
     let mut attached = Vec::new();
     let mut failed = Vec::new();
-    for &(program, category, tracepoint) in TRACEPOINTS {
+    for &(program, category, tracepoint) in kernel.variant.tracepoints() {
         match attach_one(&mut ebpf, program, category, tracepoint) {
             Ok(()) => attached.push(program.to_string()),
             Err(err) => {
@@ -205,7 +205,12 @@ pub fn load_and_attach(config: &ProbeConfig) -> Result<(Probes, RingBuf<MapData>
         return Err(ProbeError::NothingAttached { first });
     }
 
-    seed_calls_in_flight(&mut ebpf, &config.proc_root, self_tgid)?;
+    seed_calls_in_flight(
+        &mut ebpf,
+        &config.proc_root,
+        self_tgid,
+        kernel.variant.has_ingress_enters(),
+    )?;
 
     let ring = RingBuf::try_from(take_map(&mut ebpf, names::EVENTS_MAP)?).map_err(|source| {
         ProbeError::Map {
@@ -263,13 +268,19 @@ pub fn load_and_attach(config: &ProbeConfig) -> Result<(Probes, RingBuf<MapData>
 
 /// Seeds the arguments of socket syscalls threads were already blocked in
 /// when the probes attached (see `seed`); the kernel checks each before use.
+/// Calls that receive are seeded only for an object that stashes them on
+/// entry (`ingress_seeds`): the default object's exits need no seed.
 fn seed_calls_in_flight(
     ebpf: &mut Ebpf,
     proc_root: &Path,
     self_tgid: u32,
+    ingress_seeds: bool,
 ) -> Result<(), ProbeError> {
     let now_ns = crate::clock::Clock::monotonic_now();
-    let calls = seed::blocked_socket_calls(proc_root, self_tgid, now_ns);
+    let mut calls = seed::blocked_socket_calls(proc_root, self_tgid, now_ns);
+    if !ingress_seeds {
+        calls.retain(|(_, call)| !seed::receives(call.syscall));
+    }
     // Counted before the seeds go in (exits look for seeds while fewer were
     // taken than inserted), then lowered to those that did go in.
     set_seeds_inserted(ebpf, calls.len())?;
