@@ -775,12 +775,115 @@ static __always_inline void read_peer(__u64 uaddr, struct sonde_peer *peer)
 	}
 }
 
+/* --- calls that fit one record: copied without the loop ---
+ *
+ * Most calls move a request or a response head: a few hundred bytes in one
+ * buffer or in a few iovecs (a head and a body). Such a call is copied
+ * into the scratch event and sent as its one record right here: no bpf_loop
+ * call, no callback and copy state per piece, no separate tail record (the
+ * record is marked LAST and carries call_end). Bigger calls, and iovec
+ * arrays longer than DIRECT_MAX_IOVECS, take the copy loop.
+ *
+ * The bytes still go through the scratch event (bpf_ringbuf_output copies
+ * them once more) rather than straight into a record reserved in the ring:
+ * the verifier takes only constant reservation sizes, so a reserved record
+ * is rounded up to a size class and, for iovecs, doubled (it bounds each
+ * iovec's offset and length separately). Measured (BENCHMARKS.md,
+ * 2026-12-01), the wasted ring space (about twice the bytes for wrk
+ * against nginx) cost the reader more than the second copy of a few
+ * hundred bytes costs the kernel. */
+#define DIRECT_MAX_IOVECS 4
+
+/* The one-pass copy of an iovec array (at most DIRECT_MAX_IOVECS iovecs,
+ * remaining < SONDE_CHUNK_MAX bytes in all) into ev's payload, the array
+ * read with one probe read; returns the bytes copied. */
+static __always_inline __u64 direct_copy_iovecs(struct copy_state *s, struct sonde_data_event *ev,
+						__u64 remaining)
+{
+	struct iovec v[DIRECT_MAX_IOVECS] = {};
+	__u64 count = s->iov_count;
+	if (count > DIRECT_MAX_IOVECS)
+		count = DIRECT_MAX_IOVECS;
+	if (count && bpf_probe_read_user(v, count * sizeof(struct iovec), (void *)s->iov)) {
+		s->failed = true;
+		return 0;
+	}
+	__u64 off = 0;
+#pragma unroll
+	for (__u32 i = 0; i < DIRECT_MAX_IOVECS; i++) {
+		if (i >= count || off >= remaining)
+			break;
+		__u64 len = v[i].iov_len;
+		if (len > remaining - off)
+			len = remaining - off;
+		/* The masks restate for the verifier what holds already (off and
+		 * len below SONDE_CHUNK_MAX), on the registers the call takes:
+		 * a bound checked on a value the compiler spilled to the stack
+		 * is lost on older verifiers. With the scratch's slack after the
+		 * payload, the piece stays inside the scratch value. */
+		if (len && bpf_probe_read_user(ev->payload + (off & (SONDE_CHUNK_MAX - 1)), len & (SONDE_CHUNK_MAX - 1),
+					       v[i].iov_base)) {
+			s->failed = true;
+			break;
+		}
+		off += len;
+	}
+	return off;
+}
+
+/* Copies the call described by *s (s->remaining < SONDE_CHUNK_MAX) into
+ * the scratch event and sends it as one record marked LAST. */
+static __always_inline void emit_direct(struct copy_state *s)
+{
+	__u32 zero = 0;
+	struct data_scratch *scratch = bpf_map_lookup_elem(&sonde_scratch, &zero);
+	if (!scratch)
+		return;
+	struct sonde_data_event *ev = &scratch->ev;
+	__u64 remaining = s->remaining;
+	__u64 off = 0;
+	if (!s->iov) {
+		/* The mask restates remaining < SONDE_CHUNK_MAX for the verifier. */
+		__u64 len = remaining & (SONDE_CHUNK_MAX - 1);
+		if (bpf_probe_read_user(ev->payload, len, (void *)s->single_base))
+			s->failed = true;
+		else
+			off = len;
+	} else {
+		off = direct_copy_iovecs(s, ev, remaining);
+	}
+	fill_header(&ev->hdr, SONDE_EV_DATA, s->ts, &s->conn);
+	ev->position = s->position;
+	ev->call_end = s->call_end;
+	ev->copied = off;
+	ev->direction = s->direction;
+	ev->syscall = s->syscall;
+	ev->flags = SONDE_DATA_LAST | s->flags;
+	ev->peer = s->peer;
+	/* A record the full ring refused counts its bytes in ring_full_bytes,
+	 * as the copy loop's do, not as bytes left uncopied. */
+	off &= SONDE_CHUNK_MAX - 1; /* restated for the verifier: off <= remaining */
+	if (!ring_output(ev, SONDE_DATA_HEADER_SIZE + off))
+		stat_add(SONDE_STAT_RING_FULL_BYTES, off);
+	s->position += off;
+	s->copied = off;
+}
+
+/* True if the call fits one record and was sent by emit_direct. */
+static __always_inline bool emit_direct_if_fits(struct copy_state *s)
+{
+	if (s->remaining >= SONDE_CHUNK_MAX || (s->iov && s->iov_count > DIRECT_MAX_IOVECS))
+		return false;
+	emit_direct(s);
+	return true;
+}
+
 /* Emits the first min(total, cap) bytes of a call, from a single buffer (iov == 0)
  * or an iovec array, and accounts the whole call in the stream position (the
  * plaintext stream's for SONDE_DATA_TLS). */
 static __always_inline void emit_data(struct conn_state *c, __u8 direction, __u8 syscall, __u64 ts,
 				      __u64 buf, __u64 iov, __u64 iov_count, __u64 total, __u64 peer_addr,
-				      __u16 flags)
+				      __u16 flags, bool small_calls_direct)
 {
 	__u32 cap = sonde_max_bytes_per_call;
 	if (cap > MAX_BYTES_PER_CALL_LIMIT)
@@ -828,7 +931,8 @@ static __always_inline void emit_data(struct conn_state *c, __u8 direction, __u8
 	s->failed = false;
 	read_peer(peer_addr, &s->peer);
 
-	if (s->remaining > 0) {
+	bool direct = s->remaining > 0 && small_calls_direct && emit_direct_if_fits(s);
+	if (s->remaining > 0 && !direct) {
 		/* One iteration per record's worth of bytes, plus one per iovec:
 		 * a piece ends at a record's end or at an iovec's, and an empty
 		 * iovec takes an iteration to step past. */
@@ -845,7 +949,9 @@ static __always_inline void emit_data(struct conn_state *c, __u8 direction, __u8
 		stat_add(SONDE_STAT_READ_FAILURES, 1);
 	if (s->copied < total) {
 		stat_add(uncopied ? SONDE_STAT_UNCOPIED_BYTES : SONDE_STAT_BYTES_NOT_COPIED, total - s->copied);
-		emit_tail(s);
+		/* A direct record is its call's last: it already carries call_end. */
+		if (!direct)
+			emit_tail(s);
 	}
 }
 
@@ -1106,9 +1212,9 @@ static __always_inline int exit_data(__u8 syscall, long ret, __u8 direction, boo
 	if (!c)
 		return 0;
 	if (vectored)
-		emit_data(c, direction, call.syscall, ts, 0, call.buf, call.count, ret, 0, 0);
+		emit_data(c, direction, call.syscall, ts, 0, call.buf, call.count, ret, 0, 0, true);
 	else
-		emit_data(c, direction, call.syscall, ts, call.buf, 0, 0, ret, call.addr, 0);
+		emit_data(c, direction, call.syscall, ts, call.buf, 0, 0, ret, call.addr, 0, true);
 	return 0;
 }
 
@@ -1124,11 +1230,11 @@ static __always_inline int exit_msg(__u8 syscall, long ret, __u8 direction)
 	if (bpf_probe_read_user(&msg, sizeof(msg), (void *)call.buf)) {
 		/* Nothing to copy from: the bytes still advance the stream. */
 		stat_add(SONDE_STAT_READ_FAILURES, 1);
-		emit_data(c, direction, call.syscall, ts, 0, 0, 0, ret, 0, 0);
+		emit_data(c, direction, call.syscall, ts, 0, 0, 0, ret, 0, 0, true);
 		return 0;
 	}
 	emit_data(c, direction, call.syscall, ts, 0, (__u64)msg.msg_iov, msg.msg_iovlen, ret, (__u64)msg.msg_name,
-		  0);
+		  0, true);
 	return 0;
 }
 
@@ -1154,8 +1260,10 @@ static __always_inline int exit_mmsg(__u8 syscall, long ret, __u8 direction)
 		}
 		if (m.msg_len == 0)
 			continue;
+		/* The copy loop only, as before: inside this loop the direct
+		 * path would be verified once per message (MAX_MMSG times). */
 		emit_data(c, direction, call.syscall, ts, 0, (__u64)m.msg_hdr.msg_iov, m.msg_hdr.msg_iovlen,
-			  m.msg_len, (__u64)m.msg_hdr.msg_name, 0);
+			  m.msg_len, (__u64)m.msg_hdr.msg_name, 0, false);
 	}
 	return 0;
 }
@@ -1356,7 +1464,7 @@ static __always_inline int tls_exit(struct pt_regs *ctx, __u8 direction, __u8 sy
 	if (!c)
 		return 0;
 	__u64 ts = direction == SONDE_DIR_EGRESS ? call.ts_enter : bpf_ktime_get_ns();
-	emit_data(c, direction, syscall, ts, call.buf, 0, 0, total, 0, SONDE_DATA_TLS);
+	emit_data(c, direction, syscall, ts, call.buf, 0, 0, total, 0, SONDE_DATA_TLS, true);
 	return 0;
 }
 

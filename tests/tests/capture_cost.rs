@@ -177,3 +177,90 @@ fn a_writev_of_several_buffers_is_one_record() {
         "{records} data records for {EXCHANGES} exchanges"
     );
 }
+
+/// A call larger than the per-call copy cap is one ring record: its first
+/// `--max-bytes-per-call` bytes, marked as the call's last record with the
+/// call's end, so the uncopied rest is a gap of known size (not a second,
+/// header-only record). Bodies past the cap keep their exact sizes, and
+/// a writev of more buffers than the kernel's one-pass copy takes still
+/// parses into exact rows.
+#[test]
+fn a_call_over_the_copy_cap_is_one_record() {
+    if !ebpf_available() {
+        return;
+    }
+    const EXCHANGES: i64 = 200;
+    const CAP: i64 = 1024;
+    let agent = Agent::start_with("capped", &["--max-bytes-per-call", &CAP.to_string()]);
+    let before: HashMap<String, i64> = agent.capture_stats().into_iter().collect();
+    let port = free_port();
+    let done = run(Command::new("python3")
+        .arg(fixture("capped_exchanges.py"))
+        .args([port.to_string(), EXCHANGES.to_string()]));
+    assert_eq!(done.trim(), (2 * EXCHANGES).to_string());
+
+    let rows = agent.wait_rows(
+        &format!(
+            "SELECT trace_role, req_method, req_path, count(*), min(req_body_size), max(req_body_size), \
+             min(resp_body_size), max(resp_body_size), min(req_headers), max(resp_status) FROM http_events \
+             WHERE local_port = {port} OR remote_port = {port} \
+             GROUP BY trace_role, req_method, req_path ORDER BY trace_role, req_method"
+        ),
+        4,
+        WAIT,
+    );
+    let got: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            r.iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    let get_headers =
+        r#""{\"Host\":\"six.test\",\"X-One\":\"1\",\"X-Three\":\"3\",\"X-Two\":\"2\"}""#;
+    let post_headers = r#""{\"Content-Length\":\"5000\",\"Host\":\"capped.test\"}""#;
+    assert_eq!(
+        got,
+        [
+            format!(r#""client" "GET" "/six" {EXCHANGES} 0 0 2 2 {get_headers} 200"#),
+            format!(
+                r#""client" "POST" "/capped" {EXCHANGES} 5000 5000 3000 3000 {post_headers} 200"#
+            ),
+            format!(r#""server" "GET" "/six" {EXCHANGES} 0 0 2 2 {get_headers} 200"#),
+            format!(
+                r#""server" "POST" "/capped" {EXCHANGES} 5000 5000 3000 3000 {post_headers} 200"#
+            ),
+        ]
+    );
+
+    // Each exchange is four calls (each side's one send and one recv):
+    // four records, not eight (a capped call used to send its copied bytes
+    // and then a header-only record declaring the rest). The slack covers
+    // the test's own queries to the agent (their client side is traced).
+    let deadline = std::time::Instant::now() + WAIT;
+    let (records, not_copied) = loop {
+        let after: HashMap<String, i64> = agent.capture_stats().into_iter().collect();
+        let delta = |name: &str| {
+            after.get(name).copied().unwrap_or(0) - before.get(name).copied().unwrap_or(0)
+        };
+        let records = delta("events_data");
+        if records >= 8 * EXCHANGES || std::time::Instant::now() > deadline {
+            break (records, delta("kernel_bytes_not_copied"));
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert!(
+        (8 * EXCHANGES..10 * EXCHANGES).contains(&records),
+        "{records} data records for {} exchanges",
+        2 * EXCHANGES
+    );
+    // Every POST and its answer, on both sides, left all but CAP bytes.
+    let post = 66 + 5000;
+    let answer = 41 + 3000;
+    assert!(
+        not_copied >= 2 * EXCHANGES * (post - CAP + answer - CAP),
+        "{not_copied} bytes not copied"
+    );
+}
