@@ -592,6 +592,22 @@ struct {
 	__type(value, struct copy_state);
 } sonde_copy SEC(".maps");
 
+/* The header of a data event of the call in *s: `copied` bytes from stream
+ * position `position`, flagged `last` (SONDE_DATA_LAST or 0) besides the
+ * call's own flags. */
+static __always_inline void fill_data_header(struct sonde_data_event *ev, const struct copy_state *s,
+					     __u64 position, __u32 copied, __u16 last)
+{
+	fill_header(&ev->hdr, SONDE_EV_DATA, s->ts, &s->conn);
+	ev->position = position;
+	ev->call_end = s->call_end;
+	ev->copied = copied;
+	ev->direction = s->direction;
+	ev->syscall = s->syscall;
+	ev->peer = s->peer;
+	ev->flags = last | s->flags;
+}
+
 /* Sends the bytes gathered in the scratch event as one record: they are the
  * stream's bytes from position - pending on. */
 static __always_inline void flush_pending(struct copy_state *s)
@@ -606,16 +622,9 @@ static __always_inline void flush_pending(struct copy_state *s)
 	if (len == 0 || len > SONDE_CHUNK_MAX)
 		return;
 	s->pending = 0;
-	fill_header(&ev->hdr, SONDE_EV_DATA, s->ts, &s->conn);
-	ev->position = s->position - len;
-	ev->call_end = s->call_end;
-	ev->copied = len;
-	ev->direction = s->direction;
-	ev->syscall = s->syscall;
-	ev->peer = s->peer;
 	/* LAST only when the call is complete; otherwise emit_tail sends the
 	 * header-only event that ends the call (and declares the uncopied rest). */
-	ev->flags = (s->position == s->call_end ? SONDE_DATA_LAST : 0) | s->flags;
+	fill_data_header(ev, s, s->position - len, len, s->position == s->call_end ? SONDE_DATA_LAST : 0);
 	if (!ring_output(ev, SONDE_DATA_HEADER_SIZE + len))
 		stat_add(SONDE_STAT_RING_FULL_BYTES, len);
 }
@@ -738,14 +747,7 @@ static __always_inline void emit_tail(struct copy_state *s)
 	if (!scratch)
 		return;
 	struct sonde_data_event *ev = &scratch->ev;
-	fill_header(&ev->hdr, SONDE_EV_DATA, s->ts, &s->conn);
-	ev->position = s->position;
-	ev->call_end = s->call_end;
-	ev->copied = 0;
-	ev->direction = s->direction;
-	ev->syscall = s->syscall;
-	ev->peer = s->peer;
-	ev->flags = SONDE_DATA_LAST | s->flags;
+	fill_data_header(ev, s, s->position, 0, SONDE_DATA_LAST);
 	ring_output(ev, SONDE_DATA_HEADER_SIZE);
 }
 
@@ -852,17 +854,10 @@ static __always_inline void emit_direct(struct copy_state *s)
 	} else {
 		off = direct_copy_iovecs(s, ev, remaining);
 	}
-	fill_header(&ev->hdr, SONDE_EV_DATA, s->ts, &s->conn);
-	ev->position = s->position;
-	ev->call_end = s->call_end;
-	ev->copied = off;
-	ev->direction = s->direction;
-	ev->syscall = s->syscall;
-	ev->flags = SONDE_DATA_LAST | s->flags;
-	ev->peer = s->peer;
+	off &= SONDE_CHUNK_MAX - 1; /* restated for the verifier: off <= remaining */
+	fill_data_header(ev, s, s->position, off, SONDE_DATA_LAST);
 	/* A record the full ring refused counts its bytes in ring_full_bytes,
 	 * as the copy loop's do, not as bytes left uncopied. */
-	off &= SONDE_CHUNK_MAX - 1; /* restated for the verifier: off <= remaining */
 	if (!ring_output(ev, SONDE_DATA_HEADER_SIZE + off))
 		stat_add(SONDE_STAT_RING_FULL_BYTES, off);
 	s->position += off;

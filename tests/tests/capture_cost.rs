@@ -10,6 +10,18 @@ use std::time::Duration;
 use sonde_e2e::{Agent, ebpf_available, fixture, free_port, run, wait_until};
 
 const WAIT: Duration = Duration::from_secs(20);
+
+/// Each row's values as JSON text, joined by spaces.
+fn row_texts(rows: &[Vec<serde_json::Value>]) -> Vec<String> {
+    rows.iter()
+        .map(|r| {
+            r.iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect()
+}
 /// Bytes a connection may show without a recognised protocol before the
 /// kernel stops copying it (the tracker's OPAQUE_AFTER_UNKNOWN_BYTES).
 const OPAQUE_AFTER: i64 = 256 << 10;
@@ -139,15 +151,7 @@ fn a_writev_of_several_buffers_is_one_record() {
         4,
         WAIT,
     );
-    let got: Vec<String> = rows
-        .iter()
-        .map(|r| {
-            r.iter()
-                .map(|v| v.to_string())
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .collect();
+    let got = row_texts(&rows);
     assert_eq!(
         got,
         [
@@ -209,15 +213,7 @@ fn a_call_over_the_copy_cap_is_one_record() {
         4,
         WAIT,
     );
-    let got: Vec<String> = rows
-        .iter()
-        .map(|r| {
-            r.iter()
-                .map(|v| v.to_string())
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .collect();
+    let got = row_texts(&rows);
     let get_headers =
         r#""{\"Host\":\"six.test\",\"X-One\":\"1\",\"X-Three\":\"3\",\"X-Two\":\"2\"}""#;
     let post_headers = r#""{\"Content-Length\":\"5000\",\"Host\":\"capped.test\"}""#;
