@@ -10,6 +10,9 @@ use std::time::Duration;
 use sonde_e2e::{Agent, ebpf_available, fixture, free_port, run, wait_until};
 
 const WAIT: Duration = Duration::from_secs(20);
+/// Bytes a connection may show without a recognised protocol before the
+/// kernel stops copying it (the tracker's OPAQUE_AFTER_UNKNOWN_BYTES).
+const OPAQUE_AFTER: i64 = 256 << 10;
 
 /// Each row's values as JSON text, joined by spaces.
 fn row_texts(rows: &[Vec<serde_json::Value>]) -> Vec<String> {
@@ -22,9 +25,33 @@ fn row_texts(rows: &[Vec<serde_json::Value>]) -> Vec<String> {
         })
         .collect()
 }
-/// Bytes a connection may show without a recognised protocol before the
-/// kernel stops copying it (the tracker's OPAQUE_AFTER_UNKNOWN_BYTES).
-const OPAQUE_AFTER: i64 = 256 << 10;
+
+/// The capture counters' growth since `before`, once `counter` has grown
+/// by at least `at_least` (or after WAIT: the caller's assertion tells).
+fn stats_growth(
+    agent: &Agent,
+    before: &HashMap<String, i64>,
+    counter: &str,
+    at_least: i64,
+) -> HashMap<String, i64> {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let growth: HashMap<String, i64> = agent
+            .capture_stats()
+            .into_iter()
+            .map(|(name, value)| {
+                let grown = value - before.get(&name).copied().unwrap_or(0);
+                (name, grown)
+            })
+            .collect();
+        if growth.get(counter).copied().unwrap_or(0) >= at_least
+            || std::time::Instant::now() > deadline
+        {
+            return growth;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
 
 #[test]
 fn traffic_of_no_known_protocol_is_counted_not_copied() {
@@ -166,16 +193,7 @@ fn a_writev_of_several_buffers_is_one_record() {
     // server's recv and send. One record each makes 4 per exchange; one
     // per iovec would make 7. The slack covers the large call's records and the test's own queries to
     // the agent (their client side is traced too).
-    let deadline = std::time::Instant::now() + WAIT;
-    let records = loop {
-        let after: HashMap<String, i64> = agent.capture_stats().into_iter().collect();
-        let records = after.get("events_data").copied().unwrap_or(0)
-            - before.get("events_data").copied().unwrap_or(0);
-        if records >= 4 * EXCHANGES || std::time::Instant::now() > deadline {
-            break records;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    };
+    let records = stats_growth(&agent, &before, "events_data", 4 * EXCHANGES)["events_data"];
     assert!(
         (4 * EXCHANGES..6 * EXCHANGES).contains(&records),
         "{records} data records for {EXCHANGES} exchanges"
@@ -235,18 +253,8 @@ fn a_call_over_the_copy_cap_is_one_record() {
     // four records, not eight (a capped call used to send its copied bytes
     // and then a header-only record declaring the rest). The slack covers
     // the test's own queries to the agent (their client side is traced).
-    let deadline = std::time::Instant::now() + WAIT;
-    let (records, not_copied) = loop {
-        let after: HashMap<String, i64> = agent.capture_stats().into_iter().collect();
-        let delta = |name: &str| {
-            after.get(name).copied().unwrap_or(0) - before.get(name).copied().unwrap_or(0)
-        };
-        let records = delta("events_data");
-        if records >= 8 * EXCHANGES || std::time::Instant::now() > deadline {
-            break (records, delta("kernel_bytes_not_copied"));
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    };
+    let growth = stats_growth(&agent, &before, "events_data", 8 * EXCHANGES);
+    let (records, not_copied) = (growth["events_data"], growth["kernel_bytes_not_copied"]);
     assert!(
         (8 * EXCHANGES..10 * EXCHANGES).contains(&records),
         "{records} data records for {} exchanges",
