@@ -422,6 +422,73 @@ fn a_server_blocked_in_read_when_the_agent_starts_is_traced() {
     assert_eq!(agent.counter("kernel_seeded_calls_stale"), 0);
 }
 
+/// A client thread already blocked in one `send` of a large request when the
+/// agent starts: its entry ran before the probes, yet the request is
+/// captured. The default BPF object's exit reads the call's arguments from
+/// the registers the syscall saved and, having no entry time, takes its own
+/// time as the request's start; no seed is used.
+#[test]
+fn a_client_blocked_in_a_send_when_the_agent_starts_is_traced() {
+    if !ebpf_available() {
+        return;
+    }
+    const BODY: i64 = 8 << 20;
+    let port = free_port();
+    let mut fixture_process = Command::new("python3")
+        .arg(fixture("blocked_sender.py"))
+        .args([port.to_string(), BODY.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("blocked_sender.py");
+    let mut stdout = BufReader::new(fixture_process.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("blocked line");
+    let tid: u32 = line
+        .trim()
+        .strip_prefix("blocked ")
+        .and_then(|tid| tid.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected line {line:?}"));
+    // sendto (44) or write (1): the thread waits for room in the socket.
+    wait_until(WAIT, || {
+        let text =
+            std::fs::read_to_string(format!("/proc/{}/task/{tid}/syscall", fixture_process.id()))
+                .unwrap_or_default();
+        matches!(text.split_whitespace().next(), Some("44" | "1"))
+    });
+
+    let agent = Agent::start("blocked-send");
+    fixture_process
+        .stdin
+        .as_mut()
+        .expect("stdin")
+        .write_all(b"go\n")
+        .expect("go");
+    line.clear();
+    stdout.read_line(&mut line).expect("status line");
+    assert_eq!(line.trim(), "201");
+    let _ = fixture_process.wait();
+
+    let sql = format!(
+        "SELECT trace_role, req_method, req_path, req_body_size, resp_status, resp_body, \
+         latency > 0 FROM http_events WHERE local_port = {port} OR remote_port = {port} \
+         ORDER BY trace_role"
+    );
+    let rows = agent.wait_rows(&sql, 2, WAIT);
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    for (row, role) in rows.iter().zip(["client", "server"]) {
+        assert_eq!(s(&row[0]), role, "{rows:?}");
+        assert_eq!(s(&row[1]), "POST");
+        assert_eq!(s(&row[2]), "/upload");
+        assert_eq!(i(&row[3]), BODY);
+        assert_eq!(i(&row[4]), 201);
+        assert_eq!(s(&row[5]), "ok");
+        assert_eq!(row[6], serde_json::json!(true), "{rows:?}");
+    }
+    assert_eq!(agent.counter("kernel_seeded_calls_used"), 0);
+    assert_eq!(agent.counter("kernel_seeded_calls_stale"), 0);
+}
+
 /// True when a thread of `pid` is blocked in read/recvfrom on a socket.
 fn blocked_in_socket_read(pid: u32) -> bool {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
