@@ -364,11 +364,16 @@ static __always_inline struct file *fd_file(int fd)
 	return file;
 }
 
+static __always_inline bool file_is_socket(struct file *file)
+{
+	umode_t mode = BPF_CORE_READ(file, f_inode, i_mode);
+	return (mode & S_IFMT) == S_IFSOCK;
+}
+
 /* The struct sock of an AF_INET/AF_INET6 TCP or UDP socket open as file, or NULL. */
 static __always_inline struct sock *file_inet_sock(struct file *file)
 {
-	umode_t mode = BPF_CORE_READ(file, f_inode, i_mode);
-	if ((mode & S_IFMT) != S_IFSOCK)
+	if (!file_is_socket(file))
 		return NULL;
 	struct socket *sock = BPF_CORE_READ(file, private_data);
 	if (!sock)
@@ -460,10 +465,13 @@ static __always_inline bool unstash(__u8 syscall, struct active_call *out)
 }
 
 #ifndef SONDE_COMPAT
-/* Entry of a call that sends, in the default object: only the time, which
- * is the event's (the exit reads the arguments from the saved registers).
- * Two stores into the thread's slot; the fd is looked at once, at exit. */
-static __always_inline int send_enter(__u8 syscall)
+/* Entry of a call that sends, in the default object: on a socket, only the
+ * time, which is the event's (the exit reads the arguments from the saved
+ * registers and finds the connection). On any other file, the mark that
+ * the call is not traced, so that its exit stops at the slot: a file or
+ * pipe write costs no more than a socket check at entry and a slot read at
+ * exit. */
+static __always_inline int send_enter(__u8 syscall, int fd)
 {
 	if (is_self())
 		return 0;
@@ -473,21 +481,32 @@ static __always_inline int send_enter(__u8 syscall)
 		stat_add(SONDE_STAT_ACTIVE_MAP_FULL, 1);
 		return 0;
 	}
-	slot->ts_enter = bpf_ktime_get_ns();
-	slot->syscall = syscall;
+	struct file *file = fd_file(fd);
+	if (file && file_is_socket(file)) {
+		slot->ts_enter = bpf_ktime_get_ns();
+		slot->syscall = syscall;
+	} else {
+		slot->syscall = 0;
+	}
 	return 0;
 }
 
-/* When this thread's call that sends began: its entry's time, or now for a
- * call already in flight when the probes attached (it has no entry). */
-static __always_inline __u64 send_start(__u8 syscall)
+/* The exit of a call that sends: false if its entry found no socket. Else
+ * *ts is when the call began: its entry's time, or now for a call already
+ * in flight when the probes attached (its thread has no slot yet: a thread
+ * blocked in a call makes no other). */
+static __always_inline bool send_traced(__u8 syscall, __u64 *ts)
 {
 	struct active_call *slot = bpf_task_storage_get(&sonde_task_call, bpf_get_current_task_btf(), 0, 0);
-	if (slot && slot->syscall == syscall) {
-		slot->syscall = 0;
-		return slot->ts_enter;
+	if (!slot) {
+		*ts = bpf_ktime_get_ns();
+		return true;
 	}
-	return bpf_ktime_get_ns();
+	if (slot->syscall != syscall)
+		return false;
+	slot->syscall = 0;
+	*ts = slot->ts_enter;
+	return true;
 }
 #endif
 
@@ -1165,14 +1184,17 @@ static __always_inline bool seed_is_current(const struct active_call *call)
  * The event time is the exit's for what the process receives and its
  * entry's (send_enter) for what it sends. Without stashed arguments a
  * received message costs no entry program at all, a sent one an entry
- * that only reads the clock, the fd is looked up once per call, and a call
- * already in flight at start needs no seed. */
+ * that only checks that the fd is a socket and reads the clock, the
+ * connection is looked up once per call, and a call already in flight at
+ * start needs no seed. */
 static __always_inline struct conn_state *data_exit_conn(__u8 syscall, long ret, __u8 direction,
 							 struct active_call *call, __u64 *ts)
 {
 	/* A call inside a TLS library call may move no bytes and still tie
 	 * the SSL object to its socket (tls_claims). */
 	if ((ret <= 0 && !tls_calls_active()) || is_self())
+		return NULL;
+	if (direction == SONDE_DIR_EGRESS && !send_traced(syscall, ts))
 		return NULL;
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 	if (!regs)
@@ -1187,7 +1209,8 @@ static __always_inline struct conn_state *data_exit_conn(__u8 syscall, long ret,
 	struct sock *sk = tracked_inet_sock(fd, &tracked);
 	if (tls_claims(fd, sk, true) || ret <= 0 || !sk)
 		return NULL;
-	*ts = direction == SONDE_DIR_EGRESS ? send_start(syscall) : bpf_ktime_get_ns();
+	if (direction == SONDE_DIR_INGRESS)
+		*ts = bpf_ktime_get_ns();
 	return tracked ? tracked : conn_get(fd, sk);
 }
 #else
@@ -1308,7 +1331,7 @@ static __always_inline int exit_mmsg(__u8 syscall, long ret, __u8 direction)
 	SEC("tracepoint/syscalls/sys_enter_" #name)                                                   \
 	int sys_enter_##name(struct trace_event_raw_sys_enter *ctx)                                   \
 	{                                                                                             \
-		return send_enter(sys);                                                               \
+		return send_enter(sys, ctx->args[0]);                                                 \
 	}                                                                                             \
 	DATA_EXIT(name, sys, exit_fn, SONDE_DIR_EGRESS, ##__VA_ARGS__)
 #endif
@@ -1359,7 +1382,7 @@ int sys_enter_sendfile64(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_enter_sendfile64")
 int sys_enter_sendfile64(struct trace_event_raw_sys_enter *ctx)
 {
-	return send_enter(SONDE_SYS_SENDFILE);
+	return send_enter(SONDE_SYS_SENDFILE, ctx->args[0]);
 }
 #endif
 DATA_EXIT(sendfile64, SONDE_SYS_SENDFILE, exit_sendfile, SONDE_DIR_EGRESS)
