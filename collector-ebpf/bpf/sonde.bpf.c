@@ -3,16 +3,14 @@
  * Sonde socket capture: syscall tracepoints only (no kprobes, no fentry), so it
  * runs on kernels built without them.
  *
- * Each traced syscall has an exit program that reads the return value and
- * emits events to the ring buffer. In the default object, a data call's exit
- * reads the call's arguments from the registers the syscall saved
- * (data_exit_conn): the calls that receive have no enter program, and those
- * that send one that only reads the clock. Connect, accept and close (and
- * in the compat object every call) have an enter program that stashes
- * their arguments per thread, only when the fd is an AF_INET/AF_INET6
- * socket, decided from the fd's file. Connections are tracked per (tgid,
- * fd) and checked against the socket pointer, so a reused fd starts a new
- * connection.
+ * Each traced syscall has an enter program that stashes its arguments per
+ * thread (only when the fd is an AF_INET/AF_INET6 stream socket, decided from
+ * the fd's file) and an exit program that reads the return value and emits
+ * events to the ring buffer. In the default object, the calls that receive
+ * have only the exit program, which reads the arguments from the registers
+ * the syscall saved (ingress_exit_conn). Connections are tracked per
+ * (tgid, fd) and checked against the socket pointer, so a reused fd starts
+ * a new connection.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
@@ -66,9 +64,8 @@ static __always_inline __u64 fetch_add(__u64 *p, __u64 n)
 volatile const __u32 sonde_self_tgid = 0;
 volatile const __u32 sonde_max_bytes_per_call = 32768;
 /* The kernel stack size (THREAD_SIZE: 16 KiB on x86-64 without KASAN): the
- * task's saved user registers sit at its top. Only used by the compat
- * object to check seeded calls; a wrong value makes the check fail, never
- * read wrong data. */
+ * task's saved user registers sit at its top. Only used to check seeded
+ * calls; a wrong value makes the check fail, never read wrong data. */
 volatile const __u64 sonde_thread_size = 16384;
 
 /* Unread ring bytes at which a record wakes the reader. Below it records go
@@ -168,20 +165,27 @@ struct {
 } sonde_uncopied_epoch SEC(".maps");
 
 /* Arguments of a syscall in flight (struct sonde_active_call in the shared
- * header). */
+ * header), keyed by pid_tgid: userspace's seeds of calls in flight at start,
+ * and in the compat object every stashed call. The default object stashes
+ * in task storage (sonde_task_call) and takes only seeds from here. */
 #define active_call sonde_active_call
 
-#ifdef SONDE_COMPAT
-/* Keyed by pid_tgid: every call an entry stashed, and userspace's seeds of
- * calls in flight at start. The default object stashes in task storage
- * (sonde_task_call) and needs no seeds. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u64); /* pid_tgid */
 	__type(value, struct active_call);
 } sonde_active SEC(".maps");
-#endif
+
+/* The default object stashes in task storage and looks in sonde_active
+ * only for userspace's seeds, and only while some are left (enum
+ * sonde_seed_count: one writer per slot). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u64);
+} sonde_seeds SEC(".maps");
 
 #ifndef SONDE_COMPAT
 /* The syscall in flight of each thread, in the thread itself: a pointer
@@ -364,16 +368,11 @@ static __always_inline struct file *fd_file(int fd)
 	return file;
 }
 
-static __always_inline bool file_is_socket(struct file *file)
-{
-	umode_t mode = BPF_CORE_READ(file, f_inode, i_mode);
-	return (mode & S_IFMT) == S_IFSOCK;
-}
-
 /* The struct sock of an AF_INET/AF_INET6 TCP or UDP socket open as file, or NULL. */
 static __always_inline struct sock *file_inet_sock(struct file *file)
 {
-	if (!file_is_socket(file))
+	umode_t mode = BPF_CORE_READ(file, f_inode, i_mode);
+	if ((mode & S_IFMT) != S_IFSOCK)
 		return NULL;
 	struct socket *sock = BPF_CORE_READ(file, private_data);
 	if (!sock)
@@ -428,10 +427,9 @@ static __always_inline void stash(__u8 syscall, int fd, __u64 buf, __u64 count, 
 #endif
 }
 
-#ifdef SONDE_COMPAT
 /* This thread's entry in sonde_active, taken out: the seed userspace wrote
- * for its call in flight at start (see seed_is_current), or a call its
- * enter stashed. */
+ * for its call in flight at start (see seed_is_current), or in the compat
+ * object also a call its enter stashed. */
 static __always_inline bool take_seed(struct active_call *out)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -441,7 +439,6 @@ static __always_inline bool take_seed(struct active_call *out)
 	*out = *call;
 	return bpf_map_delete_elem(&sonde_active, &id) == 0;
 }
-#endif
 
 /* Pops the stashed call of this thread into *out; false unless it is the
  * syscall whose exit this is (an enter whose exit was never seen must not be
@@ -452,63 +449,29 @@ static __always_inline bool unstash(__u8 syscall, struct active_call *out)
 	if (!take_seed(out))
 		return false;
 #else
-	/* Only connect, accept and close stash here: the data calls' exits
-	 * read their arguments from the saved registers, so nothing in flight
-	 * at start needs a seed. */
 	struct active_call *slot = bpf_task_storage_get(&sonde_task_call, bpf_get_current_task_btf(), 0, 0);
-	if (!slot || !slot->syscall)
+	if (slot) {
+		if (!slot->syscall)
+			return false;
+		*out = *slot;
+		slot->syscall = 0;
+		return out->syscall == syscall;
+	}
+	/* No slot: the thread has not entered a traced call since the probes
+	 * attached, so this exit may end the call it was blocked in then, which
+	 * userspace may have seeded. (Once a thread has a slot, any seed of it
+	 * is stale and never looked at.) */
+	__u32 inserted_key = SONDE_SEEDS_INSERTED, taken_key = SONDE_SEEDS_TAKEN;
+	__u64 *inserted = bpf_map_lookup_elem(&sonde_seeds, &inserted_key);
+	__u64 *taken = bpf_map_lookup_elem(&sonde_seeds, &taken_key);
+	if (!inserted || !taken || *taken >= *inserted)
 		return false;
-	*out = *slot;
-	slot->syscall = 0;
+	if (!take_seed(out))
+		return false;
+	__sync_fetch_and_add(taken, 1);
 #endif
 	return out->syscall == syscall;
 }
-
-#ifndef SONDE_COMPAT
-/* Entry of a call that sends, in the default object: on a socket, only the
- * time, which is the event's (the exit reads the arguments from the saved
- * registers and finds the connection). On any other file, the mark that
- * the call is not traced, so that its exit stops at the slot: a file or
- * pipe write costs no more than a socket check at entry and a slot read at
- * exit. */
-static __always_inline int send_enter(__u8 syscall, int fd)
-{
-	if (is_self())
-		return 0;
-	struct active_call *slot = bpf_task_storage_get(&sonde_task_call, bpf_get_current_task_btf(), 0,
-							BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!slot) {
-		stat_add(SONDE_STAT_ACTIVE_MAP_FULL, 1);
-		return 0;
-	}
-	struct file *file = fd_file(fd);
-	if (file && file_is_socket(file)) {
-		slot->ts_enter = bpf_ktime_get_ns();
-		slot->syscall = syscall;
-	} else {
-		slot->syscall = 0;
-	}
-	return 0;
-}
-
-/* The exit of a call that sends: false if its entry found no socket. Else
- * *ts is when the call began: its entry's time, or now for a call already
- * in flight when the probes attached (its thread has no slot yet: a thread
- * blocked in a call makes no other). */
-static __always_inline bool send_traced(__u8 syscall, __u64 *ts)
-{
-	struct active_call *slot = bpf_task_storage_get(&sonde_task_call, bpf_get_current_task_btf(), 0, 0);
-	if (!slot) {
-		*ts = bpf_ktime_get_ns();
-		return true;
-	}
-	if (slot->syscall != syscall)
-		return false;
-	slot->syscall = 0;
-	*ts = slot->ts_enter;
-	return true;
-}
-#endif
 
 static __always_inline void fill_header(struct sonde_event_header *hdr, __u32 kind, __u64 ts,
 					const struct sonde_conn_id *conn)
@@ -1140,22 +1103,26 @@ static __always_inline struct sock *tracked_inet_sock(int fd, struct conn_state 
 	return file_inet_sock(file);
 }
 
-#ifdef SONDE_COMPAT
-/* Entry of a data call in the compat object: its arguments, stashed for
- * its exit, if its fd is an inet socket this thread's TLS call does not
- * claim. */
+static __always_inline struct sock *entry_inet_sock(int fd)
+{
+	struct conn_state *tracked;
+	return tracked_inet_sock(fd, &tracked);
+}
+
 static __always_inline int enter_data(__u8 syscall, __u8 direction, int fd, __u64 buf, __u64 count,
 				      __u64 addr)
 {
 	if (is_self())
 		return 0;
-	struct conn_state *tracked;
-	struct sock *sk = tracked_inet_sock(fd, &tracked);
+	struct sock *sk = entry_inet_sock(fd);
 	if (!tls_claims(fd, sk, false) && sk)
 		stash(syscall, fd, buf, count, addr, sk, direction == SONDE_DIR_EGRESS);
 	return 0;
 }
 
+/* The start of every data exit: the stashed call (false unless it is this
+ * syscall and it moved bytes), its connection, and the event time: the enter
+ * time for what the process sends, the exit time for what it receives. */
 /* A call seeded by userspace at start (the thread was already blocked in it
  * when the probes attached) is this thread's current syscall only if the
  * saved user registers still hold its first two arguments (x86-64: rdi,
@@ -1174,27 +1141,24 @@ static __always_inline bool seed_is_current(const struct active_call *call)
 		return false;
 	return (__s32)di == call->fd && si == call->buf;
 }
-#endif
 
 #ifndef SONDE_COMPAT
-/* The start of every data exit in the default object, which stashes no
- * arguments on entry: the exit reads them from the registers the syscall
- * saved on entry (x86-64: rdi, rsi, rdx; the peer address of recvfrom and
- * sendto in r8), which the kernel keeps until the return to user space.
- * The event time is the exit's for what the process receives and its
- * entry's (send_enter) for what it sends. Without stashed arguments a
- * received message costs no entry program at all, a sent one an entry
- * that only checks that the fd is a socket and reads the clock, the
- * connection is looked up once per call, and a call already in flight at
- * start needs no seed. */
-static __always_inline struct conn_state *data_exit_conn(__u8 syscall, long ret, __u8 direction,
-							 struct active_call *call, __u64 *ts)
+/* The start of an ingress data exit in the default object, which has no
+ * enter program for what a process receives: the exit reads the call's
+ * arguments from the registers the syscall saved on entry (x86-64: rdi,
+ * rsi, rdx; recvfrom's peer address in r8), which the kernel keeps until
+ * the return to user space. An ingress call's event time is its exit
+ * anyway, so the enter program only stashed arguments: without it each
+ * received message costs one program run, one task storage write and read
+ * and one connection lookup less, and a call that moved nothing (EAGAIN)
+ * or a file or pipe read costs one run instead of two. A call already in
+ * flight at start needs no seed either. */
+static __always_inline struct conn_state *ingress_exit_conn(__u8 syscall, long ret, struct active_call *call,
+							    __u64 *ts)
 {
 	/* A call inside a TLS library call may move no bytes and still tie
-	 * the SSL object to its socket (tls_claims). */
+	 * the SSL object to its socket (tls_claims), as its enter did. */
 	if ((ret <= 0 && !tls_calls_active()) || is_self())
-		return NULL;
-	if (direction == SONDE_DIR_EGRESS && !send_traced(syscall, ts))
 		return NULL;
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 	if (!regs)
@@ -1203,24 +1167,24 @@ static __always_inline struct conn_state *data_exit_conn(__u8 syscall, long ret,
 	call->fd = fd;
 	call->buf = regs->si;
 	call->count = regs->dx;
-	call->addr = syscall == SONDE_SYS_RECVFROM || syscall == SONDE_SYS_SENDTO ? regs->r8 : 0;
+	call->addr = syscall == SONDE_SYS_RECVFROM ? regs->r8 : 0;
 	call->syscall = syscall;
 	struct conn_state *tracked;
 	struct sock *sk = tracked_inet_sock(fd, &tracked);
 	if (tls_claims(fd, sk, true) || ret <= 0 || !sk)
 		return NULL;
-	if (direction == SONDE_DIR_INGRESS)
-		*ts = bpf_ktime_get_ns();
+	*ts = bpf_ktime_get_ns();
 	return tracked ? tracked : conn_get(fd, sk);
 }
-#else
-/* The start of every data exit in the compat object: the call its entry
- * stashed (false unless it is this syscall and it moved bytes), its
- * connection, and the event time: the enter time for what the process
- * sends, the exit time for what it receives. */
+#endif
+
 static __always_inline struct conn_state *data_exit_conn(__u8 syscall, long ret, __u8 direction,
 							 struct active_call *call, __u64 *ts)
 {
+#ifndef SONDE_COMPAT
+	if (direction == SONDE_DIR_INGRESS)
+		return ingress_exit_conn(syscall, ret, call, ts);
+#endif
 	if (!unstash(syscall, call) || ret <= 0)
 		return NULL;
 	if (call->seeded) {
@@ -1233,7 +1197,6 @@ static __always_inline struct conn_state *data_exit_conn(__u8 syscall, long ret,
 	*ts = direction == SONDE_DIR_EGRESS ? call->ts_enter : bpf_ktime_get_ns();
 	return conn_get(call->fd, (struct sock *)call->sk);
 }
-#endif
 
 /* Exit of read/write/recvfrom/sendto (single buffer) and readv/writev (iovec). */
 static __always_inline int exit_data(__u8 syscall, long ret, __u8 direction, bool vectored)
@@ -1300,92 +1263,76 @@ static __always_inline int exit_mmsg(__u8 syscall, long ret, __u8 direction)
 	return 0;
 }
 
-#define DATA_EXIT(name, sys, exit_fn, dir, ...)                                              \
+#define DATA_PROBES(name, sys, addr_arg, exit_fn, dir, ...)                                  \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                                                   \
+	int sys_enter_##name(struct trace_event_raw_sys_enter *ctx)                                   \
+	{                                                                                             \
+		return enter_data(sys, dir, ctx->args[0], ctx->args[1], ctx->args[2], addr_arg);      \
+	}                                                                                             \
 	SEC("tracepoint/syscalls/sys_exit_" #name)                                                    \
 	int sys_exit_##name(struct trace_event_raw_sys_exit *ctx)                                     \
 	{                                                                                             \
 		return exit_fn(sys, ctx->ret, dir, ##__VA_ARGS__);                                    \
 	}
 
-/* The compat object stashes every data call's arguments on entry. The
- * default object has no entry program for what a process receives, and one
- * that only reads the clock for what it sends (data_exit_conn);
- * sonde_ebpf::COMPAT_ONLY_TRACEPOINTS lists the entry programs it lacks. */
+/* What a process receives: the compat object stashes the arguments on
+ * entry; the default object has only the exit (ingress_exit_conn), and
+ * sonde_ebpf::COMPAT_ONLY_TRACEPOINTS lists the enter programs it lacks. */
 #ifdef SONDE_COMPAT
-#define DATA_ENTER(name, sys, dir, addr_arg)                                                          \
-	SEC("tracepoint/syscalls/sys_enter_" #name)                                                   \
-	int sys_enter_##name(struct trace_event_raw_sys_enter *ctx)                                   \
-	{                                                                                             \
-		return enter_data(sys, dir, ctx->args[0], ctx->args[1], ctx->args[2], addr_arg);      \
-	}
-#define INGRESS_PROBES(name, sys, addr_arg, exit_fn, ...)                                            \
-	DATA_ENTER(name, sys, SONDE_DIR_INGRESS, addr_arg)                                            \
-	DATA_EXIT(name, sys, exit_fn, SONDE_DIR_INGRESS, ##__VA_ARGS__)
-#define EGRESS_PROBES(name, sys, addr_arg, exit_fn, ...)                                             \
-	DATA_ENTER(name, sys, SONDE_DIR_EGRESS, addr_arg)                                             \
-	DATA_EXIT(name, sys, exit_fn, SONDE_DIR_EGRESS, ##__VA_ARGS__)
-#else
 #define INGRESS_PROBES(name, sys, addr_arg, exit_fn, ...) \
-	DATA_EXIT(name, sys, exit_fn, SONDE_DIR_INGRESS, ##__VA_ARGS__)
-#define EGRESS_PROBES(name, sys, addr_arg, exit_fn, ...)                                             \
-	SEC("tracepoint/syscalls/sys_enter_" #name)                                                   \
-	int sys_enter_##name(struct trace_event_raw_sys_enter *ctx)                                   \
+	DATA_PROBES(name, sys, addr_arg, exit_fn, SONDE_DIR_INGRESS, ##__VA_ARGS__)
+#else
+#define INGRESS_PROBES(name, sys, addr_arg, exit_fn, ...)                                            \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                                                    \
+	int sys_exit_##name(struct trace_event_raw_sys_exit *ctx)                                     \
 	{                                                                                             \
-		return send_enter(sys, ctx->args[0]);                                                 \
-	}                                                                                             \
-	DATA_EXIT(name, sys, exit_fn, SONDE_DIR_EGRESS, ##__VA_ARGS__)
+		return exit_fn(sys, ctx->ret, SONDE_DIR_INGRESS, ##__VA_ARGS__);                      \
+	}
 #endif
 
 INGRESS_PROBES(read, SONDE_SYS_READ, 0, exit_data, false)
-EGRESS_PROBES(write, SONDE_SYS_WRITE, 0, exit_data, false)
+DATA_PROBES(write, SONDE_SYS_WRITE, 0, exit_data, SONDE_DIR_EGRESS, false)
 INGRESS_PROBES(recvfrom, SONDE_SYS_RECVFROM, ctx->args[4], exit_data, false)
-EGRESS_PROBES(sendto, SONDE_SYS_SENDTO, ctx->args[4], exit_data, false)
+DATA_PROBES(sendto, SONDE_SYS_SENDTO, ctx->args[4], exit_data, SONDE_DIR_EGRESS, false)
 INGRESS_PROBES(readv, SONDE_SYS_READV, 0, exit_data, true)
-EGRESS_PROBES(writev, SONDE_SYS_WRITEV, 0, exit_data, true)
+DATA_PROBES(writev, SONDE_SYS_WRITEV, 0, exit_data, SONDE_DIR_EGRESS, true)
 INGRESS_PROBES(recvmsg, SONDE_SYS_RECVMSG, 0, exit_msg)
-EGRESS_PROBES(sendmsg, SONDE_SYS_SENDMSG, 0, exit_msg)
+DATA_PROBES(sendmsg, SONDE_SYS_SENDMSG, 0, exit_msg, SONDE_DIR_EGRESS)
 INGRESS_PROBES(recvmmsg, SONDE_SYS_RECVMMSG, 0, exit_mmsg)
-EGRESS_PROBES(sendmmsg, SONDE_SYS_SENDMMSG, 0, exit_mmsg)
+DATA_PROBES(sendmmsg, SONDE_SYS_SENDMMSG, 0, exit_mmsg, SONDE_DIR_EGRESS)
 
 /* sendfile(out_fd, in_fd, offset, count): the bytes come from a file, not user
  * memory, so only their size is accounted (userspace sees a gap it can skip). */
-static __always_inline int exit_sendfile(__u8 syscall, long ret, __u8 direction)
+SEC("tracepoint/syscalls/sys_enter_sendfile64")
+int sys_enter_sendfile64(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter_data(SONDE_SYS_SENDFILE, SONDE_DIR_EGRESS, ctx->args[0], 0, ctx->args[3], 0);
+}
+
+SEC("tracepoint/syscalls/sys_exit_sendfile64")
+int sys_exit_sendfile64(struct trace_event_raw_sys_exit *ctx)
 {
 	struct active_call call;
-	__u64 ts;
-	struct conn_state *c = data_exit_conn(syscall, ret, direction, &call, &ts);
+	if (!unstash(SONDE_SYS_SENDFILE, &call) || ctx->ret <= 0)
+		return 0;
+	struct conn_state *c = conn_get(call.fd, (struct sock *)call.sk);
 	if (!c)
 		return 0;
-	stat_add(SONDE_STAT_SENDFILE_BYTES, ret);
+	stat_add(SONDE_STAT_SENDFILE_BYTES, ctx->ret);
 	__u32 zero = 0;
 	struct copy_state *s = bpf_map_lookup_elem(&sonde_copy, &zero);
 	if (!s)
 		return 0;
 	s->conn = c->id;
-	s->ts = ts;
-	s->position = fetch_add(&c->bytes[SONDE_DIR_EGRESS], ret);
-	s->call_end = s->position + ret;
+	s->ts = call.ts_enter;
+	s->position = fetch_add(&c->bytes[SONDE_DIR_EGRESS], ctx->ret);
+	s->call_end = s->position + ctx->ret;
 	s->direction = SONDE_DIR_EGRESS;
 	s->syscall = SONDE_SYS_SENDFILE;
 	s->flags = 0;
 	emit_tail(s);
 	return 0;
 }
-
-#ifdef SONDE_COMPAT
-SEC("tracepoint/syscalls/sys_enter_sendfile64")
-int sys_enter_sendfile64(struct trace_event_raw_sys_enter *ctx)
-{
-	return enter_data(SONDE_SYS_SENDFILE, SONDE_DIR_EGRESS, ctx->args[0], 0, ctx->args[3], 0);
-}
-#else
-SEC("tracepoint/syscalls/sys_enter_sendfile64")
-int sys_enter_sendfile64(struct trace_event_raw_sys_enter *ctx)
-{
-	return send_enter(SONDE_SYS_SENDFILE, ctx->args[0]);
-}
-#endif
-DATA_EXIT(sendfile64, SONDE_SYS_SENDFILE, exit_sendfile, SONDE_DIR_EGRESS)
 
 /* A process is gone: userspace finalizes and forgets its connections. */
 SEC("tracepoint/sched/sched_process_exit")

@@ -139,14 +139,21 @@ struct sonde_exec_event {
 	__u64 timestamp_ns;
 };
 
+/* Slots of the sonde_seeds array: seeds userspace put in sonde_active at
+ * start (written by userspace only), and seeds exits took out (incremented
+ * by the programs only). Exits look for seeds while taken < inserted. */
+enum sonde_seed_count {
+	SONDE_SEEDS_INSERTED = 0,
+	SONDE_SEEDS_TAKEN = 1,
+};
+
 /* Arguments of a socket syscall in flight, stashed per thread at enter and
  * read at exit (the default object keeps it in the thread's task storage,
- * and for a call that sends only its time and syscall; the compat object
- * keeps it in sonde_active keyed by pid_tgid). For the compat object,
- * userspace writes these too, into sonde_active: at start it seeds the
- * calls of threads already blocked in a socket syscall (their enter was
- * before the probes), with `seeded` set; the exit program checks a seeded
- * call against the task's saved registers before using it. */
+ * the compat object in sonde_active keyed by pid_tgid). Userspace writes
+ * these too, into sonde_active: at start it seeds the calls of threads
+ * already blocked in a socket syscall (their enter was before the probes),
+ * with `seeded` set; the exit program checks a seeded call against the
+ * task's saved registers before using it. */
 struct sonde_active_call {
 	__u64 ts_enter; /* only for calls that send (their event time); 0 otherwise */
 	__u64 buf;    /* user buffer, iovec array, msghdr or mmsghdr array */

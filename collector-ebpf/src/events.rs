@@ -31,6 +31,10 @@ pub const DATA_LAST: u16 = h::SONDE_DATA_LAST as u16;
 pub const DATA_TLS: u16 = h::SONDE_DATA_TLS as u16;
 
 /// `ActiveCall::syscall` of the data syscalls (the kernel's enum sonde_syscall).
+/// Slots of the `sonde_seeds` array (`enum sonde_seed_count`).
+pub const SEEDS_INSERTED: u32 = h::SONDE_SEEDS_INSERTED as u32;
+pub const SEEDS_TAKEN: u32 = h::SONDE_SEEDS_TAKEN as u32;
+
 pub const SYS_READ: u8 = h::SONDE_SYS_READ as u8;
 pub const SYS_WRITE: u8 = h::SONDE_SYS_WRITE as u8;
 pub const SYS_READV: u8 = h::SONDE_SYS_READV as u8;
@@ -211,8 +215,8 @@ impl ExecEvent {
 }
 
 /// Arguments of a socket syscall in flight (the value of the per-thread
-/// stash, and of the compat object's `sonde_active`, keyed by pid_tgid,
-/// where userspace writes seeded ones at start).
+/// stash, and of `sonde_active`, keyed by pid_tgid, where userspace writes
+/// seeded ones at start).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ActiveCall {

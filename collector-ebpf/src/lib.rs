@@ -30,6 +30,7 @@ pub mod names {
     pub const UNCOPIED_MAP: &str = "sonde_uncopied";
     pub const UNCOPIED_EPOCH_MAP: &str = "sonde_uncopied_epoch";
     pub const ACTIVE_MAP: &str = "sonde_active";
+    pub const SEEDS_MAP: &str = "sonde_seeds";
     pub const STATS_MAP: &str = "sonde_stats";
     pub const SELF_TGID: &str = "sonde_self_tgid";
     pub const MAX_BYTES_PER_CALL: &str = "sonde_max_bytes_per_call";

@@ -424,9 +424,10 @@ fn a_server_blocked_in_read_when_the_agent_starts_is_traced() {
 
 /// A client thread already blocked in one `send` of a large request when the
 /// agent starts: its entry ran before the probes, yet the request is
-/// captured. The default BPF object's exit reads the call's arguments from
-/// the registers the syscall saved and, having no entry time, takes its own
-/// time as the request's start; no seed is used.
+/// captured, both sides, with the exact body size. The agent seeds that
+/// call's arguments from /proc at start (with either BPF object: only the
+/// calls that receive read theirs from the saved registers), and the exit
+/// takes exactly that one seed.
 #[test]
 fn a_client_blocked_in_a_send_when_the_agent_starts_is_traced() {
     if !ebpf_available() {
@@ -485,7 +486,7 @@ fn a_client_blocked_in_a_send_when_the_agent_starts_is_traced() {
         assert_eq!(s(&row[5]), "ok");
         assert_eq!(row[6], serde_json::json!(true), "{rows:?}");
     }
-    assert_eq!(agent.counter("kernel_seeded_calls_used"), 0);
+    assert_eq!(agent.counter("kernel_seeded_calls_used"), 1);
     assert_eq!(agent.counter("kernel_seeded_calls_stale"), 0);
 }
 

@@ -106,11 +106,10 @@ impl Variant {
         }
     }
 
-    /// Whether the object stashes every data call's arguments on entry: it
-    /// then has enter programs for the calls that receive, and takes seeds
-    /// of the calls in flight at start. The default object's exits read the
-    /// arguments from the saved registers instead.
-    pub fn stashes_data_calls(self) -> bool {
+    /// Whether the object stashes the arguments of the calls that receive
+    /// on entry (and so takes seeds for them); the default object's exits
+    /// read them from the saved registers instead.
+    pub fn has_ingress_enters(self) -> bool {
         self == Variant::Compat
     }
 
@@ -121,7 +120,7 @@ impl Variant {
         sonde_ebpf::TRACEPOINTS
             .iter()
             .filter(move |(program, _, _)| {
-                self.stashes_data_calls() || !sonde_ebpf::COMPAT_ONLY_TRACEPOINTS.contains(program)
+                self.has_ingress_enters() || !sonde_ebpf::COMPAT_ONLY_TRACEPOINTS.contains(program)
             })
     }
 

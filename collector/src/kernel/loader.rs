@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use aya::maps::{Array as BpfArray, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::TracePoint;
 use aya::{Ebpf, EbpfLoader};
-use sonde_ebpf::events::ConnId;
+use sonde_ebpf::events::{self, ConnId};
 use sonde_ebpf::names;
 
 use super::features::{self, KernelPlan, PlanError};
@@ -205,9 +205,12 @@ pub fn load_and_attach(config: &ProbeConfig) -> Result<(Probes, RingBuf<MapData>
         return Err(ProbeError::NothingAttached { first });
     }
 
-    if kernel.variant.stashes_data_calls() {
-        seed_calls_in_flight(&mut ebpf, &config.proc_root, self_tgid)?;
-    }
+    seed_calls_in_flight(
+        &mut ebpf,
+        &config.proc_root,
+        self_tgid,
+        kernel.variant.has_ingress_enters(),
+    )?;
 
     let ring = RingBuf::try_from(take_map(&mut ebpf, names::EVENTS_MAP)?).map_err(|source| {
         ProbeError::Map {
@@ -264,15 +267,23 @@ pub fn load_and_attach(config: &ProbeConfig) -> Result<(Probes, RingBuf<MapData>
 }
 
 /// Seeds the arguments of socket syscalls threads were already blocked in
-/// when the probes attached (see `seed`), for the object that stashes them
-/// on entry; the kernel checks each before use.
+/// when the probes attached (see `seed`); the kernel checks each before use.
+/// Calls that receive are seeded only for an object that stashes them on
+/// entry (`ingress_seeds`): the default object's exits need no seed.
 fn seed_calls_in_flight(
     ebpf: &mut Ebpf,
     proc_root: &Path,
     self_tgid: u32,
+    ingress_seeds: bool,
 ) -> Result<(), ProbeError> {
     let now_ns = crate::clock::Clock::monotonic_now();
-    let calls = seed::blocked_socket_calls(proc_root, self_tgid, now_ns);
+    let mut calls = seed::blocked_socket_calls(proc_root, self_tgid, now_ns);
+    if !ingress_seeds {
+        calls.retain(|(_, call)| !seed::receives(call.syscall));
+    }
+    // Counted before the seeds go in (exits look for seeds while fewer were
+    // taken than inserted), then lowered to those that did go in.
+    set_seeds_inserted(ebpf, calls.len())?;
     let map = ebpf
         .map_mut(names::ACTIVE_MAP)
         .ok_or(ProbeError::MissingMap(names::ACTIVE_MAP))?;
@@ -283,14 +294,30 @@ fn seed_calls_in_flight(
         })?;
     let mut seeded = 0usize;
     for (key, call) in &calls {
-        // BPF_NOEXIST: an enter that ran meanwhile has the fresher
-        // arguments.
+        // BPF_NOEXIST: in the compat object an enter that ran meanwhile
+        // has the fresher arguments.
         if active.insert(key, call.to_words(), 1).is_ok() {
             seeded += 1;
         }
     }
+    set_seeds_inserted(ebpf, seeded)?;
     tracing::info!(seeded, "socket syscalls in flight at start seeded");
     Ok(())
+}
+
+/// The `sonde_seeds` slot only userspace writes.
+fn set_seeds_inserted(ebpf: &mut Ebpf, count: usize) -> Result<(), ProbeError> {
+    let map_error = |source| ProbeError::Map {
+        name: names::SEEDS_MAP,
+        source,
+    };
+    let map = ebpf
+        .map_mut(names::SEEDS_MAP)
+        .ok_or(ProbeError::MissingMap(names::SEEDS_MAP))?;
+    let mut seeds: BpfArray<_, u64> = BpfArray::try_from(map).map_err(map_error)?;
+    seeds
+        .set(events::SEEDS_INSERTED, count as u64, 0)
+        .map_err(map_error)
 }
 
 fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, ProbeError> {

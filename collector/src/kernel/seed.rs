@@ -8,11 +8,12 @@
 //! a blocked task) and seeds the kernel's in-flight map for the ones on a
 //! socket. The exit program checks a seed against the task's saved
 //! registers before using it, so a thread that moved on meanwhile is never
-//! attributed another call's bytes. Done once, at start, and only for
-//! the compat object: the default object's exits read every data call's
-//! arguments from the saved registers themselves, so a call in flight at
-//! start is traced without a seed (a call that sends then takes its exit
-//! time as its event time, having no entry).
+//! attributed another call's bytes. Done once, at start. The default
+//! object's exits look for a seed only on threads that have not stashed a
+//! call since the probes attached, and only while seeds are left (the
+//! `sonde_seeds` counts). It takes seeds only for calls that send: its
+//! exits of calls that receive read the arguments from the saved registers
+//! themselves, so those need none.
 
 use std::path::Path;
 
@@ -44,6 +45,18 @@ fn data_syscall(nr: u64) -> Option<u8> {
         307 => events::SYS_SENDMMSG,
         _ => return None,
     })
+}
+
+/// Whether a data syscall (Sonde's id) receives bytes.
+pub fn receives(syscall: u8) -> bool {
+    matches!(
+        syscall,
+        events::SYS_READ
+            | events::SYS_READV
+            | events::SYS_RECVFROM
+            | events::SYS_RECVMSG
+            | events::SYS_RECVMMSG
+    )
 }
 
 /// Parses /proc/PID/task/TID/syscall ("NR ARG1 ... ARG6 SP PC" in hex for a
@@ -137,6 +150,15 @@ mod tests {
     use std::net::{TcpListener, TcpStream};
 
     use super::*;
+
+    #[test]
+    fn only_reads_and_receives_receive() {
+        let receiving: Vec<u64> = [0u64, 1, 19, 20, 44, 45, 46, 47, 299, 307]
+            .into_iter()
+            .filter(|&nr| data_syscall(nr).is_some_and(receives))
+            .collect();
+        assert_eq!(receiving, [0, 19, 45, 47, 299]);
+    }
 
     #[test]
     fn syscall_lines_of_data_calls_become_seeds() {
