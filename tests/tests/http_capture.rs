@@ -5,7 +5,7 @@
 //! `cargo test -p sonde-e2e -- --test-threads=1`
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -342,15 +342,7 @@ fn connection_opened_before_the_agent_is_traced() {
     assert_eq!(line.trim(), "connected");
 
     let agent = Agent::start("preexisting");
-    client
-        .stdin
-        .as_mut()
-        .expect("stdin")
-        .write_all(b"go\n")
-        .expect("go");
-    line.clear();
-    stdout.read_line(&mut line).expect("status line");
-    assert_eq!(line.trim(), "200");
+    assert_eq!(go_and_read_line(&mut client, &mut stdout), "200");
     let _ = client.wait();
 
     let sql = format!(
@@ -395,15 +387,7 @@ fn a_server_blocked_in_read_when_the_agent_starts_is_traced() {
     wait_until(WAIT, || blocked_in_socket_read(server.pid()));
 
     let agent = Agent::start("blocked-read");
-    client
-        .stdin
-        .as_mut()
-        .expect("stdin")
-        .write_all(b"go\n")
-        .expect("go");
-    line.clear();
-    stdout.read_line(&mut line).expect("status line");
-    assert_eq!(line.trim(), "404");
+    assert_eq!(go_and_read_line(&mut client, &mut stdout), "404");
     let _ = client.wait();
 
     let sql = format!(
@@ -459,15 +443,7 @@ fn a_client_blocked_in_a_send_when_the_agent_starts_is_traced() {
     });
 
     let agent = Agent::start("blocked-send");
-    fixture_process
-        .stdin
-        .as_mut()
-        .expect("stdin")
-        .write_all(b"go\n")
-        .expect("go");
-    line.clear();
-    stdout.read_line(&mut line).expect("status line");
-    assert_eq!(line.trim(), "201");
+    assert_eq!(go_and_read_line(&mut fixture_process, &mut stdout), "201");
     let _ = fixture_process.wait();
 
     let sql = format!(
@@ -488,6 +464,20 @@ fn a_client_blocked_in_a_send_when_the_agent_starts_is_traced() {
     }
     assert_eq!(agent.counter("kernel_seeded_calls_used"), 1);
     assert_eq!(agent.counter("kernel_seeded_calls_stale"), 0);
+}
+
+/// Tells a fixture waiting on its stdin to go on, and returns the next line
+/// it prints (its status line), trimmed.
+fn go_and_read_line(fixture: &mut Child, stdout: &mut BufReader<ChildStdout>) -> String {
+    fixture
+        .stdin
+        .as_mut()
+        .expect("stdin")
+        .write_all(b"go\n")
+        .expect("go");
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("status line");
+    line.trim().to_string()
 }
 
 /// True when a thread of `pid` is blocked in read/recvfrom on a socket.
