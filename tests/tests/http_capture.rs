@@ -329,17 +329,9 @@ fn connection_opened_before_the_agent_is_traced() {
     }
     let port = free_port();
     let _nginx = start_nginx("preexisting", port);
-    let mut client = Command::new("python3")
-        .arg(fixture("http_client.py"))
-        .args(["preexisting", &port.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("client");
-    let mut stdout = BufReader::new(client.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    stdout.read_line(&mut line).expect("connected line");
-    assert_eq!(line.trim(), "connected");
+    let (mut client, mut stdout, line) =
+        start_talking_fixture("http_client.py", &["preexisting", &port.to_string()]);
+    assert_eq!(line, "connected");
 
     let agent = Agent::start("preexisting");
     assert_eq!(go_and_read_line(&mut client, &mut stdout), "200");
@@ -371,17 +363,9 @@ fn a_server_blocked_in_read_when_the_agent_starts_is_traced() {
     }
     let port = free_port();
     let server = python_server(port);
-    let mut client = Command::new("python3")
-        .arg(fixture("http_client.py"))
-        .args(["preexisting", &port.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("client");
-    let mut stdout = BufReader::new(client.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    stdout.read_line(&mut line).expect("connected line");
-    assert_eq!(line.trim(), "connected");
+    let (mut client, mut stdout, line) =
+        start_talking_fixture("http_client.py", &["preexisting", &port.to_string()]);
+    assert_eq!(line, "connected");
     // The server's handler thread is in recvfrom (45) or read (0) on the
     // accepted socket before the agent starts.
     wait_until(WAIT, || blocked_in_socket_read(server.pid()));
@@ -419,18 +403,9 @@ fn a_client_blocked_in_a_send_when_the_agent_starts_is_traced() {
     }
     const BODY: i64 = 8 << 20;
     let port = free_port();
-    let mut fixture_process = Command::new("python3")
-        .arg(fixture("blocked_sender.py"))
-        .args([port.to_string(), BODY.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("blocked_sender.py");
-    let mut stdout = BufReader::new(fixture_process.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    stdout.read_line(&mut line).expect("blocked line");
+    let (mut fixture_process, mut stdout, line) =
+        start_talking_fixture("blocked_sender.py", &[&port.to_string(), &BODY.to_string()]);
     let tid: u32 = line
-        .trim()
         .strip_prefix("blocked ")
         .and_then(|tid| tid.parse().ok())
         .unwrap_or_else(|| panic!("unexpected line {line:?}"));
@@ -464,6 +439,22 @@ fn a_client_blocked_in_a_send_when_the_agent_starts_is_traced() {
     }
     assert_eq!(agent.counter("kernel_seeded_calls_used"), 1);
     assert_eq!(agent.counter("kernel_seeded_calls_stale"), 0);
+}
+
+/// Starts a Python fixture that waits on its stdin for the agent to start,
+/// and returns it, its stdout and the first line it printed, trimmed.
+fn start_talking_fixture(script: &str, args: &[&str]) -> (Child, BufReader<ChildStdout>, String) {
+    let mut child = Command::new("python3")
+        .arg(fixture(script))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|err| panic!("{script}: {err}"));
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("first line");
+    (child, stdout, line.trim().to_string())
 }
 
 /// Tells a fixture waiting on its stdin to go on, and returns the next line
