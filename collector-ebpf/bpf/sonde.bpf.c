@@ -592,6 +592,15 @@ struct {
 	__type(value, struct copy_state);
 } sonde_copy SEC(".maps");
 
+/* This CPU's scratch event (a data event with SONDE_CHUNK_MAX bytes of
+ * slack after its payload), or NULL. */
+static __always_inline struct sonde_data_event *scratch_event(void)
+{
+	__u32 zero = 0;
+	struct data_scratch *scratch = bpf_map_lookup_elem(&sonde_scratch, &zero);
+	return scratch ? &scratch->ev : NULL;
+}
+
 /* The header of a data event of the call in *s: `copied` bytes from stream
  * position `position`, flagged `last` (SONDE_DATA_LAST or 0) besides the
  * call's own flags. */
@@ -612,11 +621,9 @@ static __always_inline void fill_data_header(struct sonde_data_event *ev, const 
  * stream's bytes from position - pending on. */
 static __always_inline void flush_pending(struct copy_state *s)
 {
-	__u32 zero = 0;
-	struct data_scratch *scratch = bpf_map_lookup_elem(&sonde_scratch, &zero);
-	if (!scratch)
+	struct sonde_data_event *ev = scratch_event();
+	if (!ev)
 		return;
-	struct sonde_data_event *ev = &scratch->ev;
 	/* The mask restates the bound for the verifier: pending <= SONDE_CHUNK_MAX. */
 	__u32 len = s->pending & (2 * SONDE_CHUNK_MAX - 1);
 	if (len == 0 || len > SONDE_CHUNK_MAX)
@@ -664,9 +671,8 @@ static __always_inline long copy_step(struct copy_state *s)
 	if (n > SONDE_CHUNK_MAX - s->pending)
 		n = SONDE_CHUNK_MAX - s->pending;
 
-	__u32 zero = 0;
-	struct data_scratch *scratch = bpf_map_lookup_elem(&sonde_scratch, &zero);
-	if (!scratch)
+	struct sonde_data_event *ev = scratch_event();
+	if (!ev)
 		return 1;
 	/* The masks restate the bounds for the verifier: the piece starts within
 	 * the payload and is at most SONDE_CHUNK_MAX long, so with the slack
@@ -675,7 +681,7 @@ static __always_inline long copy_step(struct copy_state *s)
 	__u32 len = n & (2 * SONDE_CHUNK_MAX - 1);
 	if (len > SONDE_CHUNK_MAX)
 		return 1;
-	if (bpf_probe_read_user(scratch->ev.payload + offset, len, (void *)(base + s->iov_offset))) {
+	if (bpf_probe_read_user(ev->payload + offset, len, (void *)(base + s->iov_offset))) {
 		s->failed = true;
 		return 1;
 	}
@@ -742,11 +748,9 @@ static __always_inline void copy_loop(__u32 iterations)
  * (or all of it) was not copied. */
 static __always_inline void emit_tail(struct copy_state *s)
 {
-	__u32 zero = 0;
-	struct data_scratch *scratch = bpf_map_lookup_elem(&sonde_scratch, &zero);
-	if (!scratch)
+	struct sonde_data_event *ev = scratch_event();
+	if (!ev)
 		return;
-	struct sonde_data_event *ev = &scratch->ev;
 	fill_data_header(ev, s, s->position, 0, SONDE_DATA_LAST);
 	ring_output(ev, SONDE_DATA_HEADER_SIZE);
 }
@@ -837,11 +841,9 @@ static __always_inline __u64 direct_copy_iovecs(struct copy_state *s, struct son
  * the scratch event and sends it as one record marked LAST. */
 static __always_inline void emit_direct(struct copy_state *s)
 {
-	__u32 zero = 0;
-	struct data_scratch *scratch = bpf_map_lookup_elem(&sonde_scratch, &zero);
-	if (!scratch)
+	struct sonde_data_event *ev = scratch_event();
+	if (!ev)
 		return;
-	struct sonde_data_event *ev = &scratch->ev;
 	__u64 remaining = s->remaining;
 	__u64 off = 0;
 	if (!s->iov) {
