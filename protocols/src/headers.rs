@@ -10,12 +10,27 @@ use std::mem;
 use crate::held::HeapSize;
 
 /// Header fields in the order they were sent; names as sent.
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Default, PartialEq, Eq)]
 pub struct Headers {
     text: String,
     /// Per field: where its name ends and where its value ends in `text`.
     /// Its name starts where the previous field's value ends.
     ends: Vec<(usize, usize)>,
+}
+
+impl Clone for Headers {
+    fn clone(&self) -> Self {
+        Self {
+            text: self.text.clone(),
+            ends: self.ends.clone(),
+        }
+    }
+
+    /// Reuses this list's buffers (a derived `Clone` would allocate new ones).
+    fn clone_from(&mut self, source: &Self) {
+        self.text.clone_from(&source.text);
+        self.ends.clone_from(&source.ends);
+    }
 }
 
 impl Headers {

@@ -18,7 +18,7 @@ pub trait FinishKeepingRoom {
 
 /// Rows and value bytes a builder keeps room for after a flush, whatever
 /// the batch it finished.
-const MAX_KEPT_ROWS: usize = 16 * 1024;
+pub(super) const MAX_KEPT_ROWS: usize = 16 * 1024;
 const MAX_KEPT_VALUE_BYTES: usize = 4 << 20;
 
 impl FinishKeepingRoom for StringBuilder {

@@ -6,7 +6,7 @@
 use std::fmt::Write;
 
 use arrayvec::ArrayVec;
-use arrow::array::{BooleanBuilder, Int64Builder, StringBuilder};
+use arrow::array::{ArrayBuilder, BooleanBuilder, Int64Builder, StringBuilder};
 use arrow::datatypes::DataType;
 use sonde_protocols::Headers;
 use sonde_protocols::dns::{
@@ -20,7 +20,7 @@ use super::builder_room::FinishKeepingRoom;
 /// A value type a protocol table column can hold after the common columns.
 pub trait ColumnValue {
     type Builder: Default + FinishKeepingRoom;
-    const DATA_TYPE: DataType;
+    fn data_type() -> DataType;
     /// Whether the column may hold nulls (the `Option` values).
     const NULLABLE: bool = false;
     /// Appends the value; returns the bytes it adds (values and offsets),
@@ -41,7 +41,9 @@ fn append_written(builder: &mut StringBuilder, write: impl FnOnce(&mut StringBui
 
 impl ColumnValue for String {
     type Builder = StringBuilder;
-    const DATA_TYPE: DataType = DataType::Utf8;
+    fn data_type() -> DataType {
+        DataType::Utf8
+    }
     fn append_to(&self, builder: &mut StringBuilder) -> usize {
         builder.append_value(self);
         self.len() + OFFSET_BYTES
@@ -50,7 +52,9 @@ impl ColumnValue for String {
 
 impl ColumnValue for compact_str::CompactString {
     type Builder = StringBuilder;
-    const DATA_TYPE: DataType = DataType::Utf8;
+    fn data_type() -> DataType {
+        DataType::Utf8
+    }
     fn append_to(&self, builder: &mut StringBuilder) -> usize {
         builder.append_value(self);
         self.len() + OFFSET_BYTES
@@ -59,7 +63,9 @@ impl ColumnValue for compact_str::CompactString {
 
 impl ColumnValue for &'static str {
     type Builder = StringBuilder;
-    const DATA_TYPE: DataType = DataType::Utf8;
+    fn data_type() -> DataType {
+        DataType::Utf8
+    }
     fn append_to(&self, builder: &mut StringBuilder) -> usize {
         builder.append_value(self);
         self.len() + OFFSET_BYTES
@@ -68,7 +74,9 @@ impl ColumnValue for &'static str {
 
 impl ColumnValue for i64 {
     type Builder = Int64Builder;
-    const DATA_TYPE: DataType = DataType::Int64;
+    fn data_type() -> DataType {
+        DataType::Int64
+    }
     fn append_to(&self, builder: &mut Int64Builder) -> usize {
         builder.append_value(*self);
         8
@@ -77,7 +85,9 @@ impl ColumnValue for i64 {
 
 impl ColumnValue for bool {
     type Builder = BooleanBuilder;
-    const DATA_TYPE: DataType = DataType::Boolean;
+    fn data_type() -> DataType {
+        DataType::Boolean
+    }
     fn append_to(&self, builder: &mut BooleanBuilder) -> usize {
         builder.append_value(*self);
         1
@@ -86,7 +96,9 @@ impl ColumnValue for bool {
 
 impl ColumnValue for Option<String> {
     type Builder = StringBuilder;
-    const DATA_TYPE: DataType = DataType::Utf8;
+    fn data_type() -> DataType {
+        DataType::Utf8
+    }
     const NULLABLE: bool = true;
     fn append_to(&self, builder: &mut StringBuilder) -> usize {
         builder.append_option(self.as_deref());
@@ -96,7 +108,9 @@ impl ColumnValue for Option<String> {
 
 impl ColumnValue for Option<i64> {
     type Builder = Int64Builder;
-    const DATA_TYPE: DataType = DataType::Int64;
+    fn data_type() -> DataType {
+        DataType::Int64
+    }
     const NULLABLE: bool = true;
     fn append_to(&self, builder: &mut Int64Builder) -> usize {
         builder.append_option(*self);
@@ -107,7 +121,9 @@ impl ColumnValue for Option<i64> {
 /// Bytes captured from the wire (a body prefix), stored as lossy UTF-8 text.
 impl ColumnValue for Vec<u8> {
     type Builder = StringBuilder;
-    const DATA_TYPE: DataType = DataType::Utf8;
+    fn data_type() -> DataType {
+        DataType::Utf8
+    }
     fn append_to(&self, builder: &mut StringBuilder) -> usize {
         match std::str::from_utf8(self) {
             Ok(text) => {
@@ -129,10 +145,75 @@ impl ColumnValue for Vec<u8> {
 /// the combination RFC 9110 §5.3 defines, so no value is lost. Keys are
 /// sorted bytewise, making the text deterministic.
 impl ColumnValue for Headers {
-    type Builder = StringBuilder;
-    const DATA_TYPE: DataType = DataType::Utf8;
-    fn append_to(&self, builder: &mut StringBuilder) -> usize {
-        append_written(builder, |out| write_headers_json(self, out))
+    type Builder = HeadersJsonBuilder;
+    fn data_type() -> DataType {
+        DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+    }
+    fn append_to(&self, builder: &mut HeadersJsonBuilder) -> usize {
+        builder.append(self)
+    }
+}
+
+/// The builder of a header list column: a dictionary whose values are the
+/// JSON texts, keyed per row. A list equal to the previous row's is not
+/// written again: its row takes the same key. Consecutive rows often carry
+/// the very same fields (the client row and the server row of one
+/// exchange on this host, a client's repeated requests, a service's
+/// responses within one second), and comparing two lists costs a fraction
+/// of sorting and writing one, in time and in store bytes. Other repeats
+/// get a value each (a dictionary may list a text twice).
+#[derive(Debug, Default)]
+pub struct HeadersJsonBuilder {
+    /// Per row, the index of its JSON in `values`.
+    keys: Vec<i32>,
+    values: StringBuilder,
+    /// The list whose JSON is the last of `values`, if it is remembered.
+    last: Option<Headers>,
+}
+
+/// Header lists with more text are not remembered (bounds what a column
+/// keeps beside its rows; real lists are far shorter).
+const REMEMBERED_HEADERS_TEXT_BYTES: usize = 4096;
+
+/// Bytes of a row's key in a dictionary column.
+const KEY_BYTES: usize = 4;
+
+impl HeadersJsonBuilder {
+    /// Appends `headers`' row; returns the bytes it adds (key, and the
+    /// value and its offset when it is new).
+    fn append(&mut self, headers: &Headers) -> usize {
+        let mut added = KEY_BYTES;
+        if self.last.as_ref() != Some(headers) {
+            added += append_written(&mut self.values, |out| write_headers_json(headers, out));
+            if headers.text_len() <= REMEMBERED_HEADERS_TEXT_BYTES {
+                // Reuses the remembered list's two buffers.
+                self.last.get_or_insert_default().clone_from(headers);
+            } else {
+                self.last = None;
+            }
+        }
+        // The ring reader flushes every 8 192 rows: a batch never nears
+        // 2^31 values.
+        let key = i32::try_from(self.values.len().saturating_sub(1)).unwrap_or(i32::MAX);
+        self.keys.push(key);
+        added
+    }
+}
+
+impl FinishKeepingRoom for HeadersJsonBuilder {
+    fn finish_keeping_room(&mut self) -> arrow::array::ArrayRef {
+        let rows = self.keys.len().min(super::builder_room::MAX_KEPT_ROWS);
+        let keys = std::mem::replace(&mut self.keys, Vec::with_capacity(rows));
+        let values = self.values.finish_keeping_room();
+        // The next batch's dictionary starts empty.
+        self.last = None;
+        std::sync::Arc::new(
+            arrow::array::DictionaryArray::<arrow::datatypes::Int32Type>::try_new(
+                arrow::array::Int32Array::from(keys),
+                values,
+            )
+            .expect("every key indexes a value of the batch"),
+        )
     }
 }
 
@@ -285,7 +366,9 @@ fn needs_json_escape(bytes: &[u8]) -> bool {
 /// A DNS message header, as `{"txid":..,"qr":..,...}`.
 impl ColumnValue for DnsHeader {
     type Builder = StringBuilder;
-    const DATA_TYPE: DataType = DataType::Utf8;
+    fn data_type() -> DataType {
+        DataType::Utf8
+    }
     fn append_to(&self, builder: &mut StringBuilder) -> usize {
         append_written(builder, |out| self.write_json(out))
     }
@@ -294,7 +377,9 @@ impl ColumnValue for DnsHeader {
 /// A query's questions, as `{"queries":[{"name","type"}]}`.
 impl ColumnValue for Vec<DnsQuestion> {
     type Builder = StringBuilder;
-    const DATA_TYPE: DataType = DataType::Utf8;
+    fn data_type() -> DataType {
+        DataType::Utf8
+    }
     fn append_to(&self, builder: &mut StringBuilder) -> usize {
         append_written(builder, |out| write_questions_json(self, out))
     }
@@ -303,7 +388,9 @@ impl ColumnValue for Vec<DnsQuestion> {
 /// A response's answers, as `{"answers":[{"name","type","ttl","data"}]}`.
 impl ColumnValue for Vec<DnsRecord> {
     type Builder = StringBuilder;
-    const DATA_TYPE: DataType = DataType::Utf8;
+    fn data_type() -> DataType {
+        DataType::Utf8
+    }
     fn append_to(&self, builder: &mut StringBuilder) -> usize {
         append_written(builder, |out| write_answers_json(self, out))
     }
@@ -326,7 +413,9 @@ pub enum RedisArgs {
 /// omitted), or `[kind, channel]` (`null` without a channel) for a push.
 impl ColumnValue for RedisArgs {
     type Builder = StringBuilder;
-    const DATA_TYPE: DataType = DataType::Utf8;
+    fn data_type() -> DataType {
+        DataType::Utf8
+    }
     fn append_to(&self, builder: &mut StringBuilder) -> usize {
         append_written(builder, |out| match self {
             RedisArgs::Command { args, omitted } => write_args_json(args, *omitted, out),
@@ -349,7 +438,9 @@ impl ColumnValue for RedisArgs {
 /// `OK`, `ERR`, `RESULTSET` or `NONE`.
 impl ColumnValue for MysqlStatus {
     type Builder = StringBuilder;
-    const DATA_TYPE: DataType = DataType::Utf8;
+    fn data_type() -> DataType {
+        DataType::Utf8
+    }
     fn append_to(&self, builder: &mut StringBuilder) -> usize {
         let text = match self {
             MysqlStatus::Ok => "OK",
@@ -365,6 +456,7 @@ impl ColumnValue for MysqlStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow::array::AsArray;
 
     #[test]
     fn headers_json_joins_repeats_and_sorts() {
@@ -373,6 +465,66 @@ mod tests {
             .collect();
         assert_eq!(headers_to_json(&headers), r#"{"a":"\"q\"","b":"1, 2"}"#);
         assert_eq!(headers_to_json(&Headers::new()), "{}");
+    }
+
+    /// The values of a finished header column, in row order, and how many
+    /// texts its dictionary holds.
+    fn finished_values(builder: &mut HeadersJsonBuilder) -> (Vec<String>, usize) {
+        let array = builder.finish_keeping_room();
+        let dictionary = array.as_dictionary::<arrow::datatypes::Int32Type>();
+        let texts = dictionary.values().len();
+        let strings = arrow::compute::cast(&array, &DataType::Utf8).unwrap();
+        let rows = strings.as_string::<i32>().iter();
+        (rows.map(|v| v.unwrap().to_string()).collect(), texts)
+    }
+
+    #[test]
+    fn a_header_column_writes_each_list_as_its_own_json_whatever_came_before() {
+        let list = |fields: &[(&str, &str)]| -> Headers { fields.iter().copied().collect() };
+        let a = list(&[("server", "nginx"), ("content-length", "5")]);
+        // The same text as `a`, split into other fields: not the same list.
+        let a_split_otherwise = list(&[("servernginx", ""), ("content-", "length5")]);
+        let b = list(&[("host", "h")]);
+        let long_value = "v".repeat(REMEMBERED_HEADERS_TEXT_BYTES);
+        let large = list(&[("x-large", &long_value)]);
+        let lists = [
+            a.clone(),
+            a.clone(),
+            a_split_otherwise,
+            a.clone(),
+            b,
+            Headers::new(),
+            Headers::new(),
+            large.clone(),
+            large,
+            a.clone(),
+        ];
+        let mut builder = HeadersJsonBuilder::default();
+        let mut added = 0;
+        for headers in &lists {
+            added += headers.append_to(&mut builder);
+        }
+        let expected: Vec<String> = lists.iter().map(headers_to_json).collect();
+        // Written once per run of equal lists (the large one each time).
+        let written = [0, 2, 3, 4, 5, 7, 8, 9];
+        assert_eq!(
+            finished_values(&mut builder),
+            (expected.clone(), written.len())
+        );
+        assert_eq!(
+            added,
+            KEY_BYTES * lists.len()
+                + written
+                    .iter()
+                    .map(|&i| expected[i].len() + OFFSET_BYTES)
+                    .sum::<usize>()
+        );
+        // The next batch has a dictionary of its own.
+        a.append_to(&mut builder);
+        a.append_to(&mut builder);
+        let json = headers_to_json(&a);
+        assert_eq!(finished_values(&mut builder), (vec![json.clone(), json], 1));
+        assert_eq!(finished_values(&mut builder), (vec![], 0));
     }
 
     #[test]

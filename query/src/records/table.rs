@@ -66,7 +66,7 @@ macro_rules! protocol_table {
             let mut fields = $crate::schema::common_fields();
             $(fields.push(arrow::datatypes::Field::new(
                 stringify!($field),
-                <$ty as ColumnValue>::DATA_TYPE,
+                <$ty as ColumnValue>::data_type(),
                 <$ty as ColumnValue>::NULLABLE,
             ));)*
             std::sync::Arc::new(arrow::datatypes::Schema::new(fields))
